@@ -1,0 +1,91 @@
+import * as t from 'io-ts';
+
+/** An integer given as text (ini, environment) or number (CLI), within [min, max]. */
+function intIn(name: string, min: number, max: number): t.Type<number, number, unknown> {
+  return new t.Type<number, number, unknown>(
+    name,
+    (u): u is number => typeof u === 'number' && Number.isInteger(u) && u >= min && u <= max,
+    (u, c) => {
+      const n = typeof u === 'number' ? u : typeof u === 'string' && /^\s*-?\d+\s*$/.test(u) ? Number(u) : NaN;
+      return Number.isInteger(n) && n >= min && n <= max ? t.success(n) : t.failure(u, c, `expected an integer from ${min} to ${max}`);
+    },
+    t.identity,
+  );
+}
+
+/** A number of seconds given as text or number, >= min (fractions allowed, for tests and tuning). */
+function secondsAtLeast(name: string, min: number): t.Type<number, number, unknown> {
+  return new t.Type<number, number, unknown>(
+    name,
+    (u): u is number => typeof u === 'number' && Number.isFinite(u) && u >= min,
+    (u, c) => {
+      const n = typeof u === 'number' ? u : typeof u === 'string' && u.trim() !== '' ? Number(u) : NaN;
+      return Number.isFinite(n) && n >= min ? t.success(n) : t.failure(u, c, `expected a number of seconds >= ${min}`);
+    },
+    t.identity,
+  );
+}
+
+const NonEmpty = new t.Type<string, string, unknown>(
+  'NonEmptyString',
+  (u): u is string => typeof u === 'string' && u.trim() !== '',
+  (u, c) => (typeof u === 'string' && u.trim() !== '' ? t.success(u.trim()) : t.failure(u, c, 'expected a non-empty string')),
+  t.identity,
+);
+
+const LogLevel = t.keyof({ trace: null, debug: null, info: null, warn: null, error: null, fatal: null, silent: null });
+
+/**
+ * Every setting of a profile, with its codec. Values come from config.ini, the environment (same name) or
+ * the command line; all arrive as text except CLI numbers, so every codec accepts both.
+ */
+export const settingsCodec = t.type({
+  /** Where the bucket is: `http(s)://…` or a local directory (a path or `file://` URL). */
+  BUCKET_URL: NonEmpty,
+  /** Key of the index object listing the data files, one key per line. */
+  FILES_LIST_KEY: NonEmpty,
+  /** `sqlite://relative/path`, `sqlite:///absolute/path` (PostgreSQL and MySQL come with a later issue). */
+  DATABASE_URL: NonEmpty,
+  /** Registry file; default `registry/<profile>.json`. */
+  REGISTRY_PATH: NonEmpty,
+  /** Files fetched and validated at once. */
+  CONCURRENCY: intIn('CONCURRENCY', 1, 256),
+  /** Attempts per file within one cycle (network errors, 5xx, 429, truncated bodies). */
+  MAX_ATTEMPTS: intIn('MAX_ATTEMPTS', 1, 100),
+  /** Time allowed for one HTTP request, headers and body. */
+  REQUEST_TIMEOUT_SECONDS: secondsAtLeast('REQUEST_TIMEOUT_SECONDS', 0.05),
+  /** Pause between the end of one cycle and the start of the next (daemon mode). */
+  POLL_INTERVAL_SECONDS: secondsAtLeast('POLL_INTERVAL_SECONDS', 0),
+  /** Files larger than this are recorded failed instead of being read. */
+  MAX_FILE_MB: intIn('MAX_FILE_MB', 1, 1_000_000),
+  /** How often a done file is asked again whether its ETag or size changed; 0 = every cycle. */
+  RECHECK_DONE_SECONDS: secondsAtLeast('RECHECK_DONE_SECONDS', 0),
+  /** First wait before a failed file is tried on a later cycle; doubles per failure up to an hour. */
+  RETRY_FAILED_SECONDS: secondsAtLeast('RETRY_FAILED_SECONDS', 0),
+  /** Most files committed in one database transaction (one fsync per group, see README). */
+  COMMIT_MAX_FILES: intIn('COMMIT_MAX_FILES', 1, 10_000),
+  LOG_LEVEL: LogLevel,
+});
+
+export type Settings = t.TypeOf<typeof settingsCodec>;
+export type SettingKey = keyof Settings;
+export const SETTING_KEYS = Object.keys(settingsCodec.props) as SettingKey[];
+
+/** Built-in defaults: the last word when neither flag, environment nor profile sets a key. */
+export function defaultSettings(profile: string): Record<SettingKey, string> {
+  return {
+    BUCKET_URL: 'examples/sample-bucket',
+    FILES_LIST_KEY: 'files_list.data',
+    DATABASE_URL: 'sqlite://data/bucket-ingest.sqlite3',
+    REGISTRY_PATH: `registry/${profile}.json`,
+    CONCURRENCY: '16',
+    MAX_ATTEMPTS: '5',
+    REQUEST_TIMEOUT_SECONDS: '30',
+    POLL_INTERVAL_SECONDS: '60',
+    MAX_FILE_MB: '512',
+    RECHECK_DONE_SECONDS: '3600',
+    RETRY_FAILED_SECONDS: '60',
+    COMMIT_MAX_FILES: '64',
+    LOG_LEVEL: 'info',
+  };
+}

@@ -1,0 +1,46 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { App } from './app.js';
+import { describeError } from './errors.js';
+import { runCycle } from './pipeline.js';
+import type { CycleSummary } from './telemetry.js';
+
+export interface DaemonOptions {
+  once: boolean;
+  force: boolean;
+  /** Soft stop (first SIGTERM/SIGINT): no new files, finish those in flight, then return. */
+  stop: AbortSignal;
+  /** Hard stop (second signal): abandon files in flight. */
+  abort: AbortSignal;
+}
+
+export interface DaemonResult {
+  cycles: number;
+  last: CycleSummary | null;
+  /** Keys of the last listing that are recorded failed. */
+  failedKeys: string[];
+}
+
+/**
+ * Runs cycles until stopped (or once). The first cycle's errors are fatal, since they mean bad settings
+ * (unreachable bucket, broken database); later ones are logged and the next poll tries again, so a flaky
+ * bucket never kills or spins the daemon.
+ */
+export async function runDaemon(app: App, opts: DaemonOptions): Promise<DaemonResult> {
+  const result: DaemonResult = { cycles: 0, last: null, failedKeys: [] };
+  for (let cycle = 1; !opts.stop.aborted; cycle++) {
+    try {
+      // --force applies to the first cycle only: afterwards everything is current.
+      const summary = await runCycle(app, { cycle, force: opts.force && cycle === 1, stop: opts.stop, abort: opts.abort });
+      result.last = summary;
+      result.cycles = cycle;
+      app.telemetry.cycleFinished(cycle, summary);
+    } catch (err) {
+      if (cycle === 1 || opts.once) throw err;
+      app.telemetry.cycleFailed(cycle, describeError(err));
+    }
+    if (opts.once) break;
+    await sleep(app.settings.POLL_INTERVAL_SECONDS * 1000, undefined, { signal: opts.stop }).catch(() => undefined);
+  }
+  result.failedKeys = [...app.registry.all()].filter(([, e]) => e.status === 'failed').map(([k]) => k);
+  return result;
+}

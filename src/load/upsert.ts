@@ -1,0 +1,83 @@
+import type { Knex } from 'knex';
+import type { Cell, RecordType, Row } from '../records/types.js';
+import { PROVENANCE, REJECTED_TABLE } from './schema.js';
+import type { Rejection } from '../validate.js';
+import type { Dialect } from './database.js';
+
+/**
+ * Rows per statement. SQLite allows 32,766 bound values per statement (3.32+), PostgreSQL and MySQL 65,535;
+ * 500 rows × ≤ 9 columns stays far below all three.
+ */
+export const ROWS_PER_STATEMENT = 500;
+
+const quote = (dialect: Dialect, name: string): string => (dialect === 'mysql' ? `\`${name}\`` : `"${name}"`);
+
+/**
+ * Builds `INSERT … VALUES (…),(…) ON CONFLICT (key) DO UPDATE SET …` for `rows` rows. A plain multi-row
+ * VALUES list, not knex's SQLite `INSERT … SELECT … UNION ALL` form, which is several times slower.
+ * Cached per (table, rows), so a run compiles at most two statements per table.
+ */
+export class UpsertCompiler {
+  private readonly cache = new Map<string, string>();
+
+  constructor(private readonly dialect: Dialect) {}
+
+  columnsOf(type: RecordType): string[] {
+    return [...type.columns.map((c) => c.name), ...PROVENANCE.map((c) => c.name)];
+  }
+
+  sql(type: RecordType, rows: number): string {
+    const cacheKey = `${type.table}:${rows}`;
+    let sql = this.cache.get(cacheKey);
+    if (sql === undefined) {
+      const q = (n: string): string => quote(this.dialect, n);
+      const columns = this.columnsOf(type);
+      const tuple = `(${columns.map(() => '?').join(',')})`;
+      const values = Array.from({ length: rows }, () => tuple).join(',');
+      const updated = columns.filter((c) => !type.key.includes(c));
+      const conflict = this.dialect === 'mysql'
+        ? `ON DUPLICATE KEY UPDATE ${updated.map((c) => `${q(c)}=VALUES(${q(c)})`).join(',')}`
+        : `ON CONFLICT (${type.key.map(q).join(',')}) DO UPDATE SET ${updated.map((c) => `${q(c)}=excluded.${q(c)}`).join(',')}`;
+      sql = `INSERT INTO ${q(type.table)} (${columns.map(q).join(',')}) VALUES ${values} ${conflict}`;
+      this.cache.set(cacheKey, sql);
+    }
+    return sql;
+  }
+}
+
+/** Upserts one file's rows of one type; rows arrive already de-duplicated by key. */
+export async function upsertRows(
+  trx: Knex.Transaction, compiler: UpsertCompiler, type: RecordType, rows: Iterable<Row>, provenance: { sourceKey: string; loadedAt: string },
+): Promise<void> {
+  const columns = type.columns.map((c) => c.name);
+  let bindings: Cell[] = [];
+  let count = 0;
+  const flush = async (): Promise<void> => {
+    if (count === 0) return;
+    await trx.raw(compiler.sql(type, count), bindings);
+    bindings = [];
+    count = 0;
+  };
+  for (const row of rows) {
+    for (const column of columns) bindings.push(row[column] ?? null);
+    bindings.push(provenance.sourceKey, provenance.loadedAt);
+    if (++count === ROWS_PER_STATEMENT) await flush();
+  }
+  await flush();
+}
+
+/** Replaces a file's stored rejections, so reprocessing a file keeps the counts exact. */
+export async function replaceRejections(trx: Knex.Transaction, sourceKey: string, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {
+  await trx(REJECTED_TABLE).where({ source_key: sourceKey }).delete();
+  for (let i = 0; i < rejections.length; i += ROWS_PER_STATEMENT) {
+    const batch = rejections.slice(i, i + ROWS_PER_STATEMENT).map((r) => ({
+      source_key: sourceKey,
+      record_index: r.recordIndex,
+      type: r.type,
+      reason: r.reason,
+      raw: r.raw,
+      rejected_at: rejectedAt,
+    }));
+    await trx(REJECTED_TABLE).insert(batch);
+  }
+}

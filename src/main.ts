@@ -1,0 +1,35 @@
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ConfigError, describeError, IngestError } from './errors.js';
+import { redactText } from './redact.js';
+import { runCommand } from './commands/run.js';
+import { statusCommand } from './commands/status.js';
+
+/** Exit codes: 0 success, 1 some files failed (run --once), 2 usage, configuration or start-up error. */
+export const EXIT = { ok: 0, filesFailed: 1, usage: 2 } as const;
+
+/**
+ * Parses the command line and runs the command. Every error ends as one line `code: message` on stderr
+ * (secrets masked) and exit code 2; `--verbose` adds the stack.
+ */
+export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
+  const verbose = argv.includes('--verbose');
+  try {
+    await yargs(argv)
+      .scriptName('bucket-ingest')
+      .command(runCommand)
+      .command(statusCommand)
+      .strict()
+      .help()
+      .version()
+      .fail((msg, err) => {
+        throw err ?? new IngestError('BI_USAGE', msg);
+      })
+      .parseAsync();
+  } catch (err) {
+    const line = err instanceof ConfigError || err instanceof IngestError ? describeError(err) : `error: ${describeError(err)}`;
+    process.stderr.write(`bucket-ingest: ${redactText(line)}\n`);
+    if (verbose && err instanceof Error && err.stack) process.stderr.write(`${redactText(err.stack)}\n`);
+    process.exitCode = EXIT.usage;
+  }
+}

@@ -1,0 +1,49 @@
+import { recordTypeFor } from './index.js';
+import { describeValue, formatErrors } from './reasons.js';
+import type { RecordType, Row } from './types.js';
+
+/** What to do with one element of a bucket file. */
+export type Classification =
+  /** A known type whose data is valid: write `row` to `type.table`. */
+  | { readonly kind: 'row'; readonly type: RecordType; readonly row: Row }
+  /** Malformed: `type` is the record's `type` when it was a string, else `null`. */
+  | { readonly kind: 'reject'; readonly type: string | null; readonly reason: string }
+  /** A well-formed record of a type this daemon does not load (e.g. `book`). */
+  | { readonly kind: 'skip'; readonly type: string };
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Classifies one element of a bucket file (`{"type": T, "data": {...}}`).
+ *
+ * - not a non-null, non-array object → reject (`record is not an object, got [1]`), type `null`;
+ * - `type` not a string → reject (`type: expected string, got 5`), type `null`;
+ * - `data` not a non-null, non-array object → reject (`data: expected object, got null`);
+ * - `type` not a known record type → skip;
+ * - `data` failing the type's codec → reject with {@link formatErrors}' reason (`year: expected SafeInteger, …`);
+ * - otherwise → the row, built with `now` (UTC ISO-8601 load time).
+ *
+ * `index` is the record's position in its file; reasons do not repeat it (the caller stores it next to the
+ * reason). Hot path: no pipes, one `decode`, one result object.
+ */
+export function classifyRecord(raw: unknown, index: number, now: string): Classification {
+  void index;
+  if (!isPlainObject(raw)) {
+    return { kind: 'reject', type: null, reason: `record is not an object, got ${describeValue(raw)}` };
+  }
+  const type = raw['type'];
+  if (typeof type !== 'string') {
+    return { kind: 'reject', type: null, reason: `type: expected string, got ${describeValue(type)}` };
+  }
+  const data = raw['data'];
+  if (!isPlainObject(data)) {
+    return { kind: 'reject', type, reason: `data: expected object, got ${describeValue(data)}` };
+  }
+  const rt = recordTypeFor(type);
+  if (rt === undefined) return { kind: 'skip', type };
+  const decoded = rt.codec.decode(data);
+  if (decoded._tag === 'Left') return { kind: 'reject', type, reason: formatErrors(decoded.left) };
+  return { kind: 'row', type: rt, row: rt.toRow(decoded.right, now) };
+}

@@ -1,0 +1,56 @@
+import type * as t from 'io-ts';
+
+/** Longest rendering of one offending value before it is cut with `…`. */
+const MAX_VALUE_CHARS = 60;
+/** Longest whole reason before it is cut with `…`. */
+const MAX_REASON_CHARS = 500;
+
+/**
+ * Renders a value for a reason: JSON text, `missing` for `undefined`, `NaN`/`Infinity` spelled out (JSON would
+ * say `null`), cut to about {@link MAX_VALUE_CHARS} characters.
+ */
+export function describeValue(v: unknown): string {
+  let s: string;
+  if (v === undefined) return 'missing';
+  if (typeof v === 'number') s = Object.is(v, -0) ? '-0' : String(v);
+  else if (typeof v === 'bigint') s = `${v}n`;
+  else {
+    try {
+      s = JSON.stringify(v) ?? String(v);
+    } catch {
+      s = Object.prototype.toString.call(v);
+    }
+  }
+  return s.length > MAX_VALUE_CHARS ? `${s.slice(0, MAX_VALUE_CHARS - 1)}…` : s;
+}
+
+/** Cuts a one-line reason to about {@link MAX_REASON_CHARS} characters. */
+export function capReason(s: string): string {
+  return s.length > MAX_REASON_CHARS ? `${s.slice(0, MAX_REASON_CHARS - 1)}…` : s;
+}
+
+/**
+ * Turns io-ts decoding errors into one readable line, one part per failing leaf:
+ * `year: expected SafeInteger, got "1999"; title: expected string, got missing`.
+ *
+ * The path is dotted and relative to the decoded object (the `data` of a record); an error on the object
+ * itself is reported under `root`. Identical parts are listed once, and the whole line is capped at about
+ * 500 characters.
+ */
+export function formatErrors(errors: t.Errors, root = 'data'): string {
+  const parts = new Set<string>();
+  for (const e of errors) {
+    const ctx = e.context;
+    let path = '';
+    // ctx[0] is the decoded object itself (key ''); the rest are the keys down to the failing leaf.
+    for (let i = 1; i < ctx.length; i++) {
+      const key = ctx[i]?.key ?? '';
+      if (key !== '') path = path === '' ? key : `${path}.${key}`;
+    }
+    const leaf = ctx[ctx.length - 1];
+    const expected = e.message ?? `expected ${leaf?.type.name ?? 'valid value'}`;
+    parts.add(`${path === '' ? root : path}: ${expected}, got ${describeValue(e.value)}`);
+  }
+  if (parts.size === 0) return 'invalid data';
+  return capReason([...parts].join('; '));
+}

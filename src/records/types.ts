@@ -1,0 +1,35 @@
+import type * as t from 'io-ts';
+
+/** A value that fits a column in every supported dialect. */
+export type Cell = string | number | boolean | null;
+
+/** One row ready for the database: column name → value. */
+export type Row = Record<string, Cell>;
+
+/** Column kinds the migrations know how to create in every dialect. */
+export type ColumnKind = 'string' | 'text' | 'bigint' | 'integer' | 'float' | 'boolean' | 'date' | 'timestamp';
+
+export interface ColumnSpec {
+  readonly name: string;
+  readonly kind: ColumnKind;
+}
+
+/**
+ * One record type of the bucket (`{"type": T, "data": {...}}`): how to validate its `data`, where it goes,
+ * and which columns identify a row. Adding a type means adding one module like `song.ts` and listing it in
+ * `records/index.ts`; nothing in the pipeline changes.
+ */
+export interface RecordType<A = unknown> {
+  /** The value of the record's `type` field, e.g. `song`. */
+  readonly type: string;
+  /** Target table, e.g. `songs`. */
+  readonly table: string;
+  /** io-ts codec for the record's `data` object; extra fields are ignored. */
+  readonly codec: t.Decoder<unknown, A>;
+  /** The data columns this type writes (provenance `source_key`, `loaded_at` are added by the loader). */
+  readonly columns: readonly ColumnSpec[];
+  /** Columns of the unique key used for upserts, in order. */
+  readonly key: readonly string[];
+  /** Builds the row from decoded data. `now` is the load time as UTC ISO-8601. */
+  toRow(data: A, now: string): Row;
+}

@@ -1,0 +1,196 @@
+import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { mkdir, open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { dirname, basename } from 'node:path';
+import { IngestError } from '../errors.js';
+import { formatErrors } from '../records/reasons.js';
+import { snapshotCodec, registryEntryCodec, type RegistryEntry } from './entry.js';
+
+/**
+ * The registry of processed files, kept outside the database as two files:
+ *
+ * - `<path>`: a snapshot `{"version":1,"entries":{key: entry}}`, replaced atomically (temp file, fsync,
+ *   rename, fsync of the directory).
+ * - `<path>.journal`: one JSON line `{"k":key,"e":entry}` per change, appended and fsync'ed once per commit
+ *   group. A commit therefore costs O(files in the group), not O(registry size), even at 100k entries.
+ *
+ * On open the journal is replayed over the snapshot (last line for a key wins); a torn last line from a
+ * crash mid-append is ignored, since the group it belonged to was never acknowledged. The journal is folded
+ * into a new snapshot when it grows past `compactEvery` lines and on close.
+ */
+export class JsonRegistry {
+  private journal: FileHandle | null = null;
+  private journalLines = 0;
+  private lockHeld = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly entries: Map<string, RegistryEntry>,
+    journalLines: number,
+    private readonly compactEvery: number,
+  ) {
+    this.journalLines = journalLines;
+  }
+
+  /**
+   * Reads the registry (a missing one is empty). With `writable`, takes `<path>.lock` so two daemons never
+   * write one registry, and opens the journal for appending.
+   */
+  static async open(path: string, opts: { writable: boolean; compactEvery?: number }): Promise<JsonRegistry> {
+    const entries = new Map<string, RegistryEntry>();
+    const snapshot = await readIfExists(path);
+    if (snapshot !== null) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(snapshot);
+      } catch (err) {
+        throw corrupt(path, (err as Error).message);
+      }
+      const decoded = snapshotCodec.decode(parsed);
+      if (decoded._tag === 'Left') throw corrupt(path, formatErrors(decoded.left));
+      for (const [key, entry] of Object.entries(decoded.right.entries)) entries.set(key, entry);
+    }
+    const journalPath = `${path}.journal`;
+    const journalText = await readIfExists(journalPath);
+    let lines = 0;
+    if (journalText !== null) {
+      const parts = journalText.split('\n');
+      const complete = parts.slice(0, -1); // the part after the last '\n' is empty or a torn write
+      for (const [i, line] of complete.entries()) {
+        if (line === '') continue;
+        let record: { k?: unknown; e?: unknown };
+        try {
+          record = JSON.parse(line) as typeof record;
+        } catch (err) {
+          throw corrupt(journalPath, `line ${i + 1}: ${(err as Error).message}`);
+        }
+        const entry = registryEntryCodec.decode(record.e);
+        if (typeof record.k !== 'string' || entry._tag === 'Left') throw corrupt(journalPath, `line ${i + 1}: not a registry entry`);
+        entries.set(record.k, entry.right);
+        lines++;
+      }
+    }
+    const registry = new JsonRegistry(path, entries, lines, opts.compactEvery ?? 10_000);
+    if (opts.writable) {
+      await mkdir(dirname(path), { recursive: true }).catch((err: Error) => {
+        throw new IngestError('BI_REGISTRY_IO', `cannot create registry directory ${dirname(path)}: ${err.message}`);
+      });
+      await registry.lock();
+      if (journalText !== null && !journalText.endsWith('\n') && journalText !== '') await registry.compact();
+      registry.journal = await open(journalPath, 'a');
+    }
+    return registry;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(key: string): RegistryEntry | undefined {
+    return this.entries.get(key);
+  }
+
+  all(): IterableIterator<[string, RegistryEntry]> {
+    return this.entries.entries();
+  }
+
+  /** Records changes durably: appended to the journal and fsync'ed before this resolves. */
+  async commit(changes: ReadonlyMap<string, RegistryEntry>): Promise<void> {
+    if (changes.size === 0) return;
+    if (!this.journal) throw new IngestError('BI_REGISTRY_IO', `registry ${this.path} was opened read-only`);
+    let text = '';
+    for (const [k, e] of changes) text += `${JSON.stringify({ k, e })}\n`;
+    try {
+      await this.journal.appendFile(text);
+      await this.journal.datasync();
+    } catch (err) {
+      throw new IngestError('BI_REGISTRY_IO', `cannot write registry journal ${this.path}.journal: ${(err as Error).message}`);
+    }
+    for (const [k, e] of changes) this.entries.set(k, e);
+    this.journalLines += changes.size;
+    if (this.journalLines >= this.compactEvery) await this.compact();
+  }
+
+  /** Writes the whole registry as a new snapshot and empties the journal. */
+  async compact(): Promise<void> {
+    const tmp = `${this.path}.tmp-${process.pid}`;
+    const snapshot = { version: 1, entries: Object.fromEntries(this.entries) };
+    try {
+      await writeFile(tmp, JSON.stringify(snapshot));
+      const handle = await open(tmp, 'r+');
+      await handle.sync();
+      await handle.close();
+      await rename(tmp, this.path);
+      fsyncDirectory(dirname(this.path));
+      // Only now may the journal go: the snapshot holds everything it said.
+      await writeFile(`${this.path}.journal`, '');
+      if (this.journal) {
+        await this.journal.close();
+        this.journal = await open(`${this.path}.journal`, 'a');
+      }
+      this.journalLines = 0;
+    } catch (err) {
+      throw new IngestError('BI_REGISTRY_IO', `cannot write registry ${this.path}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Folds the journal into the snapshot if it has anything, then releases the lock. */
+  async close(): Promise<void> {
+    if (this.journal && this.journalLines > 0) await this.compact();
+    await this.journal?.close();
+    this.journal = null;
+    if (this.lockHeld) await unlink(`${this.path}.lock`).catch(() => undefined);
+    this.lockHeld = false;
+  }
+
+  private async lock(): Promise<void> {
+    const lockPath = `${this.path}.lock`;
+    for (let tries = 0; tries < 2; tries++) {
+      try {
+        await writeFile(lockPath, String(process.pid), { flag: 'wx' });
+        this.lockHeld = true;
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw new IngestError('BI_REGISTRY_IO', `cannot create lock ${lockPath}: ${(err as Error).message}`);
+        }
+        const pid = Number((await readIfExists(lockPath)) ?? NaN);
+        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+          throw new IngestError('BI_REGISTRY_IO', `registry ${this.path} is in use by process ${pid} (lock ${basename(lockPath)}); one daemon per JSON registry`);
+        }
+        await unlink(lockPath).catch(() => undefined); // stale: its process is gone
+      }
+    }
+    throw new IngestError('BI_REGISTRY_IO', `cannot take lock ${lockPath}`);
+  }
+}
+
+function corrupt(path: string, why: string): IngestError {
+  return new IngestError('BI_REGISTRY_CORRUPT', `registry ${path} is corrupt (${why}); fix it, or move it away to reprocess every file`);
+}
+
+async function readIfExists(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new IngestError('BI_REGISTRY_IO', `cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+function fsyncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,141 @@
+import { gunzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { Agent, request } from 'undici';
+import { IngestError, describeError } from '../errors.js';
+import { redactUrl } from '../redact.js';
+import { cleanIndex } from './index-file.js';
+import { withRetries, parseRetryAfter, type RetryPolicy } from './retry.js';
+import type { FetchedObject, FetchOptions, NotModified, RetryListener, Source } from './types.js';
+
+const gunzipAsync = promisify(gunzip);
+
+export interface HttpSourceOptions {
+  baseUrl: string;
+  indexKey: string;
+  concurrency: number;
+  timeoutMs: number;
+  maxBytes: number;
+  retry: RetryPolicy;
+  onRetry?: RetryListener;
+  /** Called with every response status, for metrics. */
+  onResponse?: (status: number) => void;
+}
+
+/** Builds the request URL of a key: each path segment percent-encoded, under the base URL's path. */
+export function objectUrl(baseUrl: string, key: string): string {
+  const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
+  return new URL(key.split('/').map(encodeURIComponent).join('/'), base).toString();
+}
+
+/** A bucket served over HTTP(S): one keep-alive undici agent, every request timed out and retried. */
+export class HttpSource implements Source {
+  readonly description: string;
+  private readonly agent: Agent;
+
+  constructor(private readonly opts: HttpSourceOptions) {
+    this.description = redactUrl(opts.baseUrl);
+    this.agent = new Agent({ connections: opts.concurrency + 1, keepAliveTimeout: 10_000 });
+  }
+
+  async listKeys(signal?: AbortSignal): Promise<string[]> {
+    try {
+      const result = await this.fetch(this.opts.indexKey, { signal });
+      return cleanIndex((result as FetchedObject).body.toString('utf8'));
+    } catch (err) {
+      if (err instanceof IngestError && err.code === 'BI_SHUTDOWN') throw err;
+      throw new IngestError('BI_SOURCE_UNAVAILABLE', `cannot list bucket ${this.description} (index ${this.opts.indexKey}): ${describeError(err)}`, { cause: err });
+    }
+  }
+
+  fetch(key: string, opts: FetchOptions = {}): Promise<FetchedObject | NotModified> {
+    return withRetries(
+      this.opts.retry,
+      () => this.fetchOnce(key, opts),
+      (info) => this.opts.onRetry?.({ key, ...info }),
+      opts.signal,
+    );
+  }
+
+  private async fetchOnce(key: string, opts: FetchOptions): Promise<FetchedObject | NotModified> {
+    if (opts.signal?.aborted) throw new IngestError('BI_SHUTDOWN', 'shutting down');
+    const timeout = AbortSignal.timeout(this.opts.timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    const headers: Record<string, string> = { 'accept-encoding': 'gzip' };
+    if (opts.known?.etag) headers['if-none-match'] = opts.known.etag;
+    try {
+      const res = await request(objectUrl(this.opts.baseUrl, key), { method: 'GET', headers, dispatcher: this.agent, signal });
+      this.opts.onResponse?.(res.statusCode);
+      const etag = headerText(res.headers.etag);
+      if (res.statusCode === 304) {
+        await res.body.dump();
+        return { notModified: true, etag: etag ?? opts.known?.etag ?? null, size: opts.known?.size ?? null };
+      }
+      if (res.statusCode !== 200) {
+        await res.body.dump().catch(() => undefined);
+        throw statusError(res.statusCode, key, parseRetryAfter(res.headers['retry-after']));
+      }
+      const declared = Number(headerText(res.headers['content-length']) ?? NaN);
+      if (declared > this.opts.maxBytes) {
+        await res.body.dump().catch(() => undefined);
+        throw tooLarge(key, declared, this.opts.maxBytes);
+      }
+      const chunks: Buffer[] = [];
+      let received = 0;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        received += chunk.length;
+        if (received > this.opts.maxBytes) {
+          res.body.destroy();
+          throw tooLarge(key, received, this.opts.maxBytes);
+        }
+        chunks.push(chunk);
+      }
+      if (Number.isFinite(declared) && received !== declared) {
+        throw new IngestError('BI_BODY_TRUNCATED', `${key}: body cut short (${received} of ${declared} bytes)`, { retriable: true });
+      }
+      let body = Buffer.concat(chunks, received);
+      if (headerText(res.headers['content-encoding'])?.toLowerCase() === 'gzip') {
+        body = await gunzipAsync(body, { maxOutputLength: this.opts.maxBytes }).catch((err: Error) => {
+          throw new IngestError('BI_DECODE', `${key}: bad gzip body: ${err.message}`);
+        });
+      }
+      if (etag !== null && opts.known?.etag === etag && opts.known.size === received) {
+        // The server ignored If-None-Match but the object is the one already loaded.
+        return { notModified: true, etag, size: received };
+      }
+      return { body, etag, size: received };
+    } catch (err) {
+      throw translate(err, key, timeout, opts.signal, this.opts.timeoutMs);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+function headerText(value: string | string[] | undefined): string | null {
+  return (Array.isArray(value) ? value[0] : value) ?? null;
+}
+
+function tooLarge(key: string, bytes: number, max: number): IngestError {
+  return new IngestError('BI_BODY_TOO_LARGE', `${key}: ${bytes} bytes is over MAX_FILE_MB (${max} bytes)`);
+}
+
+function statusError(status: number, key: string, retryAfterMs: number | undefined): IngestError {
+  if (status === 404 || status === 410) return new IngestError('BI_NOT_FOUND', `${key}: HTTP ${status} not found`);
+  const retriable = status >= 500 || status === 429 || status === 408;
+  const opts = retryAfterMs === undefined ? { retriable } : { retriable, retryAfterMs };
+  return new IngestError('BI_HTTP_STATUS', `${key}: HTTP ${status}`, opts);
+}
+
+/** Maps undici and abort errors to our codes; keeps IngestErrors as they are. */
+function translate(err: unknown, key: string, timeout: AbortSignal, outer: AbortSignal | undefined, timeoutMs: number): unknown {
+  if (err instanceof IngestError) return err;
+  if (outer?.aborted) return new IngestError('BI_SHUTDOWN', `${key}: fetch stopped by shutdown`);
+  if (timeout.aborted) return new IngestError('BI_HTTP_TIMEOUT', `${key}: no complete response within ${timeoutMs} ms`, { retriable: true });
+  const code = (err as { code?: unknown }).code;
+  if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+    return new IngestError('BI_BODY_TRUNCATED', `${key}: body cut short`, { retriable: true, cause: err });
+  }
+  return new IngestError('BI_NETWORK', `${key}: ${describeError(err)}`, { retriable: true, cause: err });
+}

@@ -1,0 +1,36 @@
+/** What a bucket tells about one object, enough to see whether it changed since it was loaded. */
+export interface ObjectVersion {
+  etag: string | null;
+  size: number | null;
+}
+
+export interface FetchedObject extends ObjectVersion {
+  body: Buffer;
+}
+
+/** A conditional fetch found the object unchanged (HTTP 304, or the same ETag and size). */
+export interface NotModified extends ObjectVersion {
+  notModified: true;
+}
+
+export interface FetchOptions {
+  /** Version the registry holds; when the source can tell it is still current, `NotModified` comes back. */
+  known?: ObjectVersion | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * A bucket: an index object listing keys, and the objects themselves. Implementations retry what is worth
+ * retrying and throw `IngestError`s with stable codes for the rest.
+ */
+export interface Source {
+  /** Human-readable location, secrets redacted. */
+  readonly description: string;
+  /** The cleaned keys of the index, in bucket order. */
+  listKeys(signal?: AbortSignal): Promise<string[]>;
+  fetch(key: string, opts?: FetchOptions): Promise<FetchedObject | NotModified>;
+  close(): Promise<void>;
+}
+
+/** Reports each retry so logs and metrics can see it. */
+export type RetryListener = (event: { key: string; attempt: number; delayMs: number; reason: string }) => void;
