@@ -1,0 +1,73 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { loadConfig } from '../src/config/load.js';
+import { ConfigError } from '../src/errors.js';
+import { tempDir } from './helpers/cli.js';
+
+describe('config', () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  beforeEach(async () => {
+    ({ dir, cleanup } = await tempDir());
+    writeFileSync(join(dir, 'config.ini'), [
+      '[default]', 'BUCKET_URL = http://127.0.0.1:1/bucket', 'CONCURRENCY = 4', '',
+      '[other]', 'BUCKET_URL = other-dir', 'DATABASE_URL = sqlite://other.sqlite3', '',
+      '[typo]', 'CONCURENCY = 3', '',
+      '[badnum]', 'CONCURRENCY = lots', '',
+      '[secret]', 'BUCKET_URL = https://user:hunter2@example.invalid/b', 'MAX_ATTEMPTS = 0', '',
+    ].join('\n'));
+  });
+  afterEach(() => cleanup());
+
+  const load = (opts: Parameters<typeof loadConfig>[0] = {}) => loadConfig({ cwd: dir, env: {}, ...opts });
+  const failure = (fn: () => unknown): ConfigError => {
+    try {
+      fn();
+    } catch (err) {
+      expect(err).to.be.instanceOf(ConfigError);
+      return err as ConfigError;
+    }
+    throw new Error('expected a ConfigError');
+  };
+
+  it('takes flag over environment over profile over built-in default', () => {
+    expect(load().settings.CONCURRENCY).to.equal(4);
+    expect(load().sources.CONCURRENCY).to.equal('profile');
+    expect(load({ env: { CONCURRENCY: '7' } }).settings.CONCURRENCY).to.equal(7);
+    expect(load({ env: { CONCURRENCY: '7' }, overrides: { CONCURRENCY: 9 } }).settings.CONCURRENCY).to.equal(9);
+    expect(load().settings.MAX_ATTEMPTS).to.equal(5);
+    expect(load().sources.MAX_ATTEMPTS).to.equal('default');
+  });
+
+  it('picks the profile from --profile, then PROFILE, and derives the default registry path from it', () => {
+    expect(load({ profile: 'other' }).settings.BUCKET_URL).to.equal('other-dir');
+    expect(load({ env: { PROFILE: 'other' } }).settings.DATABASE_URL).to.equal('sqlite://other.sqlite3');
+    expect(load({ profile: 'other' }).settings.REGISTRY_PATH).to.equal('registry/other.json');
+  });
+
+  it('names an unknown profile and the ones that exist, with a suggestion', () => {
+    const err = failure(() => load({ profile: 'othre' }));
+    expect(err.message).to.contain('profile "othre"').and.contain('did you mean other?').and.contain('profiles: default, other');
+  });
+
+  it('rejects an unknown key with a did-you-mean', () => {
+    const err = failure(() => load({ profile: 'typo' }));
+    expect(err.message).to.contain('unknown key CONCURENCY in [typo]').and.contain('did you mean CONCURRENCY?');
+  });
+
+  it('rejects bad numbers naming the key and where it came from', () => {
+    expect(failure(() => load({ profile: 'badnum' })).message).to.match(/^CONCURRENCY in \[badnum\] of .*config\.ini: expected an integer from 1 to 256, got "lots"$/);
+    expect(failure(() => load({ env: { POLL_INTERVAL_SECONDS: '-1' } })).message).to.contain('POLL_INTERVAL_SECONDS in the environment');
+    expect(failure(() => load({ overrides: { CONCURRENCY: 0 } })).message).to.contain('CONCURRENCY on the command line');
+  });
+
+  it('never repeats a password from a URL in an error', () => {
+    const err = failure(() => load({ profile: 'secret', env: { BUCKET_URL: 'https://u:hunter2@x.invalid', MAX_ATTEMPTS: 'x' } }));
+    expect(err.message).to.not.contain('hunter2');
+  });
+
+  it('fails clearly when the named config file is missing', () => {
+    expect(failure(() => load({ configPath: 'nope.ini' })).message).to.match(/config file .*nope\.ini does not exist/);
+  });
+});

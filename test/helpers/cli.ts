@@ -1,0 +1,54 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const CLI = resolve('dist/cli.js');
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Settings names that must not leak from the developer's environment into a test's daemon. */
+const SETTING_ENV = [
+  'PROFILE', 'BUCKET_URL', 'FILES_LIST_KEY', 'DATABASE_URL', 'REGISTRY_PATH', 'CONCURRENCY', 'MAX_ATTEMPTS',
+  'REQUEST_TIMEOUT_SECONDS', 'POLL_INTERVAL_SECONDS', 'MAX_FILE_MB', 'RECHECK_DONE_SECONDS', 'RETRY_FAILED_SECONDS',
+  'COMMIT_MAX_FILES', 'LOG_LEVEL',
+];
+
+export function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const key of SETTING_ENV) delete env[key];
+  return { ...env, ...extra };
+}
+
+/** Starts the built CLI; the caller waits with `finished`. */
+export function startCli(args: string[], opts: { cwd: string; env?: Record<string, string> }): { child: ChildProcess; finished: Promise<CliResult>; output: () => string } {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: cleanEnv(opts.env ?? {}), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const finished = new Promise<CliResult>((resolvePromise) => {
+    child.on('close', (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
+  });
+  return { child, finished, output: () => stdout + stderr };
+}
+
+export function runCli(args: string[], opts: { cwd: string; env?: Record<string, string> }): Promise<CliResult> {
+  return startCli(args, opts).finished;
+}
+
+/** A fresh working directory, removed by `cleanup`. */
+export async function tempDir(prefix = 'bucket-ingest-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Parses JSON log lines from a run's stdout. */
+export function events(stdout: string): Array<Record<string, unknown>> {
+  return stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
