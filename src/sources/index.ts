@@ -1,4 +1,6 @@
 import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../errors.js';
+import { redactUrl } from '../redact.js';
 import type { Settings } from '../config/schema.js';
 import { HttpSource } from './http.js';
 import { LocalSource } from './local.js';
@@ -21,6 +23,9 @@ export function createSource(settings: Settings, hooks: { onRetry?: RetryListene
       retry: { maxAttempts: settings.MAX_ATTEMPTS, baseDelayMs: 200, maxDelayMs: 30_000 },
       ...hooks,
     });
+  }
+  if (/^[a-z][a-z0-9+.-]+:\/\//i.test(url) && !/^file:/i.test(url)) {
+    throw new ConfigError(`BUCKET_URL ${redactUrl(url)}: unsupported scheme (expected http://, https://, file:// or a directory path)`);
   }
   const dir = /^file:/i.test(url) ? fileURLToPath(url) : url;
   return new LocalSource(dir, settings.FILES_LIST_KEY, maxBytes);

@@ -1,0 +1,116 @@
+import { cpSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { expect } from 'chai';
+import { events, runCli, tempDir } from '../helpers/cli.js';
+import { countRows } from '../helpers/tables.js';
+
+const SAMPLE = resolve('examples/sample-bucket');
+
+describe('command line edges (integration)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  beforeEach(async () => ({ dir, cleanup } = await tempDir()));
+  afterEach(() => cleanup());
+
+  const fails = async (args: string[], env: Record<string, string> = {}): Promise<string> => {
+    const r = await runCli(args, { cwd: dir, env });
+    expect(r.code, r.stdout + r.stderr).to.equal(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines, r.stderr).to.have.length(1);
+    expect(r.stderr).to.not.match(/\n\s+at /); // no stack trace without --verbose
+    return lines[0] as string;
+  };
+
+  it('runs the bundled sample bucket with the default profile, like `npm start`', async () => {
+    cpSync(SAMPLE, join(dir, 'examples', 'sample-bucket'), { recursive: true });
+    const r = await runCli(['run', '--once'], { cwd: dir });
+    expect(r.code, r.stderr).to.equal(0);
+    const finished = events(r.stdout).find((e) => e.event === 'CycleFinished');
+    expect(finished).to.include({ filesDone: 6, filesFailed: 0 });
+    expect(finished!.recordsRejected).to.be.greaterThan(0);
+    expect(finished!.recordsSkipped).to.be.greaterThan(0);
+    expect(await countRows(join(dir, 'data', 'bucket-ingest.sqlite3'), 'rejected_records')).to.equal(finished!.recordsRejected);
+  });
+
+  it('exits 2 with one line for an unknown profile', async () => {
+    expect(await fails(['run', '--once', '--profile', 'nope'])).to.contain('profile "nope"');
+  });
+
+  it('exits 2 with one line for a missing config file', async () => {
+    expect(await fails(['run', '--once', '--config', 'missing.ini'])).to.contain('missing.ini does not exist');
+  });
+
+  it('exits 2 for a bad number, and for an unknown option', async () => {
+    expect(await fails(['run', '--once', '--concurrency', '0'])).to.contain('CONCURRENCY on the command line');
+    expect(await fails(['run', '--once'], { MAX_ATTEMPTS: 'many' })).to.contain('MAX_ATTEMPTS in the environment');
+    expect(await fails(['run', '--bogus'])).to.contain('Unknown argument');
+  });
+
+  it('exits 2 naming an unreachable bucket, and never prints its password', async () => {
+    const line = await fails(['run', '--once'], {
+      BUCKET_URL: 'http://reader:hunter2@127.0.0.1:9/bucket?token=abc123', MAX_ATTEMPTS: '1', DATABASE_URL: 'sqlite://t.sqlite3',
+    });
+    expect(line).to.contain('BI_SOURCE_UNAVAILABLE').and.contain('127.0.0.1:9');
+    expect(line).to.not.contain('hunter2').and.not.contain('abc123');
+    const verbose = await runCli(['run', '--once', '--verbose'], {
+      cwd: dir, env: { BUCKET_URL: 'http://reader:hunter2@127.0.0.1:9/b', MAX_ATTEMPTS: '1', DATABASE_URL: 'sqlite://t.sqlite3' },
+    });
+    expect(verbose.stdout + verbose.stderr).to.not.contain('hunter2');
+    expect(verbose.stderr).to.match(/\n\s+at /); // --verbose shows where
+  });
+
+  it('exits 2 for a bad DATABASE_URL, masking its password', async () => {
+    const line = await fails(['run', '--once'], { BUCKET_URL: SAMPLE, DATABASE_URL: 'oracle://scott:tiger@db/x' });
+    expect(line).to.contain('unsupported scheme "oracle"').and.not.contain('tiger');
+    mkdirSync(join(dir, 'file-not-dir'));
+    writeFileSync(join(dir, 'blocker'), 'x');
+    expect(await fails(['run', '--once'], { BUCKET_URL: SAMPLE, DATABASE_URL: 'sqlite://blocker/x.sqlite3' })).to.contain('BI_DATABASE');
+  });
+
+  it('exits 2 naming a corrupt registry file', async () => {
+    mkdirSync(join(dir, 'registry'));
+    writeFileSync(join(dir, 'registry', 'default.json'), '{"version":1,"entr');
+    const line = await fails(['run', '--once'], { BUCKET_URL: SAMPLE });
+    expect(line).to.contain('BI_REGISTRY_CORRUPT').and.contain(join('registry', 'default.json'));
+    expect(await fails(['status'])).to.contain('BI_REGISTRY_CORRUPT');
+  });
+
+  it('refuses local keys that escape the bucket directory, as failed files', async () => {
+    const bucket = join(dir, 'bucket');
+    mkdirSync(bucket);
+    writeFileSync(join(dir, 'secret.data'), '[]');
+    writeFileSync(join(bucket, 'ok.data'), '[]');
+    writeFileSync(join(bucket, 'files_list.data'), 'ok.data\n../secret.data\n/etc/passwd');
+    const r = await runCli(['run', '--once'], { cwd: dir, env: { BUCKET_URL: `file://${bucket}` } });
+    expect(r.code).to.equal(1);
+    const status = JSON.parse((await runCli(['status', '--json'], { cwd: dir })).stdout) as { failed: Array<{ key: string; error: string }> };
+    expect(status.failed.map((f) => f.key)).to.have.members(['../secret.data', '/etc/passwd']);
+    expect(status.failed.every((f) => f.error.includes('outside the bucket directory'))).to.equal(true);
+  });
+
+  it('reloads a local file whose size or modification time changed', async () => {
+    const bucket = join(dir, 'bucket');
+    mkdirSync(bucket);
+    const song = (year: number) => JSON.stringify([{ type: 'song', data: { artist_name: 'a', title: 't', year, release: 'r' } }]);
+    writeFileSync(join(bucket, 'a.data'), song(1));
+    writeFileSync(join(bucket, 'files_list.data'), 'a.data');
+    const env = { BUCKET_URL: bucket, RECHECK_DONE_SECONDS: '0' };
+    expect((await runCli(['run', '--once'], { cwd: dir, env })).code).to.equal(0);
+    writeFileSync(join(bucket, 'a.data'), song(2));
+    utimesSync(join(bucket, 'a.data'), new Date(), new Date(Date.now() + 5000));
+    const r = await runCli(['run', '--once'], { cwd: dir, env });
+    expect(events(r.stdout).find((e) => e.event === 'CycleFinished')).to.include({ filesDone: 1 });
+    const status = readFileSync(join(dir, 'registry', 'default.json'), 'utf8');
+    expect(JSON.parse(status).entries['a.data'].attempts).to.equal(2);
+  });
+
+  it('status prints totals and failed files as text and JSON', async () => {
+    cpSync(SAMPLE, join(dir, 'examples', 'sample-bucket'), { recursive: true });
+    await runCli(['run', '--once'], { cwd: dir });
+    const text = await runCli(['status'], { cwd: dir });
+    expect(text.stdout).to.match(/files: 6 known, 6 done, 0 failed/);
+    const json = JSON.parse((await runCli(['status', '--json'], { cwd: dir })).stdout) as { files: { done: number } };
+    expect(json.files.done).to.equal(6);
+  });
+});
