@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import knexFactory from 'knex';
-import { events, runCli, tempDir } from '../helpers/cli.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { events, runCli, startCli, tempDir } from '../helpers/cli.js';
 import { fixture } from '../helpers/bucket-fixture.js';
 import { dumpSqlite } from '../helpers/tables.js';
 import { startTestBucket, type TestBucket } from '../helpers/test-bucket.js';
@@ -60,6 +61,27 @@ describe('ingest over HTTP (integration)', function () {
     expect(Object.keys(entries)).to.have.members(fx.keys);
     expect(Object.values(entries).every((e) => e.status === 'done' && e.attempts === 1)).to.equal(true);
     expect(Object.values(entries).reduce((n, e) => n + e.loaded + e.rejected + e.skipped, 0)).to.equal(8 * 60);
+    const db = knexFactory({ client: 'sqlite3', connection: { filename: dbFile() }, useNullAsDefault: true });
+    const [mode] = (await db.raw('PRAGMA journal_mode')) as Array<{ journal_mode: string }>;
+    await db.destroy();
+    expect(mode?.journal_mode).to.equal('wal');
+  });
+
+  it('as a daemon, polls every POLL_INTERVAL_SECONDS and picks up files added to the index', async () => {
+    const one = JSON.stringify([{ type: 'song', data: { artist_name: 'A', title: 'T', year: 1, release: 'R' } }]);
+    bucket = await startTestBucket({ files: { 'a.data': one, 'b.data': one.replace('"T"', '"U"') }, index: 'a.data' });
+    const daemon = startCli(['run'], { cwd: dir, env: env({ POLL_INTERVAL_SECONDS: '0.2' }) });
+    const until = Date.now() + 20_000;
+    while (!daemon.output().includes('"cycle":2') && Date.now() < until) await sleep(20);
+    bucket.setIndex('a.data\nb.data');
+    const pickedUp = () => events(daemon.output()).some((e) => e.event === 'CycleFinished' && e.filesDone === 1 && Number(e.cycle) > 2);
+    while (!pickedUp() && Date.now() < until) await sleep(20);
+    expect(pickedUp(), daemon.output()).to.equal(true);
+    daemon.child.kill('SIGTERM');
+    const r = await daemon.finished;
+    expect(r.code).to.equal(0);
+    const dump = await dumpSqlite(dbFile());
+    expect(dump.songs!.map((row) => row.title)).to.have.members(['T', 'U']);
   });
 
   it('is idempotent: a second run fetches nothing and changes nothing; --force reloads and the tables end the same', async () => {

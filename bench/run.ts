@@ -1,0 +1,592 @@
+/**
+ * `npm run bench`: a reproducible end-to-end benchmark of `bucket-ingest run --once`, next to a "limit"
+ * baseline (bench/limit.mjs) that does the least work ending in the same rows. See bench/README.md.
+ *
+ *   npm run bench -- [--files 300] [--records 1000] [--concurrency 16] [--reps 3] [--seed 1]
+ *                    [--database-url URL] [--skip-limit] [--out bench/results]
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import knexFactory, { type Knex } from 'knex';
+import { SETTING_KEYS } from '../src/config/schema.js';
+import { redactUrl } from '../src/redact.js';
+import { INDEX_KEY, writeBucket, type BucketSummary } from './generate.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI = join(ROOT, 'dist', 'cli.js');
+const LIMIT = join(ROOT, 'bench', 'limit.mjs');
+const GENERATOR = join(ROOT, 'bench', 'generate.ts');
+const GNU_TIME = '/usr/bin/time';
+
+// ---------------------------------------------------------------------------------------------------------
+// Options
+
+interface BenchOptions {
+  files: number;
+  records: number;
+  concurrency: number;
+  reps: number;
+  seed: number;
+  /** undefined: a fresh SQLite file per repetition. */
+  databaseUrl: string | undefined;
+  skipLimit: boolean;
+  out: string;
+}
+
+const USAGE = `usage: npm run bench -- [--files N] [--records N] [--concurrency N] [--reps N] [--seed N]
+                        [--database-url URL] [--skip-limit] [--out DIR]`;
+
+function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      files: { type: 'string', default: '300' },
+      records: { type: 'string', default: '1000' },
+      concurrency: { type: 'string', default: '16' },
+      reps: { type: 'string', default: '3' },
+      seed: { type: 'string', default: '1' },
+      'database-url': { type: 'string' },
+      'skip-limit': { type: 'boolean', default: false },
+      out: { type: 'string', default: join('bench', 'results') },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const int = (name: string, raw: string, min: number): number => {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${raw}\n${USAGE}`);
+    return n;
+  };
+  return {
+    files: int('files', values.files, 1),
+    records: int('records', values.records, 0),
+    concurrency: int('concurrency', values.concurrency, 1),
+    reps: int('reps', values.reps, 1),
+    seed: int('seed', values.seed, 0),
+    databaseUrl: values['database-url'],
+    skipLimit: values['skip-limit'],
+    out: resolve(values.out),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Bucket: generated once, cached under the OS temp dir
+
+interface Bucket {
+  dir: string;
+  summary: Omit<BucketSummary, 'keys'> & { files: number };
+  cached: boolean;
+  generateSeconds: number;
+}
+
+async function ensureBucket(opts: BenchOptions): Promise<Bucket> {
+  // The generator's own text is part of the cache key, so editing it regenerates the bucket.
+  const generatorHash = createHash('sha1').update(readFileSync(GENERATOR)).digest('hex').slice(0, 10);
+  const dir = join(os.tmpdir(), 'bucket-ingest-bench', `f${opts.files}-r${opts.records}-s${opts.seed}-g${generatorHash}`);
+  const summaryPath = join(dir, '.bench-summary.json');
+  if (existsSync(summaryPath)) {
+    const summary = JSON.parse(await readFile(summaryPath, 'utf8')) as Bucket['summary'];
+    return { dir, summary, cached: true, generateSeconds: 0 };
+  }
+  const started = performance.now();
+  const tmp = `${dir}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  const { keys, ...counts } = await writeBucket(tmp, { files: opts.files, recordsPerFile: opts.records, seed: opts.seed });
+  const summary = { files: keys.length, ...counts };
+  await writeFile(join(tmp, '.bench-summary.json'), JSON.stringify(summary));
+  await rm(dir, { recursive: true, force: true });
+  await rename(tmp, dir);
+  return { dir, summary, cached: false, generateSeconds: (performance.now() - started) / 1000 };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Static HTTP server over the bucket directory
+
+interface StaticServer {
+  url: string;
+  /** GET/HEAD requests answered so far. */
+  requests(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves the files of `dir` (names not starting with `.`) at `/<name>`, with Content-Length, a content ETag
+ * and If-None-Match → 304; keep-alive. Every file is read once at start, which warms the page cache so the
+ * first repetition does not pay for cold disk reads.
+ */
+async function startStaticServer(dir: string): Promise<StaticServer> {
+  const files = new Map<string, { path: string; size: number; etag: string }>();
+  for (const name of await readdir(dir)) {
+    if (name.startsWith('.')) continue;
+    const path = join(dir, name);
+    const body = await readFile(path);
+    files.set(name, { path, size: body.length, etag: `"${createHash('md5').update(body).digest('hex')}"` });
+  }
+  let count = 0;
+  const server: Server = createServer((req, res) => {
+    count++;
+    let key = '';
+    try {
+      key = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.slice(1));
+    } catch {
+      key = '';
+    }
+    const file = files.get(key);
+    if (file === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(file === undefined ? 404 : 405, { 'Content-Length': 0 }).end();
+      return;
+    }
+    const headers = { ETag: file.etag, 'Content-Type': 'application/octet-stream', 'Content-Length': file.size };
+    if (req.headers['if-none-match']?.split(',').some((t) => t.trim().replace(/^W\//, '') === file.etag)) {
+      res.writeHead(304, { ETag: file.etag }).end();
+      return;
+    }
+    if (req.method === 'HEAD') {
+      res.writeHead(200, headers).end();
+      return;
+    }
+    readFile(file.path).then(
+      (body) => res.writeHead(200, headers).end(body),
+      (err: Error) => res.writeHead(500, { 'Content-Length': Buffer.byteLength(err.message) }).end(err.message),
+    );
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => ok());
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests: () => count,
+    close: () =>
+      new Promise<void>((ok) => {
+        server.closeAllConnections();
+        server.close(() => ok());
+      }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Child processes: wall time and peak RSS
+
+interface ChildResult {
+  wallSeconds: number;
+  /** Peak resident set size in MB; null when it could not be measured. */
+  peakRssMB: number | null;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+type RssMethod = 'gnu-time' | 'proc-vmhwm' | 'none';
+
+function detectRssMethod(): RssMethod {
+  if (existsSync(GNU_TIME)) {
+    try {
+      execFileSync(GNU_TIME, ['-f', '%M', '-o', '/dev/null', 'true'], { stdio: 'ignore' });
+      return 'gnu-time';
+    } catch {
+      // not GNU time (e.g. BSD): fall through
+    }
+  }
+  return existsSync('/proc/self/status') ? 'proc-vmhwm' : 'none';
+}
+
+let currentChild: { pid: number } | undefined;
+
+/** Keeps the last `max` characters of a stream. */
+function tail(stream: NodeJS.ReadableStream | null, max = 64 * 1024): () => string {
+  let text = '';
+  stream?.setEncoding('utf8');
+  stream?.on('data', (chunk: string) => {
+    text += chunk;
+    if (text.length > 2 * max) text = text.slice(-max);
+  });
+  return () => text.slice(-max);
+}
+
+async function readVmHwmKB(pid: number): Promise<number | null> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(status);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Runs `node ARGS` with `env`; wall time runs from spawn to exit. */
+async function runNode(args: string[], env: NodeJS.ProcessEnv, rssMethod: RssMethod, scratch: string): Promise<ChildResult> {
+  const timeFile = join(scratch, 'time.txt');
+  const [command, argv] = rssMethod === 'gnu-time'
+    ? [GNU_TIME, ['-f', '%M', '-o', timeFile, process.execPath, ...args]]
+    : [process.execPath, args];
+  const started = performance.now();
+  // Own process group, so an interrupt can stop /usr/bin/time and node together.
+  const child = spawn(command, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  if (child.pid !== undefined) currentChild = { pid: child.pid };
+  const stdout = tail(child.stdout);
+  const stderr = tail(child.stderr);
+  let hwmKB = 0;
+  const poller = rssMethod === 'proc-vmhwm' && child.pid !== undefined
+    ? setInterval(() => {
+      void readVmHwmKB(child.pid as number).then((kb) => {
+        if (kb !== null && kb > hwmKB) hwmKB = kb;
+      });
+    }, 50)
+    : undefined;
+  let wallSeconds = 0;
+  const closed = new Promise<void>((ok, fail) => {
+    child.once('error', fail);
+    child.once('exit', () => {
+      wallSeconds = (performance.now() - started) / 1000;
+      if (poller) clearInterval(poller);
+    });
+    // 'close' comes after 'exit' once stdout and stderr are drained, so the tails are complete.
+    child.once('close', () => ok());
+  });
+  await closed;
+  currentChild = undefined;
+  const exitCode = child.exitCode;
+  const signal = child.signalCode;
+  let peakRssMB: number | null = null;
+  if (rssMethod === 'gnu-time') {
+    const text = await readFile(timeFile, 'utf8').catch(() => '');
+    // GNU time writes "Command exited with non-zero status N" before the value when the command fails.
+    const kb = Number(text.trim().split('\n').pop());
+    peakRssMB = Number.isFinite(kb) && kb > 0 ? kb / 1024 : null;
+  } else if (rssMethod === 'proc-vmhwm') {
+    peakRssMB = hwmKB > 0 ? hwmKB / 1024 : null;
+  }
+  return { wallSeconds, peakRssMB, exitCode, signal, stdout: stdout(), stderr: stderr() };
+}
+
+/** The environment of a child: ours without any daemon setting (nor PROFILE/NODE_OPTIONS), plus `set`. */
+function childEnv(set: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const key of [...SETTING_KEYS, 'PROFILE', 'NODE_OPTIONS']) delete env[key];
+  return { ...env, ...set };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Row counts
+
+interface RowCounts {
+  songs: number | null;
+  movies: number | null;
+  apps: number | null;
+  rejected_records: number | null;
+}
+
+function knexFor(databaseUrl: string): Knex {
+  const scheme = databaseUrl.slice(0, Math.max(0, databaseUrl.indexOf('://'))).toLowerCase();
+  if (scheme === 'sqlite' || scheme === 'sqlite3') {
+    return knexFactory({ client: 'sqlite3', connection: { filename: resolve(ROOT, decodeURIComponent(databaseUrl.slice(scheme.length + 3).split('?')[0] ?? '')) }, useNullAsDefault: true });
+  }
+  if (scheme.startsWith('postgres')) return knexFactory({ client: 'pg', connection: databaseUrl });
+  if (scheme.startsWith('mysql') || scheme === 'mariadb') return knexFactory({ client: 'mysql2', connection: databaseUrl });
+  throw new Error(`cannot count rows in ${redactUrl(databaseUrl)}: unknown scheme`);
+}
+
+async function countRows(databaseUrl: string): Promise<RowCounts> {
+  const db = knexFor(databaseUrl);
+  try {
+    const counts: RowCounts = { songs: null, movies: null, apps: null, rejected_records: null };
+    for (const table of Object.keys(counts) as Array<keyof RowCounts>) {
+      if (!(await db.schema.hasTable(table))) continue;
+      const row = (await db(table).count({ n: '*' }).first()) as { n: number | string } | undefined;
+      counts[table] = row === undefined ? null : Number(row.n);
+    }
+    return counts;
+  } finally {
+    await db.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Repetitions
+
+type Runner = 'daemon' | 'limit';
+
+interface Repetition {
+  runner: Runner;
+  rep: number;
+  wallSeconds: number;
+  peakRssMB: number | null;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  recordsPerSecond: number;
+  validRowsPerSecond: number;
+  mbPerSecond: number;
+  httpRequests: number;
+  rows: RowCounts | null;
+  ok: boolean;
+  warnings: string[];
+}
+
+interface Metrics {
+  wallSeconds: number;
+  recordsPerSecond: number;
+  validRowsPerSecond: number;
+  mbPerSecond: number;
+  peakRssMB: number | null;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+function medians(reps: Repetition[]): Metrics | null {
+  const good = reps.filter((r) => r.exitCode === 0);
+  if (good.length === 0) return null;
+  const rss = good.map((r) => r.peakRssMB).filter((v): v is number => v !== null);
+  return {
+    wallSeconds: median(good.map((r) => r.wallSeconds)),
+    recordsPerSecond: median(good.map((r) => r.recordsPerSecond)),
+    validRowsPerSecond: median(good.map((r) => r.validRowsPerSecond)),
+    mbPerSecond: median(good.map((r) => r.mbPerSecond)),
+    peakRssMB: rss.length > 0 ? median(rss) : null,
+  };
+}
+
+function lastLines(text: string, n = 5): string {
+  return text.trim().split('\n').slice(-n).map((l) => `      ${l}`).join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Output
+
+const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
+const fmt = (n: number | null, digits: number): string => (n === null ? '-' : n.toFixed(digits));
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows
+    .map((r, ri) => {
+      const line = r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  ');
+      return ri === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
+    })
+    .join('\n');
+}
+
+function say(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function gitInfo(): { commit: string | null; dirty: boolean | null } {
+  try {
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    return { commit, dirty };
+  } catch {
+    return { commit: null, dirty: null };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Main
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  if (!existsSync(CLI)) throw new Error(`${CLI} does not exist: run \`npm run build\` first (npm run bench does)`);
+  const startedAt = new Date();
+  const rssMethod = detectRssMethod();
+  const warnings: string[] = [];
+  const warn = (msg: string): void => {
+    warnings.push(msg);
+    say(`  WARNING: ${msg}`);
+  };
+
+  const bucket = await ensureBucket(opts);
+  const s = bucket.summary;
+  const mb = s.bytes / 1e6;
+  say(`bucket: ${s.files} files × ${opts.records} records (seed ${opts.seed}), ${fmtInt(s.records)} records, ${fmtInt(s.valid)} valid, ${fmtInt(s.invalid)} invalid, ${fmtInt(s.skipped)} skipped, ${mb.toFixed(1)} MB`);
+  say(`        ${bucket.cached ? 'cached' : `generated in ${bucket.generateSeconds.toFixed(1)} s`}: ${bucket.dir}`);
+  const server = await startStaticServer(bucket.dir);
+  say(`server: ${server.url} (keep-alive, Content-Length, ETag)`);
+  say(`peak RSS: ${rssMethod === 'gnu-time' ? `${GNU_TIME} -f %M` : rssMethod === 'proc-vmhwm' ? '/proc/<pid>/status VmHWM every 50 ms' : 'not measured'}`);
+  const userDb = opts.databaseUrl;
+  const userDbIsSqlite = userDb === undefined || /^sqlite3?:\/\//i.test(userDb);
+  if (userDb !== undefined) {
+    say(`database: ${redactUrl(userDb)} (given; reused by every repetition${opts.skipLimit ? '' : ', the limit still uses a fresh SQLite file'})`);
+  } else {
+    say('database: a fresh SQLite file per repetition');
+  }
+  say();
+
+  const runs: Record<Runner, Repetition[]> = { daemon: [], limit: [] };
+  let daemonSkipped: string | null = null;
+  const onSignal = (): void => {
+    if (currentChild) {
+      try {
+        process.kill(-currentChild.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const measure = async (runner: Runner, rep: number): Promise<Repetition | null> => {
+    const scratch = await mkdtemp(join(os.tmpdir(), `bucket-ingest-bench-${runner}-`));
+    const databaseUrl = runner === 'daemon' && userDb !== undefined ? userDb : `sqlite://${join(scratch, 'bench.sqlite3')}`;
+    const env = childEnv({
+      BUCKET_URL: server.url,
+      DATABASE_URL: databaseUrl,
+      REGISTRY_PATH: join(scratch, 'registry.json'),
+      CONCURRENCY: String(opts.concurrency),
+      LOG_LEVEL: 'warn',
+    });
+    const args = runner === 'daemon' ? [CLI, 'run', '--once'] : [LIMIT];
+    const requestsBefore = server.requests();
+    const child = await runNode(args, env, rssMethod, scratch);
+    const result: Repetition = {
+      runner, rep,
+      wallSeconds: child.wallSeconds,
+      peakRssMB: child.peakRssMB,
+      exitCode: child.exitCode,
+      signal: child.signal,
+      recordsPerSecond: s.records / child.wallSeconds,
+      validRowsPerSecond: s.valid / child.wallSeconds,
+      mbPerSecond: mb / child.wallSeconds,
+      httpRequests: server.requests() - requestsBefore,
+      rows: null,
+      ok: false,
+      warnings: [],
+    };
+    const repWarn = (msg: string): void => {
+      result.warnings.push(msg);
+      warn(`${runner} rep ${rep}: ${msg}`);
+    };
+    if (child.exitCode !== 0) {
+      const first = child.stderr.trim().split('\n')[0] ?? '';
+      if (runner === 'daemon' && !userDbIsSqlite && child.exitCode === 2) {
+        daemonSkipped = `SKIP daemon: it did not start against ${redactUrl(databaseUrl)} (exit 2: ${first}); the daemon may not support this database yet`;
+        say(daemonSkipped);
+        await rm(scratch, { recursive: true, force: true });
+        return null;
+      }
+      repWarn(`exited ${child.exitCode ?? child.signal}; scratch kept in ${scratch}\n${lastLines(child.stderr || child.stdout)}`);
+      return result;
+    }
+    try {
+      result.rows = await countRows(databaseUrl);
+    } catch (err) {
+      repWarn(`cannot count rows: ${(err as Error).message}`);
+    }
+    const r = result.rows;
+    if (r !== null) {
+      const loaded = (r.songs ?? 0) + (r.movies ?? 0) + (r.apps ?? 0);
+      if (loaded === 0 && s.valid > 0) repWarn('songs + movies + apps is 0');
+      if (runner === 'daemon' && r.rejected_records !== s.invalid) repWarn(`rejected_records is ${r.rejected_records}, the generator made ${s.invalid} invalid records`);
+      result.ok = result.warnings.length === 0;
+    }
+    if (result.httpRequests < s.files + 1) repWarn(`only ${result.httpRequests} HTTP requests for ${s.files} files + the index`);
+    if (result.ok) await rm(scratch, { recursive: true, force: true });
+    return result;
+  };
+
+  const line = (r: Repetition): string =>
+    `${r.runner.padEnd(6)} rep ${r.rep}: ${r.wallSeconds.toFixed(2)} s, ${fmtInt(r.recordsPerSecond)} records/s, ${fmtInt(r.validRowsPerSecond)} valid rows/s, ` +
+    `${r.mbPerSecond.toFixed(2)} MB/s, peak RSS ${fmt(r.peakRssMB, 0)} MB${r.rows ? `, rows ${r.rows.songs}/${r.rows.movies}/${r.rows.apps} songs/movies/apps, ${r.rows.rejected_records ?? '-'} rejected` : ''}`;
+
+  // Daemon and limit alternate, so slow drift of the machine (thermal, other load) hits both alike.
+  for (let rep = 1; rep <= opts.reps; rep++) {
+    if (daemonSkipped === null) {
+      const d = await measure('daemon', rep);
+      if (d) {
+        runs.daemon.push(d);
+        say(line(d));
+      }
+    }
+    if (!opts.skipLimit) {
+      const l = await measure('limit', rep);
+      if (l) {
+        runs.limit.push(l);
+        say(line(l));
+      }
+      // Same bucket, same validation rules, same keys: both must end with the same rows per table.
+      const d = runs.daemon.find((x) => x.rep === rep);
+      if (d?.rows && l?.rows && userDb === undefined) {
+        for (const t of ['songs', 'movies', 'apps'] as const) {
+          if (d.rows[t] !== l.rows[t]) warn(`rep ${rep}: ${t}: daemon has ${d.rows[t]} rows, limit ${l.rows[t]}`);
+        }
+      }
+    }
+  }
+  await server.close();
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+
+  const med = { daemon: medians(runs.daemon), limit: medians(runs.limit) };
+  const ratio = med.daemon && med.limit ? med.daemon.wallSeconds / med.limit.wallSeconds : null;
+
+  say();
+  const header = ['run', 'rep', 'wall s', 'records/s', 'valid rows/s', 'MB/s', 'peak RSS MB', 'exit'];
+  const rows: string[][] = [header];
+  for (const runner of ['daemon', 'limit'] as const) {
+    for (const r of runs[runner]) {
+      rows.push([runner, String(r.rep), r.wallSeconds.toFixed(2), fmtInt(r.recordsPerSecond), fmtInt(r.validRowsPerSecond), r.mbPerSecond.toFixed(2), fmt(r.peakRssMB, 0), String(r.exitCode ?? r.signal)]);
+    }
+    const m = med[runner];
+    if (m) rows.push([runner, 'median', m.wallSeconds.toFixed(2), fmtInt(m.recordsPerSecond), fmtInt(m.validRowsPerSecond), m.mbPerSecond.toFixed(2), fmt(m.peakRssMB, 0), '']);
+  }
+  say(table(rows));
+  say();
+  if (daemonSkipped !== null) say(daemonSkipped);
+  if (ratio !== null) {
+    say(`daemon / limit (median wall time): ${ratio.toFixed(2)}×${userDbIsSqlite ? '' : ' (the limit ran on SQLite, the daemon did not)'}`);
+  } else if (opts.skipLimit) {
+    say('limit baseline skipped (--skip-limit)');
+  }
+  if (warnings.length > 0) say(`${warnings.length} warning(s), see above`);
+
+  const cpus = os.cpus();
+  const report = {
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    machine: {
+      cpu: cpus[0]?.model ?? null,
+      cores: cpus.length,
+      totalMemMB: Math.round(os.totalmem() / 2 ** 20),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    },
+    git: gitInfo(),
+    options: { ...opts, databaseUrl: opts.databaseUrl === undefined ? null : redactUrl(opts.databaseUrl), out: opts.out },
+    bucket: { dir: bucket.dir, cached: bucket.cached, ...s, indexKey: INDEX_KEY },
+    peakRssMethod: rssMethod,
+    daemonSkipped,
+    repetitions: [...runs.daemon, ...runs.limit],
+    medians: med,
+    daemonOverLimit: ratio,
+    warnings,
+  };
+  await mkdir(opts.out, { recursive: true });
+  const file = join(opts.out, `${startedAt.toISOString().replace(/:/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  say(`saved ${file}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

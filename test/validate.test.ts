@@ -1,0 +1,55 @@
+import { expect } from 'chai';
+import { decodeBody } from '../src/decode.js';
+import { IngestError } from '../src/errors.js';
+import { song } from '../src/records/index.js';
+import { validateRecords } from '../src/validate.js';
+
+const NOW = '2026-01-01T00:00:00.000Z';
+const s = (title: string, year: number | string) => ({ type: 'song', data: { artist_name: 'A', title, year, release: 'R' } });
+
+describe('validateRecords', () => {
+  it('accounts for every record exactly once: row, rejection or skip', () => {
+    const records = [s('x', 1), s('y', '1999'), { type: 'book', data: { title: 'b' } }, 42, s('z', 3)];
+    const out = validateRecords(records, NOW);
+    expect(out.loaded).to.equal(2); // x and z
+    expect(out.skipped).to.equal(1);
+    expect(out.rejections.map((r) => r.recordIndex)).to.deep.equal([1, 3]);
+    expect(out.loaded + out.skipped + out.rejections.length).to.equal(records.length);
+    expect(out.rejections[0]).to.include({ type: 'song', raw: JSON.stringify(records[1]) });
+    expect(out.rejections[0]!.reason).to.contain('year');
+    expect(out.rejections[1]).to.include({ type: null, raw: '42' });
+  });
+
+  it('resolves duplicates of one key inside a file to the last record', () => {
+    const out = validateRecords([s('x', 1), s('y', 2), s('x', 3)], NOW);
+    const rows = [...out.rows.get(song)!.values()];
+    expect(rows.map((r) => [r.title, r.year])).to.deep.equal([['x', 3], ['y', 2]]);
+    expect(out.loaded).to.equal(3);
+  });
+
+  it('keeps keys apart whatever characters they contain', () => {
+    const a = { type: 'song', data: { artist_name: 'a b', title: 'c', year: 1, release: 'r' } };
+    const b = { type: 'song', data: { artist_name: 'a', title: 'b c', year: 1, release: 'r' } };
+    expect(validateRecords([a, b], NOW).rows.get(song)!.size).to.equal(2);
+  });
+});
+
+describe('decodeBody', () => {
+  const code = (body: string): string => {
+    try {
+      decodeBody('k.data', Buffer.from(body));
+    } catch (err) {
+      return `${(err as IngestError).code} ${(err as IngestError).message}`;
+    }
+    return 'ok';
+  };
+  it('accepts a JSON array, with or without a byte order mark', () => {
+    expect(decodeBody('k', Buffer.from('\uFEFF[1,2]'))).to.deep.equal([1, 2]);
+  });
+  it('fails the whole file for an empty body, non-JSON or a non-array, naming the key', () => {
+    expect(code('  ')).to.equal('BI_DECODE k.data: empty body');
+    expect(code('[{"a":')).to.match(/^BI_DECODE k\.data: not JSON/);
+    expect(code('{"a":1}')).to.equal('BI_DECODE k.data: not a JSON array (got an object)');
+    expect(code('null')).to.equal('BI_DECODE k.data: not a JSON array (got null)');
+  });
+});
