@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { decodeBody } from '../src/decode.js';
-import { IngestError } from '../src/errors.js';
+import type { IngestError } from '../src/errors.js';
 import { song } from '../src/records/index.js';
 import { validateRecords } from '../src/validate.js';
 
