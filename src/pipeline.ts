@@ -31,7 +31,7 @@ export interface CycleOptions {
 }
 
 /** The outcome of fetching, decoding and validating one planned file. */
-type Prepared =
+export type Prepared =
   | { kind: 'load'; item: PlanItem; etag: string | null; size: number; file: ValidatedFile; startedAt: number }
   | { kind: 'unchanged'; item: PlanItem; etag: string | null; size: number | null }
   | { kind: 'failed'; item: PlanItem; error: string }
@@ -92,7 +92,7 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   return summary;
 }
 
-async function prepare(ctx: PipelineContext, item: PlanItem, abort: AbortSignal): Promise<Prepared> {
+export async function prepare(ctx: Pick<PipelineContext, "source" | "registry">, item: PlanItem, abort: AbortSignal): Promise<Prepared> {
   const startedAt = performance.now();
   const entry = ctx.registry.get(item.key);
   const known = item.reason === 'recheck' && entry ? { etag: entry.etag, size: entry.size } : undefined;
