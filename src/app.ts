@@ -1,8 +1,8 @@
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Knex } from 'knex';
 import type { LoadedConfig } from './config/load.js';
-import { ConfigError } from './errors.js';
-import { openDatabase, parseDatabaseUrl } from './load/database.js';
+import { checkDatabase, openDatabase, parseDatabaseUrl } from './load/database.js';
 import { migrate } from './load/schema.js';
 import { UpsertCompiler } from './load/upsert.js';
 import type { PipelineContext } from './pipeline.js';
@@ -12,6 +12,8 @@ import type { Telemetry } from './telemetry.js';
 
 export interface App extends PipelineContext {
   config: LoadedConfig;
+  /** Proves the database answers now (readiness). */
+  checkDatabase(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -29,11 +31,15 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
     await migrate(db);
     const source = createSource(settings, {
       onRetry: (e) => telemetry.fileRetry(e),
+      onResponse: (status) => telemetry.httpResponse(status),
     });
     const opened = db;
+    // Remember which file we opened, so readiness notices if it is replaced underneath us.
+    const identity = target.filename && target.filename !== ':memory:' ? { ino: statSync(target.filename).ino } : undefined;
     return {
-      config, settings, source, db, registry, telemetry,
+      config, settings, source, db, registry, telemetry, firstListed: new Map(),
       compiler: new UpsertCompiler(target.dialect),
+      checkDatabase: () => checkDatabase(opened, target, identity),
       async close() {
         await Promise.allSettled([source.close(), opened.destroy()]);
         await registry.close();
@@ -42,7 +48,6 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
   } catch (err) {
     await db?.destroy().catch(() => undefined);
     await registry.close().catch(() => undefined);
-    if (err instanceof ConfigError) throw err;
     throw err;
   }
 }

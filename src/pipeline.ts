@@ -19,6 +19,8 @@ export interface PipelineContext {
   compiler: UpsertCompiler;
   registry: JsonRegistry;
   telemetry: Telemetry;
+  /** When this process first saw each key that the registry does not know yet (ms since epoch). */
+  firstListed: Map<string, number>;
 }
 
 export interface CycleOptions {
@@ -46,8 +48,15 @@ export type Prepared =
  */
 export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promise<CycleSummary> {
   const started = performance.now();
-  const keys = await ctx.source.listKeys(opts.abort);
+  let keys: string[];
+  try {
+    keys = await ctx.source.listKeys(opts.abort);
+  } catch (err) {
+    ctx.telemetry.listingFailed(describeError(err));
+    throw err;
+  }
   const now = Date.now();
+  const behind = pendingSince(ctx, keys, now);
   const plan = planCycle(keys, (k) => ctx.registry.get(k), {
     force: opts.force,
     now,
@@ -58,7 +67,7 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
     filesUpToDate: plan.upToDate, filesBackoff: plan.backoff, filesCancelled: 0,
     recordsLoaded: 0, recordsRejected: 0, recordsSkipped: 0, bytes: 0, seconds: 0,
   };
-  ctx.telemetry.cycleStarted({ cycle: opts.cycle, listed: keys.length, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff });
+  ctx.telemetry.cycleStarted({ cycle: opts.cycle, listed: keys.length, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, pending: behind });
 
   const todo = plan.todo;
   const limit = pLimit(ctx.settings.CONCURRENCY);
@@ -148,12 +157,13 @@ async function commitGroup(ctx: PipelineContext, group: Prepared[], summary: Cyc
     const prev = ctx.registry.get(key);
     const base: RegistryEntry = prev ?? {
       status: 'failed', etag: null, size: null, attempts: 0, failures: 0, loaded: 0, rejected: 0, skipped: 0,
-      error: null, firstSeenAt: nowIso, updatedAt: nowIso, doneAt: null, checkedAt: null, nextAttemptAt: null,
+      error: null, firstSeenAt: new Date(ctx.firstListed.get(key) ?? Date.now()).toISOString(), updatedAt: nowIso, doneAt: null, checkedAt: null, nextAttemptAt: null,
     };
     const { reprocess: _dropped, ...rest } = base;
     void _dropped;
     if (p.kind === 'cancelled') {
       summary.filesCancelled++;
+      ctx.telemetry.fileCancelled(key);
       continue;
     }
     if (p.kind === 'unchanged') {
@@ -192,6 +202,26 @@ async function commitGroup(ctx: PipelineContext, group: Prepared[], summary: Cyc
     ctx.telemetry.fileDone({ key, loaded: f.loaded, rejected: f.rejections.length, skipped: f.skipped, bytes: p.size, ms: Math.round(performance.now() - p.startedAt) });
   }
   await ctx.registry.commit(changes);
+  for (const key of changes.keys()) ctx.firstListed.delete(key);
+}
+
+/**
+ * Listed keys that are not done (new, failed, marked for reprocessing), with when each was first seen:
+ * what "how far behind" means for the pending-files gauges.
+ */
+function pendingSince(ctx: PipelineContext, keys: readonly string[], now: number): Map<string, number> {
+  const pending = new Map<string, number>();
+  for (const key of keys) {
+    const entry = ctx.registry.get(key);
+    if (entry === undefined) {
+      let first = ctx.firstListed.get(key);
+      if (first === undefined) ctx.firstListed.set(key, (first = now));
+      pending.set(key, first);
+    } else if (entry.status === 'failed' || entry.reprocess) {
+      pending.set(key, Date.parse(entry.firstSeenAt));
+    }
+  }
+  return pending;
 }
 
 async function writeFile(ctx: PipelineContext, trx: Knex.Transaction, p: Extract<Prepared, { kind: 'load' }>, loadedAt: string): Promise<void> {

@@ -1,8 +1,6 @@
-import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { redactText } from './redact.js';
-
-export type LogFormat = 'json' | 'pretty';
 
 export interface CycleSummary {
   listed: number;
@@ -20,60 +18,152 @@ export interface CycleSummary {
   seconds: number;
 }
 
+export interface FileDoneEvent { key: string; loaded: number; rejected: number; skipped: number; bytes: number; ms: number }
+export interface FileFailedEvent { key: string; error: string; attempts: number; nextAttemptAt: string | null }
+
+/** Who else wants to hear about a cycle as it goes (the progress bar). */
+export interface ProgressListener {
+  cycleStarted?(planned: number): void;
+  fileSettled?(outcome: 'done' | 'failed' | 'unchanged' | 'cancelled', records: number): void;
+  cycleEnded?(): void;
+}
+
+/** Prometheus metrics, all prefixed `bucket_ingest_`. */
+function createMetrics(registry: Registry, pendingAge: () => number) {
+  const m = {
+    files: new Counter({ name: 'bucket_ingest_files_total', help: 'Files by outcome: done, failed, unchanged (asked again, same version), skipped_unchanged (not asked: up to date)', labelNames: ['outcome'] as const, registers: [registry] }),
+    records: new Counter({ name: 'bucket_ingest_records_total', help: 'Records by outcome: loaded, rejected, skipped', labelNames: ['outcome'] as const, registers: [registry] }),
+    bytes: new Counter({ name: 'bucket_ingest_bytes_fetched_total', help: 'Bytes of data files fetched and loaded', registers: [registry] }),
+    responses: new Counter({ name: 'bucket_ingest_http_responses_total', help: 'Bucket HTTP responses by status class (2xx, 3xx, 4xx, 5xx)', labelNames: ['class'] as const, registers: [registry] }),
+    retries: new Counter({ name: 'bucket_ingest_retries_total', help: 'Retries by kind: fetch, database', labelNames: ['kind'] as const, registers: [registry] }),
+    cycles: new Counter({ name: 'bucket_ingest_cycles_total', help: 'Cycles by outcome: ok, error', labelNames: ['outcome'] as const, registers: [registry] }),
+    cycleSeconds: new Histogram({ name: 'bucket_ingest_cycle_duration_seconds', help: 'Duration of a cycle', buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600], registers: [registry] }),
+    fileSeconds: new Histogram({ name: 'bucket_ingest_file_duration_seconds', help: 'Fetch, decode and validate time of one file', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30], registers: [registry] }),
+    pending: new Gauge({ name: 'bucket_ingest_pending_files', help: 'Listed files not done yet (new, failed, waiting to retry)', registers: [registry] }),
+    oldestPending: new Gauge({
+      name: 'bucket_ingest_oldest_pending_age_seconds', help: 'Age of the oldest listed file that is not done yet (0 when none)', registers: [registry],
+      collect() { this.set(pendingAge()); },
+    }),
+    lastSuccess: new Gauge({ name: 'bucket_ingest_last_success_timestamp_seconds', help: 'Unix time the last cycle finished without error', registers: [registry] }),
+  };
+  // Start every labelled series at 0, so dashboards and rate() see them before the first event.
+  for (const outcome of ['done', 'failed', 'unchanged', 'skipped_unchanged']) m.files.inc({ outcome }, 0);
+  for (const outcome of ['loaded', 'rejected', 'skipped']) m.records.inc({ outcome }, 0);
+  for (const kind of ['fetch', 'database']) m.retries.inc({ kind }, 0);
+  for (const outcome of ['ok', 'error']) m.cycles.inc({ outcome }, 0);
+  collectDefaultMetrics({ register: registry });
+  return m;
+}
+
 /**
  * The one place that says what the daemon reports. Every event has a stable name (`<Noun><Verb>[Error]`)
- * and fields; logs are written from here, and metrics read the same calls.
+ * and fields; the log line, the metrics and the progress bar all read the same call, so they cannot
+ * disagree.
  */
 export class Telemetry {
-  constructor(readonly log: Logger) {}
+  readonly metrics: Registry = new Registry();
+  private readonly m: ReturnType<typeof createMetrics>;
+  private readonly listeners: ProgressListener[] = [];
+  /** Listed keys not done yet → when first seen (ms). Drives the pending gauges. */
+  private readonly pending = new Map<string, number>();
+  /** State the readiness probe reads. */
+  readonly state = { lastListingOk: false, lastListingError: null as string | null, lastCycleAt: null as string | null, cycle: 0 };
 
-  cycleStarted(fields: { cycle: number; listed: number; planned: number; upToDate: number; backoff: number }): void {
-    this.log.info({ event: 'CycleStarted', ...fields }, `cycle ${fields.cycle}: ${fields.listed} keys listed, ${fields.planned} to process, ${fields.upToDate} up to date, ${fields.backoff} waiting to retry`);
+  constructor(readonly log: Logger) {
+    this.m = createMetrics(this.metrics, () => {
+      let oldest = Infinity;
+      for (const t of this.pending.values()) if (t < oldest) oldest = t;
+      return oldest === Infinity ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
+    });
+  }
+
+  subscribe(listener: ProgressListener): () => void {
+    this.listeners.push(listener);
+    return () => this.listeners.splice(this.listeners.indexOf(listener), 1);
+  }
+
+  listingFailed(error: string): void {
+    this.state.lastListingOk = false;
+    this.state.lastListingError = redactText(error);
+  }
+
+  cycleStarted(fields: { cycle: number; listed: number; planned: number; upToDate: number; backoff: number; pending: ReadonlyMap<string, number> }): void {
+    const { pending, ...logged } = fields;
+    this.state.lastListingOk = true;
+    this.state.lastListingError = null;
+    this.state.cycle = fields.cycle;
+    this.pending.clear();
+    for (const [k, t] of pending) this.pending.set(k, t);
+    this.m.pending.set(this.pending.size);
+    this.m.files.inc({ outcome: 'skipped_unchanged' }, fields.upToDate);
+    this.log.info({ event: 'CycleStarted', ...logged }, `cycle ${fields.cycle}: ${fields.listed} keys listed, ${fields.planned} to process, ${fields.upToDate} up to date, ${fields.backoff} waiting to retry`);
+    for (const l of this.listeners) l.cycleStarted?.(fields.planned);
   }
 
   cycleFinished(cycle: number, s: CycleSummary): void {
+    this.m.cycles.inc({ outcome: 'ok' });
+    this.m.cycleSeconds.observe(s.seconds);
+    this.m.lastSuccess.set(Date.now() / 1000);
+    this.state.lastCycleAt = new Date().toISOString();
     this.log.info(
       { event: 'CycleFinished', cycle, ...s },
       `cycle ${cycle} finished: files ${s.filesDone} done, ${s.filesFailed} failed, ${s.filesUnchanged + s.filesUpToDate} unchanged; ` +
         `records ${s.recordsLoaded} loaded, ${s.recordsRejected} rejected, ${s.recordsSkipped} skipped; ${s.seconds.toFixed(2)} s`,
     );
+    for (const l of this.listeners) l.cycleEnded?.();
   }
 
   cycleFailed(cycle: number, error: string): void {
-    this.log.error({ event: 'CycleError', cycle, error: redactText(error) }, `cycle ${cycle} failed: ${redactText(error)}`);
+    this.m.cycles.inc({ outcome: 'error' });
+    this.log.error({ event: 'CycleError', cycle, error }, `cycle ${cycle} failed: ${error}`);
+    for (const l of this.listeners) l.cycleEnded?.();
   }
 
-  fileDone(f: { key: string; loaded: number; rejected: number; skipped: number; bytes: number; ms: number }): void {
+  fileDone(f: FileDoneEvent): void {
+    this.settle(f.key);
+    this.m.files.inc({ outcome: 'done' });
+    this.m.records.inc({ outcome: 'loaded' }, f.loaded);
+    this.m.records.inc({ outcome: 'rejected' }, f.rejected);
+    this.m.records.inc({ outcome: 'skipped' }, f.skipped);
+    this.m.bytes.inc(f.bytes);
+    this.m.fileSeconds.observe(f.ms / 1000);
     this.log.debug({ event: 'FileDone', ...f }, `${f.key}: ${f.loaded} loaded, ${f.rejected} rejected, ${f.skipped} skipped`);
+    for (const l of this.listeners) l.fileSettled?.('done', f.loaded + f.rejected + f.skipped);
   }
 
   fileUnchanged(key: string): void {
+    this.settle(key);
+    this.m.files.inc({ outcome: 'unchanged' });
     this.log.debug({ event: 'FileUnchanged', key }, `${key}: unchanged since it was loaded`);
+    for (const l of this.listeners) l.fileSettled?.('unchanged', 0);
   }
 
-  fileFailed(f: { key: string; error: string; attempts: number; nextAttemptAt: string | null }): void {
-    const error = redactText(f.error);
-    this.log.warn({ event: 'FileError', ...f, error }, `${f.key}: failed (${error})${f.nextAttemptAt ? `; next try after ${f.nextAttemptAt}` : ''}`);
+  fileFailed(f: FileFailedEvent): void {
+    this.m.files.inc({ outcome: 'failed' });
+    this.log.warn({ event: 'FileError', ...f }, `${f.key}: failed (${f.error})${f.nextAttemptAt ? `; next try after ${f.nextAttemptAt}` : ''}`);
+    for (const l of this.listeners) l.fileSettled?.('failed', 0);
+  }
+
+  fileCancelled(key: string): void {
+    this.log.debug({ event: 'FileCancelled', key }, `${key}: left for the next run (shutting down)`);
+    for (const l of this.listeners) l.fileSettled?.('cancelled', 0);
   }
 
   fileRetry(f: { key: string; attempt: number; delayMs: number; reason: string }): void {
-    const reason = redactText(f.reason);
-    this.log.info({ event: 'FileRetry', ...f, reason }, `${f.key}: attempt ${f.attempt} failed (${reason}); retrying in ${f.delayMs} ms`);
+    this.m.retries.inc({ kind: 'fetch' });
+    this.log.info({ event: 'FileRetry', ...f }, `${f.key}: attempt ${f.attempt} failed (${f.reason}); retrying in ${f.delayMs} ms`);
+  }
+
+  httpResponse(status: number): void {
+    this.m.responses.inc({ class: `${Math.floor(status / 100)}xx` });
   }
 
   databaseRetry(f: { attempt: number; delayMs: number; reason: string }): void {
-    const reason = redactText(f.reason);
-    this.log.warn({ event: 'DatabaseRetry', ...f, reason }, `database write failed (${reason}); retrying in ${f.delayMs} ms`);
+    this.m.retries.inc({ kind: 'database' });
+    this.log.warn({ event: 'DatabaseRetry', ...f }, `database write failed (${f.reason}); retrying in ${f.delayMs} ms`);
   }
-}
 
-/** JSON lines when stdout is not a terminal (or when asked), readable lines on a terminal. */
-export function createLogger(opts: { level: string; format?: LogFormat | undefined; destination?: NodeJS.WritableStream }): Logger {
-  const dest = opts.destination ?? process.stdout;
-  const format = opts.format ?? ((dest as { isTTY?: boolean }).isTTY ? 'pretty' : 'json');
-  const base = { level: opts.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime };
-  if (format === 'pretty') {
-    return pino(base, pretty({ destination: dest as never, sync: true, translateTime: 'SYS:HH:MM:ss', hideObject: true }));
+  private settle(key: string): void {
+    if (this.pending.delete(key)) this.m.pending.set(this.pending.size);
   }
-  return pino(base, dest as pino.DestinationStream);
 }

@@ -33,6 +33,20 @@ const NonEmpty = new t.Type<string, string, unknown>(
   t.identity,
 );
 
+/** `off` (or empty) disables the HTTP server; 0 picks a free port (tests); else the port. */
+const HttpPort = new t.Type<number | null, number | null, unknown>(
+  'HttpPort',
+  (u): u is number | null => u === null || (typeof u === 'number' && Number.isInteger(u) && u >= 0 && u <= 65535),
+  (u, c) => {
+    if (u === null || u === '' || (typeof u === 'string' && u.trim().toLowerCase() === 'off')) return t.success(null);
+    const n = typeof u === 'number' ? u : typeof u === 'string' && /^\s*\d+\s*$/.test(u) ? Number(u) : NaN;
+    return Number.isInteger(n) && n >= 0 && n <= 65535 ? t.success(n) : t.failure(u, c, 'expected a port from 0 to 65535, or off');
+  },
+  t.identity,
+);
+
+const LogFormat = t.keyof({ auto: null, json: null, pretty: null });
+
 const LogLevel = t.keyof({ trace: null, debug: null, info: null, warn: null, error: null, fatal: null, silent: null });
 
 /**
@@ -65,6 +79,14 @@ export const settingsCodec = t.type({
   /** Most files committed in one database transaction (one fsync per group, see README). */
   COMMIT_MAX_FILES: intIn('COMMIT_MAX_FILES', 1, 10_000),
   LOG_LEVEL: LogLevel,
+  /** `auto`: readable lines on a terminal, JSON lines otherwise. */
+  LOG_FORMAT: LogFormat,
+  /** Port of /healthz, /readyz, /metrics and the read API; `off` disables the server. */
+  HTTP_PORT: HttpPort,
+  /** Address the HTTP server binds; loopback unless you mean to expose it. */
+  HTTP_HOST: NonEmpty,
+  /** After SIGTERM/SIGINT, how long files in flight may take before they are abandoned. */
+  SHUTDOWN_TIMEOUT_SECONDS: secondsAtLeast('SHUTDOWN_TIMEOUT_SECONDS', 0),
 });
 
 export type Settings = t.TypeOf<typeof settingsCodec>;
@@ -87,5 +109,9 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     RETRY_FAILED_SECONDS: '60',
     COMMIT_MAX_FILES: '64',
     LOG_LEVEL: 'info',
+    LOG_FORMAT: 'auto',
+    HTTP_PORT: 'off',
+    HTTP_HOST: '127.0.0.1',
+    SHUTDOWN_TIMEOUT_SECONDS: '30',
   };
 }

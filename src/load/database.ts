@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { ConfigError, IngestError } from '../errors.js';
@@ -66,4 +66,49 @@ export async function openDatabase(target: DatabaseTarget): Promise<Knex> {
     throw new IngestError('BI_DATABASE', `cannot open ${target.display}: ${redactText((err as Error).message)}`, { cause: err });
   }
   return db;
+}
+
+/**
+ * A readiness check that proves the database is usable now, not just that a pooled connection is open:
+ * for SQLite a fresh read-only connection to the file reads the migrations table (a deleted, replaced or
+ * unreadable file fails here even though the daemon's own connection still holds the old inode).
+ */
+export async function checkDatabase(db: Knex, target: DatabaseTarget, opened?: { ino: number }, timeoutMs = 2000): Promise<void> {
+  const probe = async (): Promise<void> => {
+    if (target.dialect === 'sqlite' && target.filename && target.filename !== ':memory:') {
+      // The file at the path must still be the one our connection writes to, and still look like SQLite.
+      const handle = await open(target.filename, 'r');
+      try {
+        const info = await handle.stat();
+        if (opened && info.ino !== opened.ino) throw new Error(`${target.filename} was replaced or moved since it was opened`);
+        const header = Buffer.alloc(16);
+        await handle.read(header, 0, 16, 0);
+        if (header.toString('latin1') !== 'SQLite format 3\u0000') throw new Error(`${target.filename} is not an SQLite database`);
+      } finally {
+        await handle.close();
+      }
+      const sqlite3 = (await import('sqlite3')).default;
+      await new Promise<void>((resolvePromise, reject) => {
+        const conn = new sqlite3.Database(target.filename as string, sqlite3.OPEN_READONLY, (openErr) => {
+          if (openErr) return reject(openErr);
+          conn.get('select count(*) as n from bucket_ingest_migrations', (err) => {
+            conn.close(() => (err ? reject(err) : resolvePromise()));
+          });
+        });
+      });
+      return;
+    }
+    await db.raw('select 1');
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new IngestError('BI_DATABASE', `${target.display} did not answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([probe(), timeout]);
+  } catch (err) {
+    throw new IngestError('BI_DATABASE', `${target.display}: ${redactText((err as Error).message)}`);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -1,0 +1,85 @@
+import type { Knex } from 'knex';
+import { recordTypes } from '../records/index.js';
+import { REJECTED_TABLE } from '../load/schema.js';
+import type { JsonRegistry } from '../registry/json-registry.js';
+
+/** Tables the read API serves, with the key its pages are ordered and cut by. */
+export const READABLE_TABLES: ReadonlyMap<string, readonly string[]> = new Map([
+  ...recordTypes.map((t) => [t.table, t.key] as const),
+  [REJECTED_TABLE, ['id']],
+]);
+
+export const DEFAULT_LIMIT = 100;
+export const MAX_LIMIT = 1000;
+
+export class ApiError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/** Parses `limit`: default 100, capped at 1000, 400 for anything that is not a positive integer. */
+export function parseLimit(raw: string | null): number {
+  if (raw === null || raw === '') return DEFAULT_LIMIT;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new ApiError(400, 'limit must be a positive integer');
+  return Math.min(MAX_LIMIT, Number(raw));
+}
+
+/** Keyset cursors are the last row's key values, base64url-encoded JSON: opaque to clients, cheap to use. */
+export function encodeCursor(values: unknown[]): string {
+  return Buffer.from(JSON.stringify(values)).toString('base64url');
+}
+
+function decodeCursor(raw: string, width: number): unknown[] {
+  try {
+    const values = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(values) && values.length === width && values.every((v) => typeof v === 'string' || typeof v === 'number')) return values;
+  } catch {
+    // fall through
+  }
+  throw new ApiError(400, 'after is not a cursor returned by this API');
+}
+
+export async function listTables(db: Knex): Promise<Array<{ name: string; rows: number }>> {
+  const out = [];
+  for (const name of READABLE_TABLES.keys()) {
+    const [row] = (await db(name).count({ n: '*' })) as Array<{ n: number | string }>;
+    out.push({ name, rows: Number(row?.n ?? 0) });
+  }
+  return out;
+}
+
+/**
+ * One page of a table in key order, starting after the cursor: `WHERE (k1, k2) > (?, ?) ORDER BY k1, k2`.
+ * Every row is returned exactly once across pages, even while the daemon writes (rows inserted behind the
+ * cursor are simply not seen by this walk).
+ */
+export async function readRows(db: Knex, table: string, limit: number, after: string | null): Promise<{ rows: unknown[]; next: string | null }> {
+  const key = READABLE_TABLES.get(table);
+  if (!key) throw new ApiError(404, `no table ${table}; tables: ${[...READABLE_TABLES.keys()].join(', ')}`);
+  let query = db(table).select('*').orderBy(key.map((column) => ({ column, order: 'asc' as const }))).limit(limit + 1);
+  if (after !== null) {
+    const values = decodeCursor(after, key.length);
+    query = query.whereRaw(`(${key.map(() => '??').join(', ')}) > (${key.map(() => '?').join(', ')})`, [...key, ...values] as readonly Knex.Value[]);
+  }
+  const rows = (await query) as Array<Record<string, unknown>>;
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  const next = rows.length > limit && last ? encodeCursor(key.map((k) => last[k])) : null;
+  return { rows: page, next };
+}
+
+/** Registry entries in key order, optionally of one status, with the same cursor scheme. */
+export function readFiles(registry: JsonRegistry, status: string | null, limit: number, after: string | null): { files: unknown[]; next: string | null } {
+  if (status !== null && status !== 'done' && status !== 'failed') throw new ApiError(400, 'status must be done or failed');
+  const from = after === null ? null : (decodeCursor(after, 1)[0] as string);
+  const keys: string[] = [];
+  for (const [key, entry] of registry.all()) {
+    if ((status === null || entry.status === status) && (from === null || key > from)) keys.push(key);
+  }
+  keys.sort();
+  const page = keys.slice(0, limit);
+  const files = page.map((key) => ({ key, ...registry.get(key) }));
+  const last = page[page.length - 1];
+  return { files, next: keys.length > limit && last !== undefined ? encodeCursor([last]) : null };
+}

@@ -1,0 +1,93 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Knex } from 'knex';
+import { describeError } from '../errors.js';
+import type { JsonRegistry } from '../registry/json-registry.js';
+import type { Telemetry } from '../telemetry.js';
+import { ApiError, listTables, parseLimit, readFiles, readRows } from './api.js';
+
+export interface HttpContext {
+  telemetry: Telemetry;
+  registry: JsonRegistry;
+  db: Knex;
+  /** Runs a real query against the database; throws when it does not answer. */
+  checkDatabase(): Promise<void>;
+  /** False once shutdown began: /healthz turns 503 so orchestrators stop routing to us. */
+  alive(): boolean;
+}
+
+export interface RunningServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * The daemon's HTTP side: `/healthz`, `/readyz`, `/metrics` and the read-only JSON API. Node's own http
+ * module: six GET routes do not need a framework.
+ */
+export async function startHttpServer(ctx: HttpContext, host: string, port: number): Promise<RunningServer> {
+  const server = createServer((req, res) => {
+    handle(ctx, req, res).catch((err: unknown) => {
+      const status = err instanceof ApiError ? err.status : 500;
+      send(res, status, { error: err instanceof ApiError ? err.message : describeError(err) });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return { port: (server.address() as AddressInfo).port, close: () => closeServer(server) };
+}
+
+async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  if (req.method !== 'GET' && req.method !== 'HEAD') throw new ApiError(405, 'read-only: GET only');
+  const path = url.pathname;
+  if (path === '/healthz') {
+    const alive = ctx.alive();
+    return send(res, alive ? 200 : 503, { status: alive ? 'ok' : 'shutting down', cycle: ctx.telemetry.state.cycle });
+  }
+  if (path === '/readyz') return ready(ctx, res);
+  if (path === '/metrics') {
+    const text = await ctx.telemetry.metrics.metrics();
+    res.writeHead(200, { 'content-type': ctx.telemetry.metrics.contentType });
+    res.end(text);
+    return;
+  }
+  if (path === '/api/tables') return send(res, 200, { tables: await listTables(ctx.db) });
+  const rows = /^\/api\/tables\/([^/]+)\/rows$/.exec(path);
+  if (rows) {
+    const page = await readRows(ctx.db, decodeURIComponent(rows[1] as string), parseLimit(url.searchParams.get('limit')), url.searchParams.get('after'));
+    return send(res, 200, page);
+  }
+  if (path === '/api/files') {
+    return send(res, 200, readFiles(ctx.registry, url.searchParams.get('status'), parseLimit(url.searchParams.get('limit')), url.searchParams.get('after')));
+  }
+  throw new ApiError(404, `no route ${path}`);
+}
+
+/** Ready = the database answers a real query and the last cycle could list the bucket. */
+async function ready(ctx: HttpContext, res: ServerResponse): Promise<void> {
+  const reasons: string[] = [];
+  try {
+    await ctx.checkDatabase();
+  } catch (err) {
+    reasons.push(`database: ${describeError(err)}`);
+  }
+  const { lastListingOk, lastListingError, cycle } = ctx.telemetry.state;
+  if (!lastListingOk) reasons.push(cycle === 0 && lastListingError === null ? 'bucket: not listed yet' : `bucket: ${lastListingError ?? 'not listed yet'}`);
+  send(res, reasons.length === 0 ? 200 : 503, reasons.length === 0 ? { status: 'ready' } : { status: 'not ready', reasons });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) return void res.end();
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(`${JSON.stringify(body)}\n`);
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
