@@ -2,11 +2,14 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Knex } from 'knex';
 import type { LoadedConfig } from './config/load.js';
-import { checkDatabase, openDatabase, parseDatabaseUrl } from './load/database.js';
+import type { Settings } from './config/schema.js';
+import { checkDatabase, openDatabase, parseDatabaseUrl, type DatabaseTarget } from './load/database.js';
 import { migrate } from './load/schema.js';
 import { UpsertCompiler } from './load/upsert.js';
 import type { PipelineContext } from './pipeline.js';
+import { DbRegistry } from './registry/db-registry.js';
 import { JsonRegistry } from './registry/json-registry.js';
+import type { Registry } from './registry/types.js';
 import { createSource } from './sources/index.js';
 import type { Telemetry } from './telemetry.js';
 
@@ -17,23 +20,49 @@ export interface App extends PipelineContext {
   close(): Promise<void>;
 }
 
+/** REGISTRY=auto: a JSON file next to SQLite, a table in PostgreSQL and MySQL. */
+export function registryMode(settings: Settings, target: DatabaseTarget): 'json' | 'database' {
+  if (settings.REGISTRY !== 'auto') return settings.REGISTRY;
+  return target.dialect === 'sqlite' ? 'json' : 'database';
+}
+
+/** Opens the registry the settings name; the database one needs the (migrated) database. */
+export async function openRegistry(settings: Settings, target: DatabaseTarget, db: Knex | null, opts: { writable: boolean; cwd?: string }): Promise<Registry> {
+  if (registryMode(settings, target) === 'json') {
+    return JsonRegistry.open(resolve(opts.cwd ?? process.cwd(), settings.REGISTRY_PATH), { writable: opts.writable });
+  }
+  if (!db) throw new Error('the database registry needs an open database');
+  const registry = new DbRegistry(db, {
+    dialect: target.dialect,
+    leaseMs: settings.LEASE_SECONDS * 1000,
+    listingFreshMs: Math.max(500, (settings.POLL_INTERVAL_SECONDS * 1000) / 2),
+    host: settings.WORKER_NAME,
+  });
+  await registry.refresh();
+  return registry;
+}
+
 /**
- * Opens everything a cycle needs, in the order that fails cheapest first: registry (a corrupt one stops us
- * before touching the database), database and schema, then the source. Nothing connects at import time.
+ * Opens everything a cycle needs, in the order that fails cheapest first: a JSON registry (a corrupt one stops
+ * us before touching the database), the database and its schema, a database registry, then the source.
+ * Nothing connects at import time.
  */
 export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = process.cwd()): Promise<App> {
   const { settings } = config;
   const target = parseDatabaseUrl(settings.DATABASE_URL, cwd);
-  const registry = await JsonRegistry.open(resolve(cwd, settings.REGISTRY_PATH), { writable: true });
+  const json = registryMode(settings, target) === 'json';
+  let registry: Registry | undefined = json ? await openRegistry(settings, target, null, { writable: true, cwd }) : undefined;
   let db: Knex | undefined;
   try {
-    db = await openDatabase(target);
+    db = await openDatabase(target, { poolSize: settings.CONCURRENCY + 2 });
     await migrate(db);
+    registry ??= await openRegistry(settings, target, db, { writable: true, cwd });
     const source = createSource(settings, {
       onRetry: (e) => telemetry.fileRetry(e),
       onResponse: (status) => telemetry.httpResponse(status),
     });
     const opened = db;
+    const openedRegistry = registry;
     // Remember which file we opened, so readiness notices if it is replaced underneath us.
     const identity = target.filename && target.filename !== ':memory:' ? { ino: statSync(target.filename).ino } : undefined;
     return {
@@ -41,13 +70,13 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
       compiler: new UpsertCompiler(target.dialect),
       checkDatabase: () => checkDatabase(opened, target, identity),
       async close() {
+        await openedRegistry.close().catch(() => undefined);
         await Promise.allSettled([source.close(), opened.destroy()]);
-        await registry.close();
       },
     };
   } catch (err) {
+    await registry?.close().catch(() => undefined);
     await db?.destroy().catch(() => undefined);
-    await registry.close().catch(() => undefined);
     throw err;
   }
 }

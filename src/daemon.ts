@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { resolve } from 'node:path';
 import type { App } from './app.js';
+import { writeLastCycle, type LastCycle } from './registry/last-cycle.js';
 import { describeError } from './errors.js';
 import { runCycle } from './pipeline.js';
 import type { CycleSummary } from './telemetry.js';
@@ -34,7 +36,9 @@ export async function runDaemon(app: App, opts: DaemonOptions): Promise<DaemonRe
       result.last = summary;
       result.cycles = cycle;
       app.telemetry.cycleFinished(cycle, summary);
+      await recordCycle(app, { cycle, finishedAt: new Date().toISOString(), ok: true, error: null, summary });
     } catch (err) {
+      await recordCycle(app, { cycle, finishedAt: new Date().toISOString(), ok: false, error: describeError(err), summary: null });
       if (cycle === 1 || opts.once) throw err;
       app.telemetry.cycleFailed(cycle, describeError(err));
     }
@@ -43,4 +47,13 @@ export async function runDaemon(app: App, opts: DaemonOptions): Promise<DaemonRe
   }
   result.failedKeys = [...app.registry.all()].filter(([, e]) => e.status === 'failed').map(([k]) => k);
   return result;
+}
+
+/** Keeps the last cycle for `status`; losing it is not worth stopping the daemon for. */
+async function recordCycle(app: App, cycle: LastCycle): Promise<void> {
+  try {
+    await writeLastCycle(resolve(app.settings.REGISTRY_PATH), cycle);
+  } catch (err) {
+    app.telemetry.cycleRecordFailed(describeError(err));
+  }
 }

@@ -4,6 +4,9 @@ import { ConfigError, describeError, IngestError } from './errors.js';
 import { redactText } from './redact.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
+import { inspectCommand } from './commands/inspect.js';
+import { reprocessCommand } from './commands/reprocess.js';
+import { explainCommand } from './commands/explain.js';
 
 /** Exit codes: 0 success, 1 some files failed (run --once), 2 usage, configuration or start-up error. */
 export const EXIT = { ok: 0, filesFailed: 1, usage: 2 } as const;
@@ -19,6 +22,9 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
       .scriptName('bucket-ingest')
       .command(runCommand)
       .command(statusCommand)
+      .command(inspectCommand)
+      .command(reprocessCommand)
+      .command(explainCommand)
       .strict()
       .help()
       .version()

@@ -2,12 +2,14 @@ import type { Knex } from 'knex';
 import pLimit from 'p-limit';
 import type { Settings } from './config/schema.js';
 import { decodeBody } from './decode.js';
-import { describeError, IngestError, isRetriable } from './errors.js';
-import { failedBackoffMs, planCycle, type PlanItem } from './plan.js';
-import type { RegistryEntry } from './registry/entry.js';
-import type { JsonRegistry } from './registry/json-registry.js';
-import { replaceRejections, upsertRows, type UpsertCompiler } from './load/upsert.js';
+import { describeError, IngestError } from './errors.js';
+import { commitGroup, isTransientDbError, type CommitContext, type Outcome } from './load/commit.js';
 import { withRetries } from './sources/retry.js';
+import type { UpsertCompiler } from './load/upsert.js';
+import { planCycle, type PlanItem } from './plan.js';
+import { JsonRegistry } from './registry/json-registry.js';
+import { applyReprocessRequests } from './registry/requests.js';
+import type { Registry } from './registry/types.js';
 import type { Source } from './sources/types.js';
 import type { CycleSummary, Telemetry } from './telemetry.js';
 import { validateRecords, type ValidatedFile } from './validate.js';
@@ -17,7 +19,7 @@ export interface PipelineContext {
   source: Source;
   db: Knex;
   compiler: UpsertCompiler;
-  registry: JsonRegistry;
+  registry: Registry;
   telemetry: Telemetry;
   /** When this process first saw each key that the registry does not know yet (ms since epoch). */
   firstListed: Map<string, number>;
@@ -37,7 +39,9 @@ export type Prepared =
   | { kind: 'load'; item: PlanItem; etag: string | null; size: number; file: ValidatedFile; startedAt: number }
   | { kind: 'unchanged'; item: PlanItem; etag: string | null; size: number | null }
   | { kind: 'failed'; item: PlanItem; error: string }
-  | { kind: 'cancelled'; item: PlanItem };
+  | { kind: 'cancelled'; item: PlanItem }
+  /** Another worker holds the file (database registry): not ours this cycle. */
+  | { kind: 'elsewhere'; item: PlanItem };
 
 /**
  * One cycle: list → plan → fetch/decode/validate (p-limit, CONCURRENCY at once) → load in bucket order,
@@ -47,10 +51,12 @@ export type Prepared =
  * one in the index wins, whatever order the fetches finish in, and a restart converges to the same tables.
  */
 export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promise<CycleSummary> {
+  if (ctx.registry instanceof JsonRegistry) await applyReprocessRequests(ctx.registry);
   const started = performance.now();
+  await retryDb(ctx, 'reading the registry', () => ctx.registry.refresh(), opts.abort);
   let keys: string[];
   try {
-    keys = await ctx.source.listKeys(opts.abort);
+    keys = await retryDb(ctx, 'reading the shared listing', () => ctx.registry.listKeys(ctx.source, opts.abort), opts.abort);
   } catch (err) {
     ctx.telemetry.listingFailed(describeError(err));
     throw err;
@@ -64,7 +70,7 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   });
   const summary: CycleSummary = {
     listed: keys.length, planned: plan.todo.length, filesDone: 0, filesFailed: 0, filesUnchanged: 0,
-    filesUpToDate: plan.upToDate, filesBackoff: plan.backoff, filesCancelled: 0,
+    filesUpToDate: plan.upToDate, filesBackoff: plan.backoff, filesCancelled: 0, filesElsewhere: 0,
     recordsLoaded: 0, recordsRejected: 0, recordsSkipped: 0, bytes: 0, seconds: 0,
   };
   ctx.telemetry.cycleStarted({ cycle: opts.cycle, listed: keys.length, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, pending: behind });
@@ -79,12 +85,18 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
       const i = pending.length;
       const item = todo[i] as PlanItem;
       pending.push(
-        limit(() => (opts.stop.aborted || opts.abort.aborted ? { kind: 'cancelled', item } as const : prepare(ctx, item, opts.abort)))
+        limit(() => claimAndPrepare(ctx, item, opts))
           .then((p) => (settled[i] = p)),
       );
     }
   };
 
+  const commitContext: CommitContext = {
+    db: ctx.db, registry: ctx.registry, compiler: ctx.compiler, maxAttempts: ctx.settings.MAX_ATTEMPTS,
+    retryFailedMs: ctx.settings.RETRY_FAILED_SECONDS * 1000,
+    firstSeen: (key) => ctx.firstListed.get(key) ?? Date.now(),
+    onRetry: (info) => ctx.telemetry.databaseRetry(info),
+  };
   let next = 0;
   startUpTo(0);
   while (next < todo.length) {
@@ -94,13 +106,47 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
       group.push(settled[next] as Prepared);
       next++;
     }
-    await commitGroup(ctx, group, summary, opts.abort);
+    const outcomes = await commitGroup(commitContext, group);
+    await ctx.registry.release(group.filter((p) => p.kind === 'cancelled').map((p) => p.item.key));
+    report(ctx, group, outcomes, summary);
     startUpTo(next);
   }
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
 }
 
+async function claimAndPrepare(ctx: PipelineContext, item: PlanItem, opts: CycleOptions): Promise<Prepared> {
+  if (opts.stop.aborted || opts.abort.aborted) return { kind: 'cancelled', item };
+  let claimed: boolean;
+  try {
+    claimed = await retryDb(ctx, `claiming ${item.key}`, () => ctx.registry.claim(item), opts.abort);
+  } catch (err) {
+    // Not claimed, nothing fetched: a later cycle tries again. The registry is unchanged.
+    ctx.telemetry.claimFailed(item.key, describeError(err));
+    return { kind: 'cancelled', item };
+  }
+  if (!claimed) return { kind: 'elsewhere', item };
+  return prepare(ctx, item, opts.abort);
+}
+
+/** Runs a registry operation, retrying while the database (not the data) is the problem. */
+function retryDb<T>(ctx: PipelineContext, what: string, fn: () => Promise<T>, signal: AbortSignal): Promise<T> {
+  return withRetries(
+    { maxAttempts: Math.max(ctx.settings.MAX_ATTEMPTS, 8), baseDelayMs: 500, maxDelayMs: 15_000 },
+    async () => {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!isTransientDbError(err)) throw err;
+        throw new IngestError('BI_DATABASE', `${what}: ${describeError(err)}`, { retriable: true, cause: err });
+      }
+    },
+    (info) => ctx.telemetry.databaseRetry(info),
+    signal,
+  );
+}
+
+/** Fetches, decodes and validates one file. Never throws: a failure is an outcome like the others. */
 export async function prepare(ctx: Pick<PipelineContext, "source" | "registry">, item: PlanItem, abort: AbortSignal): Promise<Prepared> {
   const startedAt = performance.now();
   const entry = ctx.registry.get(item.key);
@@ -117,92 +163,46 @@ export async function prepare(ctx: Pick<PipelineContext, "source" | "registry">,
   }
 }
 
-/**
- * Writes a group of files in one transaction, each file inside its own savepoint so one bad file does not
- * take the others down, then records the group in the registry. Only after the commit returns (durable:
- * synchronous=FULL) are files marked done.
- */
-async function commitGroup(ctx: PipelineContext, group: Prepared[], summary: CycleSummary, abort: AbortSignal): Promise<void> {
-  const loads = group.filter((p): p is Extract<Prepared, { kind: 'load' }> => p.kind === 'load');
-  const loadErrors = new Map<string, string>();
-  if (loads.length > 0) {
-    const loadedAt = new Date().toISOString();
-    await withRetries(
-      { maxAttempts: ctx.settings.MAX_ATTEMPTS, baseDelayMs: 500, maxDelayMs: 30_000 },
-      async () => {
-        loadErrors.clear();
-        try {
-          await ctx.db.transaction(async (trx) => {
-            for (const p of loads) {
-              try {
-                await trx.transaction(async (sp) => writeFile(ctx, sp, p, loadedAt));
-              } catch (err) {
-                loadErrors.set(p.item.key, `BI_DATABASE: ${describeError(err)}`);
-              }
-            }
-          });
-        } catch (err) {
-          throw new IngestError('BI_DATABASE', `commit of ${loads.length} file(s) failed: ${describeError(err)}`, { retriable: isTransientDbError(err), cause: err });
-        }
-      },
-      (info) => ctx.telemetry.databaseRetry(info),
-      abort,
-    );
-  }
-
-  const nowIso = new Date().toISOString();
-  const changes = new Map<string, RegistryEntry>();
+/** Counts and reports what became of a committed group. */
+function report(ctx: PipelineContext, group: readonly Prepared[], outcomes: readonly Outcome[], summary: CycleSummary): void {
   for (const p of group) {
-    const key = p.item.key;
-    const prev = ctx.registry.get(key);
-    const base: RegistryEntry = prev ?? {
-      status: 'failed', etag: null, size: null, attempts: 0, failures: 0, loaded: 0, rejected: 0, skipped: 0,
-      error: null, firstSeenAt: new Date(ctx.firstListed.get(key) ?? Date.now()).toISOString(), updatedAt: nowIso, doneAt: null, checkedAt: null, nextAttemptAt: null,
-    };
-    const { reprocess: _dropped, ...rest } = base;
-    void _dropped;
     if (p.kind === 'cancelled') {
       summary.filesCancelled++;
-      ctx.telemetry.fileCancelled(key);
-      continue;
+      ctx.telemetry.fileCancelled(p.item.key);
+    } else if (p.kind === 'elsewhere') {
+      summary.filesElsewhere++;
     }
-    if (p.kind === 'unchanged') {
-      summary.filesUnchanged++;
-      ctx.telemetry.fileUnchanged(key);
-      changes.set(key, { ...rest, checkedAt: nowIso, updatedAt: nowIso });
-      continue;
-    }
-    const error = p.kind === 'failed' ? p.error : loadErrors.get(key);
-    if (error !== undefined) {
-      if (p.item.reason === 'recheck' && prev?.status === 'done') {
-        // The loaded version stays loaded; ask again at the next recheck instead of marking it failed.
-        ctx.telemetry.fileFailed({ key, error: `recheck: ${error}`, attempts: prev.attempts, nextAttemptAt: null });
-        changes.set(key, { ...rest, checkedAt: nowIso, updatedAt: nowIso });
-        continue;
-      }
-      const failures = base.failures + 1;
-      const nextAttemptAt = new Date(Date.now() + failedBackoffMs(ctx.settings.RETRY_FAILED_SECONDS * 1000, failures)).toISOString();
-      summary.filesFailed++;
-      changes.set(key, { ...rest, status: 'failed', attempts: base.attempts + 1, failures, error, updatedAt: nowIso, nextAttemptAt });
-      ctx.telemetry.fileFailed({ key, error, attempts: base.attempts + 1, nextAttemptAt });
-      continue;
-    }
-    if (p.kind !== 'load') continue;
-    const f = p.file;
-    summary.filesDone++;
-    summary.recordsLoaded += f.loaded;
-    summary.recordsRejected += f.rejections.length;
-    summary.recordsSkipped += f.skipped;
-    summary.bytes += p.size;
-    changes.set(key, {
-      ...rest, status: 'done', etag: p.etag, size: p.size, attempts: base.attempts + 1, failures: 0,
-      loaded: f.loaded, rejected: f.rejections.length, skipped: f.skipped, error: null,
-      updatedAt: nowIso, doneAt: nowIso, checkedAt: nowIso, nextAttemptAt: null,
-    });
-    ctx.telemetry.fileDone({ key, loaded: f.loaded, rejected: f.rejections.length, skipped: f.skipped, bytes: p.size, ms: Math.round(performance.now() - p.startedAt) });
   }
-  await ctx.registry.commit(changes);
-  for (const key of changes.keys()) ctx.firstListed.delete(key);
+  for (const o of outcomes) {
+    const key = o.p.item.key;
+    ctx.firstListed.delete(key);
+    switch (o.kind) {
+      case 'done': {
+        const f = o.p.file;
+        summary.filesDone++;
+        summary.recordsLoaded += f.loaded;
+        summary.recordsRejected += f.rejections.length;
+        summary.recordsSkipped += f.skipped;
+        summary.bytes += o.p.size;
+        ctx.telemetry.fileDone({ key, loaded: f.loaded, rejected: f.rejections.length, skipped: f.skipped, bytes: o.p.size, ms: Math.round(performance.now() - o.p.startedAt) });
+        break;
+      }
+      case 'unchanged':
+        summary.filesUnchanged++;
+        ctx.telemetry.fileUnchanged(key);
+        break;
+      case 'failed':
+        summary.filesFailed++;
+        ctx.telemetry.fileFailed({ key, error: o.error, attempts: o.entry.attempts, nextAttemptAt: o.entry.nextAttemptAt });
+        break;
+      case 'recheck-failed':
+        ctx.telemetry.fileFailed({ key, error: `recheck: ${o.error}`, attempts: o.entry.attempts, nextAttemptAt: null });
+        break;
+      case 'lost':
+        summary.filesElsewhere++;
+        break;
+    }
+  }
 }
 
 /**
@@ -222,16 +222,4 @@ function pendingSince(ctx: PipelineContext, keys: readonly string[], now: number
     }
   }
   return pending;
-}
-
-async function writeFile(ctx: PipelineContext, trx: Knex.Transaction, p: Extract<Prepared, { kind: 'load' }>, loadedAt: string): Promise<void> {
-  const provenance = { sourceKey: p.item.key, loadedAt };
-  await replaceRejections(trx, p.item.key, p.file.rejections, loadedAt);
-  for (const [type, rows] of p.file.rows) await upsertRows(trx, ctx.compiler, type, rows.values(), provenance);
-}
-
-/** Lock contention and lost connections pass; constraint and schema errors do not. */
-function isTransientDbError(err: unknown): boolean {
-  const code = String((err as { code?: unknown }).code ?? '');
-  return isRetriable(err) || ['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_IOERR', 'SQLITE_FULL', 'SQLITE_CANTOPEN', 'ECONNREFUSED', 'ECONNRESET', '57P01', '57P02', '57P03', '08006', '08001', 'PROTOCOL_CONNECTION_LOST', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', '40001', '40P01'].includes(code);
 }

@@ -11,6 +11,8 @@ export interface CycleSummary {
   filesUpToDate: number;
   filesBackoff: number;
   filesCancelled: number;
+  /** Files another worker held or finished (database registry, several daemons). */
+  filesElsewhere: number;
   recordsLoaded: number;
   recordsRejected: number;
   recordsSkipped: number;
@@ -152,6 +154,41 @@ export class Telemetry {
   fileRetry(f: { key: string; attempt: number; delayMs: number; reason: string }): void {
     this.m.retries.inc({ kind: 'fetch' });
     this.log.info({ event: 'FileRetry', ...f }, `${f.key}: attempt ${f.attempt} failed (${f.reason}); retrying in ${f.delayMs} ms`);
+  }
+
+  daemonStarted(f: { profile: string; bucket: string; once: boolean; pollSeconds: number }): void {
+    this.log.info({ event: 'DaemonStarted', profile: f.profile, bucket: f.bucket, once: f.once },
+      `bucket-ingest: profile ${f.profile}, bucket ${f.bucket}${f.once ? ', one cycle' : `, every ${f.pollSeconds} s`}`);
+  }
+
+  daemonStopped(): void {
+    this.log.info({ event: 'DaemonStopped' }, 'stopped');
+  }
+
+  httpListening(host: string, port: number): void {
+    this.log.info({ event: 'HttpListening', host, port }, `serving /healthz, /readyz, /metrics and /api on http://${host}:${port}`);
+  }
+
+  shutdownRequested(signal: string, timeoutSeconds: number): void {
+    this.log.info({ event: 'ShutdownRequested', signal }, `${signal}: finishing files in flight (at most ${timeoutSeconds} s), then exiting; send again to stop at once`);
+  }
+
+  shutdownForced(cause: { signal: string } | { reason: 'timeout' }): void {
+    this.log.warn({ event: 'ShutdownForced', ...cause }, 'signal' in cause
+      ? `${cause.signal} again: abandoning files in flight`
+      : 'files in flight did not finish within SHUTDOWN_TIMEOUT_SECONDS; abandoning them');
+  }
+
+  filesFailed(count: number): void {
+    this.log.warn({ event: 'FilesFailed', count }, `${count} file(s) are failed; see \`bucket-ingest status\``);
+  }
+
+  cycleRecordFailed(error: string): void {
+    this.log.warn({ event: 'CycleRecordError', error }, `could not record the last cycle: ${error}`);
+  }
+
+  claimFailed(key: string, error: string): void {
+    this.log.warn({ event: 'ClaimError', key, error }, `${key}: could not claim it (${error}); leaving it for a later cycle`);
   }
 
   httpResponse(status: number): void {

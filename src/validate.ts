@@ -1,5 +1,26 @@
+import { maxLength } from './load/schema.js';
+import { recordTypes } from './records/index.js';
 import { classifyRecord } from './records/classify.js';
 import type { RecordType, Row } from './records/types.js';
+
+/** Bounded text columns per type: a longer value is a rejection (with reason), the same on every dialect. */
+const LIMITS = new Map<RecordType, Array<[string, number]>>(
+  recordTypes.map((type) => [
+    type,
+    type.columns.flatMap((c): Array<[string, number]> => {
+      const limit = maxLength(type, c);
+      return limit === null ? [] : [[c.name, limit]];
+    }),
+  ]),
+);
+
+function tooLong(type: RecordType, row: Row): string | null {
+  for (const [column, limit] of LIMITS.get(type) ?? []) {
+    const value = row[column];
+    if (typeof value === 'string' && value.length > limit) return `${column}: longer than ${limit} characters (${value.length}), the column's limit`;
+  }
+  return null;
+}
 
 export interface Rejection {
   recordIndex: number;
@@ -27,6 +48,11 @@ export function validateRecords(records: readonly unknown[], now: string): Valid
     const raw = records[i];
     const result = classifyRecord(raw, i, now);
     if (result.kind === 'row') {
+      const overflow = tooLong(result.type, result.row);
+      if (overflow !== null) {
+        out.rejections.push({ recordIndex: i, type: result.type.type, reason: overflow, raw: rawJson(raw) });
+        continue;
+      }
       let table = out.rows.get(result.type);
       if (!table) out.rows.set(result.type, (table = new Map()));
       table.set(keyOf(result.type, result.row), result.row);

@@ -53,3 +53,14 @@ describe('decodeBody', () => {
     expect(code('null')).to.equal('BI_DECODE k.data: not a JSON array (got null)');
   });
 });
+
+describe('column limits', () => {
+  it('rejects a key value longer than its column allows, naming the column, instead of failing the file', () => {
+    const long = 'x'.repeat(501);
+    const out = validateRecords([s(long, 1), s('ok', 1)], NOW);
+    expect(out.loaded).to.equal(1);
+    expect(out.rejections).to.have.length(1);
+    expect(out.rejections[0]!.reason).to.equal('title: longer than 500 characters (501), the column\'s limit');
+    expect(validateRecords([s('y'.repeat(500), 1)], NOW).loaded).to.equal(1);
+  });
+});

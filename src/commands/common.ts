@@ -1,6 +1,12 @@
+import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
+import { openRegistry, registryMode } from '../app.js';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { IngestError } from '../errors.js';
+import { describeDbError, openDatabase, parseDatabaseUrl } from '../load/database.js';
+import type { Registry } from '../registry/types.js';
 import type { SettingKey } from '../config/schema.js';
+import { redactText } from '../redact.js';
 
 /** Options every command shares: which settings to use and how loudly to fail. */
 export interface CommonArgs {
@@ -19,4 +25,45 @@ export function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
 export function configFrom(args: CommonArgs, overrides: Partial<Record<SettingKey, string | number>> = {}): LoadedConfig {
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   return loadConfig({ configPath: args.config, profile: args.profile, overrides: defined });
+}
+
+/** Writes a command's output on stdout with credentials in URLs masked: the last guard before secrets leave. */
+export function printOut(text: string): void {
+  process.stdout.write(`${redactText(text)}\n`);
+}
+
+/**
+ * Where a profile's side files live (`<REGISTRY_PATH>.cycle.json`, `.requests`), as an absolute path. With the
+ * JSON registry this is also the registry itself.
+ */
+export function registryPathOf(config: LoadedConfig): string {
+  return resolve(config.settings.REGISTRY_PATH);
+}
+
+export interface OpenedRegistry {
+  registry: Registry;
+  /** Base path of the side files (see `registryPathOf`). */
+  path: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a profile's registry for reading, whichever kind it is: the JSON file (no lock, safe next to a running
+ * daemon) or the database table (read with a plain SELECT). Never creates or migrates anything.
+ */
+export async function openRegistryForReading(config: LoadedConfig): Promise<OpenedRegistry> {
+  const target = parseDatabaseUrl(config.settings.DATABASE_URL);
+  const path = registryPathOf(config);
+  if (registryMode(config.settings, target) === 'json') {
+    const registry = await openRegistry(config.settings, target, null, { writable: false });
+    return { registry, path, close: () => registry.close() };
+  }
+  const db = await openDatabase(target, { poolSize: 2 });
+  try {
+    const registry = await openRegistry(config.settings, target, db, { writable: false });
+    return { registry, path, close: async () => { await registry.close(); await db.destroy(); } };
+  } catch (err) {
+    await db.destroy();
+    throw new IngestError('BI_DATABASE', `cannot read the registry table in ${target.display}: ${describeDbError(err)} (has a daemon run against it yet?)`);
+  }
 }

@@ -6,9 +6,12 @@ import { createLogger, type LogFormat } from '../log.js';
 import { terminalProgress } from '../progress.js';
 import { Telemetry } from '../telemetry.js';
 import { configFrom, withCommonOptions, type CommonArgs } from './common.js';
+import { dryRunHandler } from './dry-run.js';
 
 export interface RunArgs extends CommonArgs {
   once?: boolean;
+  'dry-run'?: boolean;
+  json?: boolean;
   force?: boolean;
   concurrency?: number;
   'http-port'?: number;
@@ -34,15 +37,15 @@ export async function runHandler(args: RunArgs): Promise<number> {
   let forceTimer: NodeJS.Timeout | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (!stop.signal.aborted) {
-      telemetry.log.info({ event: 'ShutdownRequested', signal }, `${signal}: finishing files in flight (at most ${settings.SHUTDOWN_TIMEOUT_SECONDS} s), then exiting; send again to stop at once`);
+      telemetry.shutdownRequested(signal, settings.SHUTDOWN_TIMEOUT_SECONDS);
       stop.abort();
       forceTimer = setTimeout(() => {
-        telemetry.log.warn({ event: 'ShutdownForced', reason: 'timeout' }, `files in flight did not finish within SHUTDOWN_TIMEOUT_SECONDS; abandoning them`);
+        telemetry.shutdownForced({ reason: 'timeout' });
         abort.abort();
       }, settings.SHUTDOWN_TIMEOUT_SECONDS * 1000);
       forceTimer.unref();
     } else if (!abort.signal.aborted) {
-      telemetry.log.warn({ event: 'ShutdownForced', signal }, `${signal} again: abandoning files in flight`);
+      telemetry.shutdownForced({ signal });
       abort.abort();
     }
   };
@@ -55,13 +58,12 @@ export async function runHandler(args: RunArgs): Promise<number> {
       server = await startHttpServer({
         telemetry, registry: app.registry, db: app.db, checkDatabase: app.checkDatabase, alive: () => !stop.signal.aborted,
       }, settings.HTTP_HOST, settings.HTTP_PORT);
-      telemetry.log.info({ event: 'HttpListening', host: settings.HTTP_HOST, port: server.port }, `serving /healthz, /readyz, /metrics and /api on http://${settings.HTTP_HOST}:${server.port}`);
+      telemetry.httpListening(settings.HTTP_HOST, server.port);
     }
-    telemetry.log.info({ event: 'DaemonStarted', profile: config.profile, bucket: app.source.description, once: Boolean(args.once) },
-      `bucket-ingest: profile ${config.profile}, bucket ${app.source.description}${args.once ? ', one cycle' : `, every ${settings.POLL_INTERVAL_SECONDS} s`}`);
+    telemetry.daemonStarted({ profile: config.profile, bucket: app.source.description, once: Boolean(args.once), pollSeconds: settings.POLL_INTERVAL_SECONDS });
     const result = await runDaemon(app, { once: Boolean(args.once), force: Boolean(args.force), stop: stop.signal, abort: abort.signal });
     if (args.once && result.failedKeys.length > 0) {
-      telemetry.log.warn({ event: 'FilesFailed', count: result.failedKeys.length }, `${result.failedKeys.length} file(s) are failed; see \`bucket-ingest status\``);
+      telemetry.filesFailed(result.failedKeys.length);
       return 1;
     }
     return 0;
@@ -72,7 +74,7 @@ export async function runHandler(args: RunArgs): Promise<number> {
     unsubscribe?.();
     await server?.close();
     await app.close();
-    telemetry.log.info({ event: 'DaemonStopped' }, 'stopped');
+    telemetry.daemonStopped();
     telemetry.log.flush();
   }
 }
@@ -89,10 +91,12 @@ export const runCommand: CommandModule<object, RunArgs> = {
     withCommonOptions(y)
       .option('once', { type: 'boolean', describe: 'run one cycle and exit (exit 1 if files failed)' })
       .option('force', { type: 'boolean', describe: 'process every listed file again, whatever the registry says' })
+      .option('dry-run', { type: 'boolean', describe: 'list, plan, fetch and validate, write nothing; print what each file would give' })
+      .option('json', { type: 'boolean', describe: 'with --dry-run: print the report as JSON' })
       .option('concurrency', { type: 'number', describe: 'files fetched at once (CONCURRENCY)' })
       .option('http-port', { type: 'number', describe: 'serve /healthz, /readyz, /metrics and /api on this port (HTTP_PORT; 0 = any free port)' })
       .option('log-format', { choices: ['auto', 'json', 'pretty'] as const, describe: 'log format (LOG_FORMAT; auto = pretty on a terminal, else JSON lines)' }) as never,
   handler: async (args) => {
-    process.exitCode = await runHandler(args);
+    process.exitCode = args['dry-run'] ? await dryRunHandler(args) : await runHandler(args);
   },
 };

@@ -1,8 +1,9 @@
-import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { JsonRegistry } from '../registry/json-registry.js';
+import { describeError } from '../errors.js';
 import type { RegistryEntry } from '../registry/entry.js';
-import { configFrom, withCommonOptions, type CommonArgs } from './common.js';
+import { readLastCycle, type LastCycle } from '../registry/last-cycle.js';
+import { readReprocessRequests } from '../registry/requests.js';
+import { configFrom, printOut, openRegistryForReading, withCommonOptions, type CommonArgs } from './common.js';
 
 export interface StatusArgs extends CommonArgs {
   json?: boolean;
@@ -15,17 +16,34 @@ export interface StatusReport {
   records: { loaded: number; rejected: number; skipped: number };
   failed: Array<{ key: string; error: string | null; attempts: number; nextAttemptAt: string | null }>;
   lastDoneAt: string | null;
+  /** The last cycle a daemon recorded (`<registry>.cycle.json`), or null if none was. */
+  lastCycle: LastCycle | null;
+  /** Why the last-cycle file could not be read, if it could not. */
+  lastCycleError: string | null;
+  /**
+   * Files waiting to be processed again: `requested` (in `<registry>.requests`, not yet taken by a daemon; a key
+   * the registry does not know is processed anyway as new) or `marked` (`reprocess` set in the registry).
+   */
+  reprocess: Array<{ key: string; state: 'requested' | 'marked'; requestedAt: string | null }>;
 }
 
 /** Reads the registry (never writes it, so it is safe next to a running daemon) and sums it up. */
 export async function statusReport(args: CommonArgs): Promise<StatusReport> {
   const config = configFrom(args);
-  const path = resolve(config.settings.REGISTRY_PATH);
-  const registry = await JsonRegistry.open(path, { writable: false });
+  const { registry, path, close } = await openRegistryForReading(config);
+  await close(); // everything below reads the entries already in memory
   const report: StatusReport = {
     profile: config.profile, registry: path,
     files: { total: 0, done: 0, failed: 0 }, records: { loaded: 0, rejected: 0, skipped: 0 }, failed: [], lastDoneAt: null,
+    lastCycle: null, lastCycleError: null, reprocess: [],
   };
+  try {
+    report.lastCycle = await readLastCycle(path);
+  } catch (err) {
+    report.lastCycleError = describeError(err);
+  }
+  const requested = new Map<string, string>();
+  for (const r of await readReprocessRequests(path)) requested.set(r.key, r.requestedAt);
   for (const [key, e] of registry.all() as Iterable<[string, RegistryEntry]>) {
     report.files.total++;
     report.files[e.status]++;
@@ -37,7 +55,12 @@ export async function statusReport(args: CommonArgs): Promise<StatusReport> {
     } else {
       report.failed.push({ key, error: e.error, attempts: e.attempts, nextAttemptAt: e.nextAttemptAt });
     }
+    if (e.reprocess) {
+      report.reprocess.push({ key, state: 'marked', requestedAt: null });
+      requested.delete(key);
+    }
   }
+  for (const [key, requestedAt] of requested) report.reprocess.push({ key, state: 'requested', requestedAt });
   return report;
 }
 
@@ -47,20 +70,43 @@ export function formatStatus(r: StatusReport): string {
     `files: ${r.files.total} known, ${r.files.done} done, ${r.files.failed} failed`,
     `records in done files: ${r.records.loaded} loaded, ${r.records.rejected} rejected, ${r.records.skipped} skipped`,
     `last file done at: ${r.lastDoneAt ?? 'never'}`,
+    `last cycle: ${r.lastCycleError !== null ? `unreadable (${r.lastCycleError})` : r.lastCycle === null ? 'no cycle recorded yet' : formatLastCycle(r.lastCycle)}`,
   ];
   if (r.failed.length > 0) {
     lines.push('failed files:');
     for (const f of r.failed) lines.push(`  ${f.key}: ${f.error ?? 'unknown error'} (attempts ${f.attempts}, next try after ${f.nextAttemptAt ?? 'next cycle'})`);
   }
+  if (r.reprocess.length > 0) {
+    lines.push(`reprocess pending: ${r.reprocess.length} file(s)`);
+    for (const p of r.reprocess) {
+      lines.push(p.state === 'marked'
+        ? `  ${p.key}: marked; the next cycle processes it again`
+        : `  ${p.key}: requested at ${p.requestedAt}; a daemon marks it at the start of its next cycle`);
+    }
+  }
   return lines.join('\n');
+}
+
+/** `#3 ok, finished at …: 6 listed; files 6 done, …`, or `#3 failed, finished at …: error: …`. */
+export function formatLastCycle(c: LastCycle): string {
+  const head = `#${c.cycle} ${c.ok ? 'ok' : 'failed'}, finished at ${c.finishedAt}`;
+  const s = c.summary;
+  const parts: string[] = [];
+  if (s !== null) {
+    parts.push(`${s.listed} listed; files ${s.filesDone} done, ${s.filesFailed} failed, ${s.filesUnchanged + s.filesUpToDate} unchanged, ` +
+      `${s.filesBackoff} waiting to retry${s.filesCancelled > 0 ? `, ${s.filesCancelled} cancelled` : ''}; ` +
+      `records ${s.recordsLoaded} loaded, ${s.recordsRejected} rejected, ${s.recordsSkipped} skipped; ${s.seconds.toFixed(2)} s`);
+  }
+  if (c.error !== null) parts.push(`error: ${c.error}`);
+  return parts.length > 0 ? `${head}: ${parts.join('; ')}` : head;
 }
 
 export const statusCommand: CommandModule<object, StatusArgs> = {
   command: 'status',
-  describe: 'what the registry knows: files by status, record totals, failed files and their errors',
+  describe: 'what the registry knows: files by status, record totals, the last cycle, failed files and pending reprocessing',
   builder: (y) => withCommonOptions(y).option('json', { type: 'boolean', describe: 'print JSON' }) as never,
   handler: async (args) => {
     const report = await statusReport(args);
-    process.stdout.write(`${args.json ? JSON.stringify(report, null, 2) : formatStatus(report)}\n`);
+    printOut(args.json ? JSON.stringify(report, null, 2) : formatStatus(report));
   },
 };

@@ -85,6 +85,13 @@ export const settingsCodec = t.type({
   HTTP_PORT: HttpPort,
   /** Address the HTTP server binds; loopback unless you mean to expose it. */
   HTTP_HOST: NonEmpty,
+  /** `json` (a file; default with SQLite), `database` (a table written in the files' own transactions; default
+   * with PostgreSQL/MySQL; needed to run several daemons on one bucket), or `auto`. */
+  REGISTRY: t.keyof({ auto: null, json: null, database: null }),
+  /** Database registry: this daemon's name in claims (default: the host name; a pod name under Kubernetes). */
+  WORKER_NAME: t.string,
+  /** Database registry: how long a worker's claim on a file lasts without a heartbeat. */
+  LEASE_SECONDS: secondsAtLeast('LEASE_SECONDS', 0.5),
   /** After SIGTERM/SIGINT, how long files in flight may take before they are abandoned. */
   SHUTDOWN_TIMEOUT_SECONDS: secondsAtLeast('SHUTDOWN_TIMEOUT_SECONDS', 0),
 });
@@ -113,5 +120,8 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     HTTP_PORT: 'off',
     HTTP_HOST: '127.0.0.1',
     SHUTDOWN_TIMEOUT_SECONDS: '30',
+    REGISTRY: 'auto',
+    LEASE_SECONDS: '60',
+    WORKER_NAME: '',
   };
 }

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { recordTypes } from '../records/index.js';
 import { REJECTED_TABLE } from '../load/schema.js';
-import type { JsonRegistry } from '../registry/json-registry.js';
+import type { Registry } from '../registry/types.js';
 
 /** Tables the read API serves, with the key its pages are ordered and cut by. */
 export const READABLE_TABLES: ReadonlyMap<string, readonly string[]> = new Map([
@@ -70,7 +70,7 @@ export async function readRows(db: Knex, table: string, limit: number, after: st
 }
 
 /** Registry entries in key order, optionally of one status, with the same cursor scheme. */
-export function readFiles(registry: JsonRegistry, status: string | null, limit: number, after: string | null): { files: unknown[]; next: string | null } {
+export function readFiles(registry: Registry, status: string | null, limit: number, after: string | null): { files: unknown[]; next: string | null } {
   if (status !== null && status !== 'done' && status !== 'failed') throw new ApiError(400, 'status must be done or failed');
   const from = after === null ? null : (decodeCursor(after, 1)[0] as string);
   const keys: string[] = [];

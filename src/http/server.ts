@@ -2,13 +2,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Knex } from 'knex';
 import { describeError } from '../errors.js';
-import type { JsonRegistry } from '../registry/json-registry.js';
+import type { Registry } from '../registry/types.js';
 import type { Telemetry } from '../telemetry.js';
 import { ApiError, listTables, parseLimit, readFiles, readRows } from './api.js';
 
 export interface HttpContext {
   telemetry: Telemetry;
-  registry: JsonRegistry;
+  registry: Registry;
   db: Knex;
   /** Runs a real query against the database; throws when it does not answer. */
   checkDatabase(): Promise<void>;

@@ -10,17 +10,22 @@ export interface DatabaseTarget {
   dialect: Dialect;
   /** For SQLite: the database file's absolute path. */
   filename?: string;
+  /** For PostgreSQL and MySQL: the connection string as given (`?schema=` removed). */
+  url?: string;
+  /** PostgreSQL schema (`?schema=NAME`), created if missing; tests use one each. */
+  schema?: string;
   /** Connection string with the password masked, for logs and errors. */
   display: string;
 }
 
 /**
- * Parses DATABASE_URL. `sqlite://data/x.sqlite3` is relative to the working directory,
- * `sqlite:///var/lib/x.sqlite3` absolute.
+ * Parses DATABASE_URL: `sqlite://data/x.sqlite3` (relative to the working directory),
+ * `sqlite:///var/lib/x.sqlite3` (absolute), `postgres://user:pass@host:5432/db[?schema=name]`,
+ * `mysql://user:pass@host:3306/db` (MariaDB too; `mariadb://` is accepted).
  */
 export function parseDatabaseUrl(url: string, cwd = process.cwd()): DatabaseTarget {
   const match = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(url.trim());
-  if (!match) throw new ConfigError(`DATABASE_URL ${redactText(url)} is not a URL (expected sqlite://path)`);
+  if (!match) throw new ConfigError(`DATABASE_URL ${redactText(url)} is not a URL (expected sqlite://path, postgres://… or mysql://…)`);
   const scheme = (match[1] as string).toLowerCase();
   const rest = match[2] as string;
   if (scheme === 'sqlite' || scheme === 'sqlite3') {
@@ -29,43 +34,94 @@ export function parseDatabaseUrl(url: string, cwd = process.cwd()): DatabaseTarg
     const filename = path === ':memory:' ? ':memory:' : resolve(cwd, path);
     return { dialect: 'sqlite', filename, display: `sqlite://${path}` };
   }
-  throw new ConfigError(`DATABASE_URL ${redactUrl(url)}: unsupported scheme "${scheme}" (expected sqlite://)`);
+  if (['postgres', 'postgresql', 'mysql', 'mariadb'].includes(scheme)) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url.trim());
+    } catch {
+      throw new ConfigError(`DATABASE_URL ${redactUrl(url)} is not a valid URL`);
+    }
+    if (parsed.pathname.length <= 1) throw new ConfigError(`DATABASE_URL ${redactUrl(url)} names no database (…/DBNAME)`);
+    const dialect: Dialect = scheme.startsWith('postgres') ? 'postgres' : 'mysql';
+    const schema = parsed.searchParams.get('schema') ?? undefined;
+    parsed.searchParams.delete('schema');
+    if (dialect === 'mysql') parsed.protocol = 'mysql:';
+    if (schema !== undefined && !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema)) throw new ConfigError(`DATABASE_URL: schema "${schema}" is not a plain identifier`);
+    return { dialect, url: parsed.toString(), display: redactUrl(url), ...(schema === undefined ? {} : { schema }) };
+  }
+  throw new ConfigError(`DATABASE_URL ${redactUrl(url)}: unsupported scheme "${scheme}" (expected sqlite://, postgres:// or mysql://)`);
+}
+
+export interface OpenOptions {
+  /** Connections for PostgreSQL/MySQL; sized from CONCURRENCY (claims and heartbeats run beside the writer). */
+  poolSize: number;
 }
 
 /**
- * Opens the database and checks it answers. SQLite runs in WAL mode with `synchronous=FULL`, so a commit is
- * on disk before the registry records its files as done; files are grouped per commit to pay that once per
- * group. The page cache is raised so a group's transaction does not spill to the WAL before it commits.
+ * Opens the database and checks it answers.
+ *
+ * SQLite runs in WAL mode with `synchronous=FULL`, so a commit is on disk before the registry records its files
+ * as done; files are grouped per commit to pay that once per group. The page cache is raised so a group's
+ * transaction does not spill to the WAL before it commits.
  */
-export async function openDatabase(target: DatabaseTarget): Promise<Knex> {
-  if (target.dialect !== 'sqlite' || !target.filename) throw new ConfigError(`unsupported database ${target.display}`);
-  if (target.filename !== ':memory:') {
-    await mkdir(dirname(target.filename), { recursive: true }).catch((err: Error) => {
-      throw new IngestError('BI_DATABASE', `cannot create directory for ${target.display}: ${err.message}`);
-    });
-  }
-  const db = knexFactory({
-    client: 'sqlite3',
-    connection: { filename: target.filename },
-    useNullAsDefault: true,
-    pool: {
-      min: 1,
-      max: 1,
-      afterCreate(conn: { exec(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
-        conn.exec(
-          'PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY;',
-          (err) => done(err, conn),
-        );
+export async function openDatabase(target: DatabaseTarget, opts: OpenOptions = { poolSize: 4 }): Promise<Knex> {
+  let config: Knex.Config;
+  if (target.dialect === 'sqlite') {
+    if (target.filename !== ':memory:') {
+      await mkdir(dirname(target.filename as string), { recursive: true }).catch((err: Error) => {
+        throw new IngestError('BI_DATABASE', `cannot create directory for ${target.display}: ${err.message}`);
+      });
+    }
+    config = {
+      client: 'sqlite3',
+      connection: { filename: target.filename as string },
+      useNullAsDefault: true,
+      pool: {
+        min: 1,
+        max: 1,
+        afterCreate(conn: { exec(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
+          conn.exec(
+            'PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY;',
+            (err) => done(err, conn),
+          );
+        },
       },
-    },
-  });
+    };
+  } else if (target.dialect === 'postgres') {
+    const pg = (await import('pg')).default;
+    // BIGINT columns hold safe integers only (the codecs refuse the rest): read them as numbers, as the other dialects do.
+    pg.types.setTypeParser(20, (v: string) => Number(v));
+    config = {
+      client: 'pg',
+      connection: { connectionString: target.url as string, application_name: 'bucket-ingest' },
+      ...(target.schema ? { searchPath: [target.schema] } : {}),
+      pool: { min: 0, max: opts.poolSize, acquireTimeoutMillis: 60_000 },
+    };
+  } else {
+    config = {
+      client: 'mysql2',
+      connection: { uri: target.url as string, charset: 'utf8mb4', supportBigNumbers: true, bigNumberStrings: false, dateStrings: true } as never,
+      pool: { min: 0, max: opts.poolSize, acquireTimeoutMillis: 60_000 },
+    };
+  }
+  const db = knexFactory(config);
   try {
+    if (target.schema) {
+      await db.raw('CREATE SCHEMA IF NOT EXISTS ??', [target.schema]);
+    }
     await db.raw('select 1');
   } catch (err) {
     await db.destroy().catch(() => undefined);
-    throw new IngestError('BI_DATABASE', `cannot open ${target.display}: ${redactText((err as Error).message)}`, { cause: err });
+    throw new IngestError('BI_DATABASE', `cannot open ${target.display}: ${redactText(describeDbError(err))}`, { cause: err });
   }
   return db;
+}
+
+/** Driver errors sometimes carry only a code (ECONNREFUSED) or an AggregateError with an empty message. */
+export function describeDbError(err: unknown): string {
+  const e = err as { message?: string; code?: string; errors?: Array<{ message?: string }> };
+  const message = e.message || e.errors?.map((x) => x.message).join('; ') || '';
+  return e.code && !message.includes(e.code) ? `${e.code} ${message}`.trim() : message || String(err);
 }
 
 /**

@@ -13,7 +13,10 @@ export const ROWS_PER_STATEMENT = 500;
 const quote = (dialect: Dialect, name: string): string => (dialect === 'mysql' ? `\`${name}\`` : `"${name}"`);
 
 /**
- * Builds `INSERT … VALUES (…),(…) ON CONFLICT (key) DO UPDATE SET …` for `rows` rows. A plain multi-row
+ * Builds `INSERT … VALUES (…),(…) ON CONFLICT (key) DO UPDATE SET … WHERE excluded.source_position >=
+ * t.source_position` for `rows` rows. When two files hold the same key, the file later in the bucket index
+ * wins whatever order files are loaded in (concurrent workers, retries of failed files, restarts), so every
+ * run converges to the same tables; a file loaded again replaces its own rows (equal positions). A plain multi-row
  * VALUES list, not knex's SQLite `INSERT … SELECT … UNION ALL` form, which is several times slower.
  * Cached per (table, rows), so a run compiles at most two statements per table.
  */
@@ -34,10 +37,13 @@ export class UpsertCompiler {
       const columns = this.columnsOf(type);
       const tuple = `(${columns.map(() => '?').join(',')})`;
       const values = Array.from({ length: rows }, () => tuple).join(',');
-      const updated = columns.filter((c) => !type.key.includes(c));
+      // source_position last: MySQL applies the assignments in order, and the others compare against it.
+      const updated = [...columns.filter((c) => !type.key.includes(c) && c !== 'source_position'), 'source_position'];
+      const pos = q('source_position');
       const conflict = this.dialect === 'mysql'
-        ? `ON DUPLICATE KEY UPDATE ${updated.map((c) => `${q(c)}=VALUES(${q(c)})`).join(',')}`
-        : `ON CONFLICT (${type.key.map(q).join(',')}) DO UPDATE SET ${updated.map((c) => `${q(c)}=excluded.${q(c)}`).join(',')}`;
+        ? `ON DUPLICATE KEY UPDATE ${updated.map((c) => `${q(c)}=IF(VALUES(${pos})>=${pos},VALUES(${q(c)}),${q(c)})`).join(',')}`
+        : `ON CONFLICT (${type.key.map(q).join(',')}) DO UPDATE SET ${updated.map((c) => `${q(c)}=excluded.${q(c)}`).join(',')} ` +
+          `WHERE excluded.${pos}>=${q(type.table)}.${pos}`;
       sql = `INSERT INTO ${q(type.table)} (${columns.map(q).join(',')}) VALUES ${values} ${conflict}`;
       this.cache.set(cacheKey, sql);
     }
@@ -47,7 +53,7 @@ export class UpsertCompiler {
 
 /** Upserts one file's rows of one type; rows arrive already de-duplicated by key. */
 export async function upsertRows(
-  trx: Knex.Transaction, compiler: UpsertCompiler, type: RecordType, rows: Iterable<Row>, provenance: { sourceKey: string; loadedAt: string },
+  trx: Knex.Transaction, compiler: UpsertCompiler, type: RecordType, rows: Iterable<Row>, provenance: { sourceKey: string; position: number; loadedAt: string },
 ): Promise<void> {
   const columns = type.columns.map((c) => c.name);
   let bindings: Cell[] = [];
@@ -60,7 +66,7 @@ export async function upsertRows(
   };
   for (const row of rows) {
     for (const column of columns) bindings.push(row[column] ?? null);
-    bindings.push(provenance.sourceKey, provenance.loadedAt);
+    bindings.push(provenance.sourceKey, provenance.position, provenance.loadedAt);
     if (++count === ROWS_PER_STATEMENT) await flush();
   }
   await flush();

@@ -3,7 +3,11 @@ import { mkdir, open, readFile, rename, unlink, writeFile, type FileHandle } fro
 import { dirname, basename } from 'node:path';
 import { IngestError } from '../errors.js';
 import { formatErrors } from '../records/reasons.js';
+import type { Knex } from 'knex';
+import type { Source } from '../sources/types.js';
 import { snapshotCodec, registryEntryCodec, type RegistryEntry } from './entry.js';
+import type { Registry } from './types.js';
+import { isAlive } from './pid.js';
 
 /**
  * The registry of processed files, kept outside the database as two files:
@@ -17,7 +21,8 @@ import { snapshotCodec, registryEntryCodec, type RegistryEntry } from './entry.j
  * crash mid-append is ignored, since the group it belonged to was never acknowledged. The journal is folded
  * into a new snapshot when it grows past `compactEvery` lines and on close.
  */
-export class JsonRegistry {
+export class JsonRegistry implements Registry {
+  readonly mode = 'json' as const;
   private journal: FileHandle | null = null;
   private journalLines = 0;
   private lockHeld = false;
@@ -79,6 +84,44 @@ export class JsonRegistry {
       registry.journal = await open(journalPath, 'a');
     }
     return registry;
+  }
+
+  get description(): string {
+    return this.path;
+  }
+
+  // One daemon owns a JSON registry (the lock file), so there is nothing to reload, claim or lease.
+  async refresh(): Promise<void> {}
+
+  listKeys(source: Source, signal: AbortSignal): Promise<string[]> {
+    return source.listKeys(signal);
+  }
+
+  async claim(): Promise<boolean> {
+    return true;
+  }
+
+  async release(): Promise<void> {}
+
+  async lockEntry(_trx: Knex.Transaction, key: string): Promise<RegistryEntry | undefined> {
+    return this.entries.get(key);
+  }
+
+  // Written after the commit instead (`committed`): a file outside the database cannot join its transaction.
+  async stage(): Promise<void> {}
+
+  committed(changes: ReadonlyMap<string, RegistryEntry>): Promise<void> {
+    return this.commit(changes);
+  }
+
+  async markReprocess(keys: readonly string[]): Promise<number> {
+    const changes = new Map<string, RegistryEntry>();
+    for (const key of keys) {
+      const entry = this.entries.get(key);
+      if (entry && !entry.reprocess) changes.set(key, { ...entry, reprocess: true });
+    }
+    await this.commit(changes);
+    return changes.size;
   }
 
   get size(): number {
@@ -183,14 +226,5 @@ function fsyncDirectory(dir: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -118,7 +118,7 @@ describe('ingest over HTTP (integration)', function () {
     expect(r.code).to.equal(0);
     expect(events(r.stdout).find((e) => e.event === 'CycleFinished')).to.include({ filesDone: 1, filesUnchanged: 1 });
     const dump = await dumpSqlite(dbFile());
-    expect(dump.songs).to.deep.equal([{ artist_name: 'A', title: 'T', year: 2, release: 'R2', source_key: 'a.data' }]);
+    expect(dump.songs).to.deep.equal([{ artist_name: 'A', title: 'T', year: 2, release: 'R2', source_key: 'a.data', source_position: 0 }]);
     expect(dump.rejected_records).to.deep.equal([]);
     const entries = await registry();
     expect(entries['a.data']).to.include({ attempts: 2, loaded: 1, rejected: 0 });

@@ -1,0 +1,136 @@
+import pLimit from 'p-limit';
+import { parseDatabaseUrl } from '../load/database.js';
+import { planCycle, type PlanReason } from '../plan.js';
+import { prepare, type Prepared } from '../pipeline.js';
+import { redactText } from '../redact.js';
+import { readReprocessRequests } from '../registry/requests.js';
+import { createSource } from '../sources/index.js';
+import { configFrom, printOut, openRegistryForReading } from './common.js';
+import type { RunArgs } from './run.js';
+
+export interface DryRunFile {
+  key: string;
+  /** Position in the bucket index. */
+  index: number;
+  /** Why the cycle would process it. */
+  reason: PlanReason;
+  /** `load`: fetched and validated; `unchanged`: the bucket says the loaded version is current. */
+  outcome: 'load' | 'unchanged' | 'failed' | 'cancelled';
+  loaded: number;
+  rejected: number;
+  skipped: number;
+  bytes: number;
+  error: string | null;
+}
+
+export interface DryRunReport {
+  profile: string;
+  bucket: string;
+  /** Where a real run would write (DATABASE_URL, password masked); not opened. */
+  database: string;
+  registry: string;
+  listed: number;
+  planned: number;
+  upToDate: number;
+  backoff: number;
+  files: DryRunFile[];
+  totals: { load: number; unchanged: number; failed: number; loaded: number; rejected: number; skipped: number; bytes: number };
+}
+
+/**
+ * What one cycle would do, without doing it: lists the bucket, plans with the registry (read-only, plus the
+ * reprocess requests a daemon would apply first), then fetches, decodes and validates each planned file with
+ * the cycle's own `prepare`, CONCURRENCY at once. Writes nothing: no database is opened, no directory created,
+ * no registry, journal, lock or sidecar touched. `onFile` sees each file in index order as soon as it can.
+ */
+export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): Promise<DryRunReport> {
+  const config = configFrom(args, { CONCURRENCY: args.concurrency });
+  const { settings } = config;
+  const database = parseDatabaseUrl(settings.DATABASE_URL).display;
+  const { registry, path, close } = await openRegistryForReading(config);
+  await close(); // everything below reads the entries already in memory
+  const requested = new Set((await readReprocessRequests(path)).map((r) => r.key));
+  const lookup = (key: string) => {
+    const entry = registry.get(key);
+    return entry && requested.has(key) ? { ...entry, reprocess: true } : entry;
+  };
+  const source = createSource(settings, {
+    onRetry: (e) => process.stderr.write(`${redactText(`${e.key}: attempt ${e.attempt} failed (${e.reason}); retrying in ${e.delayMs} ms`)}\n`),
+  });
+  try {
+    const keys = await source.listKeys();
+    const plan = planCycle(keys, lookup, { force: Boolean(args.force), now: Date.now(), recheckDoneMs: settings.RECHECK_DONE_SECONDS * 1000 });
+    const report: DryRunReport = {
+      profile: config.profile, bucket: source.description, database, registry: path,
+      listed: keys.length, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, files: [],
+      totals: { load: 0, unchanged: 0, failed: 0, loaded: 0, rejected: 0, skipped: 0, bytes: 0 },
+    };
+    const results: Array<DryRunFile | undefined> = [];
+    let next = 0;
+    const never = new AbortController().signal;
+    const limit = pLimit(settings.CONCURRENCY);
+    await Promise.all(plan.todo.map((item, i) => limit(async () => {
+      // Only the counts are kept, so at most CONCURRENCY validated files are in memory at once.
+      results[i] = summarize(await prepare({ source, registry }, item, never));
+      for (let r = results[next]; r !== undefined; r = results[++next]) onFile?.(r);
+    })));
+    for (const f of results as DryRunFile[]) {
+      report.files.push(f);
+      const t = report.totals;
+      if (f.outcome === 'load') t.load++;
+      else if (f.outcome === 'unchanged') t.unchanged++;
+      else if (f.outcome === 'failed') t.failed++;
+      t.loaded += f.loaded;
+      t.rejected += f.rejected;
+      t.skipped += f.skipped;
+      t.bytes += f.bytes;
+    }
+    return report;
+  } finally {
+    await source.close();
+  }
+}
+
+function summarize(p: Prepared): DryRunFile {
+  const base = { key: p.item.key, index: p.item.index, reason: p.item.reason, loaded: 0, rejected: 0, skipped: 0, bytes: 0, error: null };
+  switch (p.kind) {
+    case 'load':
+      return { ...base, outcome: 'load', loaded: p.file.loaded, rejected: p.file.rejections.length, skipped: p.file.skipped, bytes: p.size };
+    case 'unchanged':
+      return { ...base, outcome: 'unchanged' };
+    case 'failed':
+      return { ...base, outcome: 'failed', error: p.error };
+    default: // cancelled (and `elsewhere`, which only claiming, never `prepare` alone, returns)
+      return { ...base, outcome: 'cancelled' };
+  }
+}
+
+export function formatDryRunFile(f: DryRunFile): string {
+  switch (f.outcome) {
+    case 'load':
+      return `load       ${f.key}: ${f.loaded} record(s) would be loaded, ${f.rejected} rejected, ${f.skipped} skipped (${f.reason})`;
+    case 'unchanged':
+      return `unchanged  ${f.key}: the bucket says the loaded version is current (${f.reason})`;
+    case 'failed':
+      return `fail       ${f.key}: ${f.error ?? 'unknown error'} (${f.reason})`;
+    case 'cancelled':
+      return `cancelled  ${f.key}`;
+  }
+}
+
+export function formatDryRunTotals(r: DryRunReport): string {
+  const t = r.totals;
+  return `dry run, profile ${r.profile}, bucket ${r.bucket}: ${r.listed} listed, ${r.planned} to process ` +
+    `(${r.upToDate} up to date, ${r.backoff} waiting to retry); files ${t.load} would load, ${t.unchanged} unchanged, ${t.failed} would fail; ` +
+    `records ${t.loaded} would be loaded, ${t.rejected} rejected, ${t.skipped} skipped. Nothing was written (database ${r.database}, registry ${r.registry}).`;
+}
+
+/**
+ * `run --dry-run`: prints what the next cycle would do per file, then the totals (or, with `json`, one JSON
+ * document). Exit code 0, or 1 if some files would fail.
+ */
+export async function dryRunHandler(args: RunArgs & { json?: boolean }): Promise<number> {
+  const report = await dryRun(args, args.json ? undefined : (f) => printOut(formatDryRunFile(f)));
+  printOut(args.json ? JSON.stringify(report, null, 2) : formatDryRunTotals(report));
+  return report.totals.failed > 0 ? 1 : 0;
+}

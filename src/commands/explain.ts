@@ -1,0 +1,133 @@
+import type { CommandModule } from 'yargs';
+import { suggest } from '../config/load.js';
+import { planKey, type PlanReason } from '../plan.js';
+import type { RegistryEntry } from '../registry/entry.js';
+import { readReprocessRequests, type ReprocessRequest } from '../registry/requests.js';
+import { configFrom, printOut, openRegistryForReading, withCommonOptions, type CommonArgs } from './common.js';
+
+export interface ExplainArgs extends CommonArgs {
+  key: string;
+  json?: boolean;
+}
+
+export interface Explanation {
+  key: string;
+  profile: string;
+  registry: string;
+  /** What the registry holds for the key, or null if it does not know it. */
+  entry: RegistryEntry | null;
+  /** Reprocess requests for the key not yet taken by a daemon (`<registry>.requests`). */
+  pendingRequests: ReprocessRequest[];
+  next: {
+    /** What `planKey` decides for the next cycle (never `forced`: that needs `run --force`). */
+    reason: PlanReason;
+    /** Whether the next cycle fetches the file (if the index lists it). */
+    processes: boolean;
+    /** For `up-to-date` and `backoff`: when that ends. */
+    until: string | null;
+  };
+  /** One line for people: what is known, then what the next cycle does and why. */
+  summary: string;
+}
+
+/**
+ * What the registry knows of one key and what the next cycle would do with it, using the same `planKey` as the
+ * cycle, so the two cannot disagree. Reads the registry and its request file only; never contacts the bucket.
+ */
+export async function explainKey(args: ExplainArgs, now: number = Date.now()): Promise<Explanation> {
+  const config = configFrom(args);
+  const { registry, path, close } = await openRegistryForReading(config);
+  await close(); // everything below reads the entries already in memory
+  const key = args.key;
+  const entry = registry.get(key) ?? null;
+  const pendingRequests = (await readReprocessRequests(path)).filter((r) => r.key === key);
+  // A pending request is applied at the start of the next cycle, before planning: plan as if it were.
+  const effective = entry && pendingRequests.length > 0 ? { ...entry, reprocess: true } : entry;
+  const recheckMs = config.settings.RECHECK_DONE_SECONDS * 1000;
+  const reason = planKey(effective ?? undefined, { force: false, now, recheckDoneMs: recheckMs });
+  let until: string | null = null;
+  if (reason === 'backoff' && entry?.nextAttemptAt) until = entry.nextAttemptAt;
+  if (reason === 'up-to-date' && entry) {
+    const checked = entry.checkedAt ?? entry.doneAt;
+    if (checked !== null) until = new Date(Date.parse(checked) + recheckMs).toISOString();
+  }
+  const processes = reason !== 'up-to-date' && reason !== 'backoff';
+
+  let summary: string;
+  if (entry === null) {
+    const known = [...registry.all()].map(([k]) => k);
+    summary = `unknown to the registry: the next cycle processes it if the index lists it${suggest(key, known)}`;
+    if (pendingRequests.length > 0) summary += ' (a reprocess request for it is pending; it changes nothing, the key is new anyway)';
+  } else {
+    summary = `${stateOf(entry)}; next cycle: ${nextAction(reason, entry, pendingRequests, until, config.settings.RECHECK_DONE_SECONDS)}`;
+  }
+  return { key, profile: config.profile, registry: path, entry, pendingRequests, next: { reason, processes, until }, summary };
+}
+
+function stateOf(e: RegistryEntry): string {
+  if (e.status === 'done') {
+    return `done at ${e.doneAt ?? 'unknown time'}, checked at ${e.checkedAt ?? 'never'} (${e.loaded} loaded, ${e.rejected} rejected, ${e.skipped} skipped)`;
+  }
+  return `failed ${times(e.failures)} since its last success, last error ${e.error ?? 'unknown'}`;
+}
+
+function nextAction(reason: PlanReason, e: RegistryEntry, pending: readonly ReprocessRequest[], until: string | null, recheckSeconds: number): string {
+  switch (reason) {
+    case 'reprocess':
+      if (e.reprocess) return `processes it again whatever its status, if the index still lists it (reprocess requested; marked in the registry at ${e.updatedAt})`;
+      return `processes it again whatever its status, if the index still lists it (reprocess requested at ${pending[pending.length - 1]?.requestedAt ?? '?'}; ` +
+        'a daemon marks it at the start of its next cycle)';
+    case 'retry':
+      return `tries it again, if the index still lists it (${e.nextAttemptAt ? `backoff ended at ${e.nextAttemptAt}` : 'no backoff set'})`;
+    case 'backoff':
+      return `waits (backoff) until ${until ?? '?'}; the first cycle after that tries it again (\`bucket-ingest reprocess\` skips the wait)`;
+    case 'recheck':
+      return `asks the bucket whether it changed (conditional GET${e.etag ? ` with ETag ${e.etag}` : ''}; RECHECK_DONE_SECONDS=${recheckSeconds} have passed) ` +
+        'and loads it again only if it did';
+    case 'up-to-date':
+      return `up to date — will ask the bucket again after ${until ?? '?'} (RECHECK_DONE_SECONDS=${recheckSeconds})`;
+    case 'new':
+    case 'forced':
+      return 'processes it';
+  }
+}
+
+function times(n: number): string {
+  return n === 1 ? 'once' : `${n} times`;
+}
+
+export function formatExplanation(x: Explanation): string {
+  const lines = [`${x.key} (profile ${x.profile}, registry ${x.registry})`];
+  const e = x.entry;
+  if (e !== null) {
+    const field = (name: string, value: string): void => void lines.push(`  ${name.padEnd(14)}${value}`);
+    field('status', e.status);
+    field('etag', e.etag ?? '-');
+    field('size', e.size === null ? '-' : `${e.size} bytes`);
+    field('attempts', `${e.attempts} (${e.failures} failure(s) since the last success)`);
+    field('records', `${e.loaded} loaded, ${e.rejected} rejected, ${e.skipped} skipped`);
+    field('error', e.error ?? '-');
+    field('first seen', e.firstSeenAt);
+    field('updated', e.updatedAt);
+    field('done', e.doneAt ?? '-');
+    field('checked', e.checkedAt ?? '-');
+    field('next attempt', e.nextAttemptAt ?? '-');
+    field('reprocess', e.reprocess ? 'marked' : x.pendingRequests.length > 0 ? 'requested, not yet applied' : 'no');
+  }
+  for (const r of x.pendingRequests) lines.push(`  reprocess requested at ${r.requestedAt}`);
+  lines.push(x.summary);
+  return lines.join('\n');
+}
+
+export const explainCommand: CommandModule<object, ExplainArgs> = {
+  command: 'explain <key>',
+  describe: 'what the registry knows of one key and what the next cycle will do with it, and why (reads only)',
+  builder: (y) =>
+    withCommonOptions(y)
+      .positional('key', { type: 'string', demandOption: true, describe: 'a key of the bucket index' })
+      .option('json', { type: 'boolean', describe: 'print JSON' }) as never,
+  handler: async (args) => {
+    const x = await explainKey(args);
+    printOut(args.json ? JSON.stringify(x, null, 2) : formatExplanation(x));
+  },
+};

@@ -1,0 +1,99 @@
+import picomatch from 'picomatch';
+import type { CommandModule } from 'yargs';
+import { IngestError } from '../errors.js';
+import type { RegistryEntry } from '../registry/entry.js';
+import { appendReprocessRequests } from '../registry/requests.js';
+import { configFrom, printOut, openRegistryForReading, withCommonOptions, type CommonArgs } from './common.js';
+import { runHandler } from './run.js';
+
+export interface ReprocessArgs extends CommonArgs {
+  /** Keys or globs (picomatch, `dot: true`; `*` stops at `/`, `**` does not). */
+  keys?: string[];
+  failed?: boolean;
+  now?: boolean;
+}
+
+export interface Selection {
+  /** Matching keys, in registry order. */
+  keys: string[];
+  /** Patterns that matched no key. */
+  unmatched: string[];
+}
+
+/**
+ * Resolves keys and globs against the keys the registry knows. A pattern that is itself a known key matches
+ * only that key (so keys holding glob characters, like `a[1].data`, can be named); anything else is a glob.
+ * `failed` adds every failed entry.
+ */
+export function selectKeys(entries: Iterable<readonly [string, RegistryEntry]>, patterns: readonly string[], failed: boolean): Selection {
+  const all = [...entries];
+  const known = new Set(all.map(([k]) => k));
+  const matchers = patterns.map((p) => (known.has(p) ? (k: string) => k === p : picomatch(p, { dot: true })));
+  const hits = patterns.map(() => 0);
+  const keys: string[] = [];
+  for (const [key, entry] of all) {
+    let selected = failed && entry.status === 'failed';
+    matchers.forEach((m, i) => {
+      if (m(key)) {
+        hits[i]!++;
+        selected = true;
+      }
+    });
+    if (selected) keys.push(key);
+  }
+  return { keys, unmatched: patterns.filter((_, i) => hits[i] === 0) };
+}
+
+/**
+ * Marks keys for reprocessing by appending requests to `<registry>.requests` (no lock needed, so it works next
+ * to a running daemon, which applies them at the start of its next cycle). With `now`, then runs one cycle
+ * here, unless a daemon holds the registry. Exit code: 0, or `run --once`'s with `now`; no match throws (2).
+ */
+export async function reprocessHandler(args: ReprocessArgs): Promise<number> {
+  const patterns = args.keys ?? [];
+  if (patterns.length === 0 && !args.failed) throw new IngestError('BI_USAGE', 'reprocess needs keys or globs, or --failed');
+  const config = configFrom(args);
+  const { registry, path, close } = await openRegistryForReading(config);
+  let keys: string[];
+  try {
+    const selected = selectKeys(registry.all(), patterns, Boolean(args.failed));
+    keys = selected.keys;
+    if (selected.unmatched.length > 0) {
+      const quoted = selected.unmatched.map((p) => JSON.stringify(p)).join(', ');
+      throw new IngestError('BI_USAGE', `${quoted} matched none of the ${registry.size} keys in registry ${registry.description}; nothing was marked`);
+    }
+    if (keys.length === 0) throw new IngestError('BI_USAGE', `no failed files in registry ${registry.description}; nothing was marked`);
+    // A database registry takes the mark at once (no lock to wait for); a JSON one through its request file.
+    if (registry.mode === 'database') await registry.markReprocess(keys);
+    else await appendReprocessRequests(path, keys);
+  } finally {
+    await close();
+  }
+  const shown = keys.length > 10 ? `${keys.slice(0, 10).join(', ')} and ${keys.length - 10} more` : keys.join(', ');
+  printOut(`marked ${keys.length} file(s) for reprocessing: ${shown}`);
+  if (!args.now) {
+    printOut('the next cycle processes them again (a running daemon takes the request at the start of its next cycle)');
+    return 0;
+  }
+  try {
+    return await runHandler({ ...args, once: true });
+  } catch (err) {
+    const busy = err instanceof IngestError && err.code === 'BI_REGISTRY_IO' ? /in use by process (\d+)/.exec(err.message) : null;
+    if (!busy) throw err;
+    printOut(`registry ${path} is in use by process ${busy[1]}, a running daemon: it picks the request up at the start of its next cycle`);
+    return 0;
+  }
+}
+
+export const reprocessCommand: CommandModule<object, ReprocessArgs> = {
+  command: 'reprocess [keys..]',
+  describe: 'mark files so the next cycle processes them again: keys, globs (quote them) or --failed',
+  builder: (y) =>
+    withCommonOptions(y)
+      .positional('keys', { type: 'string', array: true, describe: 'keys or globs (picomatch; * stops at /, ** does not) of keys the registry knows' })
+      .option('failed', { type: 'boolean', describe: 'every file recorded failed (their backoff is skipped)' })
+      .option('now', { type: 'boolean', describe: 'then run one cycle here (like run --once), unless a daemon holds the registry' }) as never,
+  handler: async (args) => {
+    process.exitCode = await reprocessHandler(args);
+  },
+};

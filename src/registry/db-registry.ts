@@ -1,0 +1,257 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Knex } from 'knex';
+import { FILES_TABLE, LISTING_TABLE } from '../load/schema.js';
+import type { Dialect } from '../load/database.js';
+import type { PlanItem } from '../plan.js';
+import type { Source } from '../sources/types.js';
+import type { RegistryEntry } from './entry.js';
+import { LeaseLostError, type Registry } from './types.js';
+import { isAlive } from './pid.js';
+
+interface FileRow {
+  key: string;
+  position: number;
+  status: string;
+  etag: string | null;
+  size: number | null;
+  attempts: number;
+  failures: number;
+  loaded: number;
+  rejected: number;
+  skipped: number;
+  error: string | null;
+  first_seen_at: string;
+  updated_at: string;
+  done_at: string | null;
+  checked_at: string | null;
+  next_attempt_at: string | null;
+  reprocess: boolean | number;
+  claimed_by: string | null;
+  lease_expires_at: number | null;
+}
+
+function toEntry(r: FileRow): RegistryEntry | undefined {
+  if (r.status !== 'done' && r.status !== 'failed') return undefined; // 'pending': claimed, never finished
+  return {
+    status: r.status, etag: r.etag, size: r.size === null ? null : Number(r.size), attempts: Number(r.attempts), failures: Number(r.failures),
+    loaded: Number(r.loaded), rejected: Number(r.rejected), skipped: Number(r.skipped), error: r.error,
+    firstSeenAt: r.first_seen_at, updatedAt: r.updated_at, doneAt: r.done_at, checkedAt: r.checked_at, nextAttemptAt: r.next_attempt_at,
+    ...(r.reprocess ? { reprocess: true } : {}),
+  };
+}
+
+function toColumns(e: RegistryEntry): Partial<FileRow> {
+  return {
+    status: e.status, etag: e.etag, size: e.size, attempts: e.attempts, failures: e.failures, loaded: e.loaded, rejected: e.rejected,
+    skipped: e.skipped, error: e.error, first_seen_at: e.firstSeenAt, updated_at: e.updatedAt, done_at: e.doneAt, checked_at: e.checkedAt,
+    next_attempt_at: e.nextAttemptAt, reprocess: Boolean(e.reprocess),
+  };
+}
+
+export interface DbRegistryOptions {
+  dialect: Dialect;
+  leaseMs: number;
+  /** A listing younger than this is reused by the other workers instead of fetching the index again. */
+  listingFreshMs: number;
+  /** This worker's host name in claims; claims of dead processes under the same name are taken over at once. */
+  host?: string;
+}
+
+/**
+ * The registry as a table in the target database (REGISTRY=database).
+ *
+ * - Exactly-once effect: a file's entry is written in the same transaction as its rows.
+ * - Scale-out: before fetching a file a worker claims it with a conditional UPDATE (`claimed_by`,
+ *   `lease_expires_at`), which succeeds only if nobody holds a live lease and the entry is still the version
+ *   the worker planned from; the lease is heartbeated while the file is processed. A worker that dies loses
+ *   its claims after LEASE_SECONDS and another takes the files over. At commit the entry is re-read
+ *   `FOR UPDATE`, and a file whose claim was lost is rolled back and left to the new owner.
+ * - One listing: the worker that finds the shared listing stale takes a short lease on it (compare-and-set),
+ *   fetches the index and stores it; the others wait for it and reuse it.
+ */
+export class DbRegistry implements Registry {
+  readonly mode = 'database' as const;
+  readonly description: string;
+  readonly workerId: string;
+  private readonly host: string;
+  private entries = new Map<string, RegistryEntry>();
+  private readonly held = new Set<string>();
+  private heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(private readonly db: Knex, private readonly opts: DbRegistryOptions) {
+    this.host = opts.host || hostname();
+    this.workerId = `${this.host}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.description = `table ${FILES_TABLE}`;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(key: string): RegistryEntry | undefined {
+    return this.entries.get(key);
+  }
+
+  all(): IterableIterator<[string, RegistryEntry]> {
+    return this.entries.entries();
+  }
+
+  async refresh(): Promise<void> {
+    const rows = (await this.db(FILES_TABLE).select()) as FileRow[];
+    const dead = deadLocalClaimers(rows.map((r) => r.claimed_by), this.workerId, this.host);
+    if (dead.length > 0) {
+      // Claims of a daemon on this host that is gone (killed, or this very process before a restart): no need
+      // to wait out their lease.
+      await this.db(FILES_TABLE).whereIn('claimed_by', dead).update({ claimed_by: null, lease_expires_at: null });
+      for (const r of rows) if (r.claimed_by !== null && dead.includes(r.claimed_by)) r.claimed_by = null;
+    }
+    const entries = new Map<string, RegistryEntry>();
+    for (const row of rows) {
+      const entry = toEntry(row);
+      if (entry) entries.set(row.key, entry);
+    }
+    this.entries = entries;
+  }
+
+  async listKeys(source: Source, signal: AbortSignal): Promise<string[]> {
+    const name = 'index';
+    for (const deadline = Date.now() + 120_000; ;) {
+      const row = (await this.db(LISTING_TABLE).where({ name }).first()) as { listed_at: number | string; lease_until?: number | string; keys: string } | undefined;
+      const listedAt = Number(row?.listed_at ?? 0);
+      if (row && Date.now() - listedAt < this.opts.listingFreshMs) return JSON.parse(row.keys) as string[];
+      const won = await this.takeListingLease(name, row === undefined, listedAt);
+      if (won) {
+        try {
+          const keys = await source.listKeys(signal);
+          await this.db(LISTING_TABLE).where({ name }).update({ listed_at: Date.now(), listed_by: this.workerId, lease_until: 0, keys: JSON.stringify(keys) });
+          return keys;
+        } catch (err) {
+          await this.db(LISTING_TABLE).where({ name, listed_by: this.workerId }).update({ lease_until: 0 }).catch(() => undefined);
+          throw err;
+        }
+      }
+      if (Date.now() > deadline || signal.aborted) return source.listKeys(signal); // never wait forever on a stuck peer
+      await sleep(100 + Math.random() * 100);
+    }
+  }
+
+  /** Compare-and-set on the listing row: only one worker lists at a time; a dead lister's lease runs out. */
+  private async takeListingLease(name: string, missing: boolean, seenListedAt: number): Promise<boolean> {
+    const now = Date.now();
+    if (missing) {
+      await this.insertIgnore(LISTING_TABLE, { name, listed_at: 0, listed_by: '', lease_until: 0, keys: '[]' }, ['name']);
+    }
+    const updated = await this.db(LISTING_TABLE)
+      .where({ name })
+      .andWhere('listed_at', seenListedAt)
+      .andWhere('lease_until', '<', now)
+      .update({ lease_until: now + 30_000, listed_by: this.workerId });
+    return Number(updated) === 1;
+  }
+
+  async claim(item: PlanItem): Promise<boolean> {
+    const now = Date.now();
+    const planned = this.entries.get(item.key);
+    if (!planned) {
+      const iso = new Date(now).toISOString();
+      await this.insertIgnore(FILES_TABLE, { key: item.key, position: item.index, status: 'pending', first_seen_at: iso, updated_at: iso }, ['key']);
+    }
+    let query = this.db(FILES_TABLE)
+      .where('key', item.key)
+      .andWhere((q) => {
+        void q.whereNull('claimed_by').orWhere('lease_expires_at', '<', now).orWhere('claimed_by', this.workerId);
+      });
+    // Still the version we planned from: nobody finished it meanwhile.
+    query = planned ? query.andWhere('updated_at', planned.updatedAt) : query.andWhere('status', 'pending');
+    const updated = await query.update({ claimed_by: this.workerId, lease_expires_at: now + this.opts.leaseMs, position: item.index });
+    if (Number(updated) !== 1) return false;
+    this.held.add(item.key);
+    this.startHeartbeat();
+    return true;
+  }
+
+  async release(keys: readonly string[]): Promise<void> {
+    const mine = keys.filter((k) => this.held.delete(k));
+    for (let i = 0; i < mine.length; i += 500) {
+      await this.db(FILES_TABLE).whereIn('key', mine.slice(i, i + 500)).andWhere('claimed_by', this.workerId).update({ claimed_by: null, lease_expires_at: null });
+    }
+  }
+
+  async lockEntry(trx: Knex.Transaction, key: string): Promise<RegistryEntry | undefined> {
+    let query = trx(FILES_TABLE).where('key', key).first();
+    if (this.opts.dialect !== 'sqlite') query = query.forUpdate();
+    const row = (await query) as FileRow | undefined;
+    if (!row || row.claimed_by !== this.workerId) throw new LeaseLostError(key);
+    return toEntry(row) ?? undefined;
+  }
+
+  async stage(trx: Knex.Transaction, key: string, entry: RegistryEntry): Promise<void> {
+    const updated = await trx(FILES_TABLE).where({ key, claimed_by: this.workerId }).update({ ...toColumns(entry), claimed_by: null, lease_expires_at: null });
+    if (Number(updated) !== 1) throw new LeaseLostError(key);
+  }
+
+  async committed(changes: ReadonlyMap<string, RegistryEntry>): Promise<void> {
+    for (const [key, entry] of changes) {
+      this.entries.set(key, entry);
+      this.held.delete(key);
+    }
+    if (this.held.size === 0) this.stopHeartbeat();
+  }
+
+  async markReprocess(keys: readonly string[]): Promise<number> {
+    let marked = 0;
+    for (let i = 0; i < keys.length; i += 500) {
+      marked += Number(await this.db(FILES_TABLE).whereIn('key', keys.slice(i, i + 500)).whereIn('status', ['done', 'failed']).update({ reprocess: true }));
+    }
+    return marked;
+  }
+
+  async close(): Promise<void> {
+    this.stopHeartbeat();
+    await this.release([...this.held]).catch(() => undefined);
+  }
+
+  private startHeartbeat(): void {
+    if (this.heartbeat) return;
+    this.heartbeat = setInterval(() => {
+      const keys = [...this.held];
+      if (keys.length === 0) return;
+      const until = Date.now() + this.opts.leaseMs;
+      void (async () => {
+        for (let i = 0; i < keys.length; i += 500) {
+          await this.db(FILES_TABLE).whereIn('key', keys.slice(i, i + 500)).andWhere('claimed_by', this.workerId).update({ lease_expires_at: until });
+        }
+      })().catch(() => undefined); // a missed beat is retried at the next; the lease has slack for that
+    }, Math.max(50, Math.floor(this.opts.leaseMs / 3)));
+    this.heartbeat.unref();
+  }
+
+  private stopHeartbeat(): void {
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  /** INSERT that does nothing when the key exists, in each dialect's words. */
+  private async insertIgnore(table: string, row: Record<string, unknown>, key: string[]): Promise<void> {
+    await this.db(table).insert(row).onConflict(key).ignore();
+  }
+}
+
+/**
+ * Claimers named `<this host>:<pid>:<nonce>` whose process is gone: the pid is not running, or it is our own
+ * pid with another nonce (a container restarted under the same hostname and pid 1). Workers on other hosts are
+ * left to their leases.
+ */
+export function deadLocalClaimers(claimers: ReadonlyArray<string | null>, me: string, host: string): string[] {
+  const dead = new Set<string>();
+  for (const c of claimers) {
+    if (c === null || c === me || dead.has(c)) continue;
+    const m = /^(.*):(\d+):[0-9a-f]+$/.exec(c);
+    if (!m || m[1] !== host) continue;
+    const pid = Number(m[2]);
+    if (pid === process.pid || !isAlive(pid)) dead.add(c);
+  }
+  return [...dead];
+}

@@ -1,0 +1,106 @@
+import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import * as t from 'io-ts';
+import { IngestError } from '../errors.js';
+import { formatErrors } from '../records/reasons.js';
+import { redactText } from '../redact.js';
+import type { CycleSummary } from '../telemetry.js';
+
+/**
+ * Fields a stored summary must have (what `status` shows). The rest of CycleSummary is kept as stored, so a
+ * field added to CycleSummary later does not make older files unreadable (it is just absent from them).
+ */
+const REQUIRED_SUMMARY_FIELDS = [
+  'listed', 'planned', 'filesDone', 'filesFailed', 'filesUnchanged', 'filesUpToDate', 'filesBackoff', 'filesCancelled',
+  'recordsLoaded', 'recordsRejected', 'recordsSkipped', 'seconds',
+] as const satisfies ReadonlyArray<keyof CycleSummary>;
+
+const storedSummaryCodec = t.intersection([
+  t.type(Object.fromEntries(REQUIRED_SUMMARY_FIELDS.map((f) => [f, t.number])) as Record<(typeof REQUIRED_SUMMARY_FIELDS)[number], t.NumberC>),
+  t.record(t.string, t.unknown),
+]);
+
+const lastCycleCodec = t.type({
+  cycle: t.number,
+  finishedAt: t.string,
+  ok: t.boolean,
+  error: t.union([t.string, t.null]),
+  summary: t.union([storedSummaryCodec, t.null]),
+});
+
+/**
+ * The last cycle the daemon finished, kept next to the registry in `<registry path>.cycle.json` for `status`.
+ * `summary` is null when the cycle failed before it had one (bucket not listable, database down); then `ok` is
+ * false and `error` says why.
+ */
+export interface LastCycle {
+  /** Cycle number within the daemon process that ran it (1 = first cycle after start). */
+  cycle: number;
+  /** UTC ISO-8601. */
+  finishedAt: string;
+  ok: boolean;
+  error: string | null;
+  summary: CycleSummary | null;
+}
+
+export function lastCyclePath(registryPath: string): string {
+  return `${registryPath}.cycle.json`;
+}
+
+/**
+ * Replaces the sidecar atomically (temp file, fsync, rename), so a reader sees the old or the new summary,
+ * never half of one. Secrets in `error` are masked before they reach the disk.
+ */
+export async function writeLastCycle(registryPath: string, data: LastCycle): Promise<void> {
+  const path = lastCyclePath(registryPath);
+  const tmp = `${path}.tmp-${process.pid}`;
+  const body = `${JSON.stringify({ version: 1, ...data, error: data.error === null ? null : redactText(data.error) })}\n`;
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    const handle = await open(tmp, 'w');
+    try {
+      await handle.writeFile(body);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, path);
+    fsyncDirectory(dirname(path));
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw new IngestError('BI_REGISTRY_IO', `cannot write ${path}: ${(err as Error).message}`);
+  }
+}
+
+/** The last cycle recorded next to this registry, or null if none was recorded yet. */
+export async function readLastCycle(registryPath: string): Promise<LastCycle | null> {
+  const path = lastCyclePath(registryPath);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new IngestError('BI_REGISTRY_IO', `cannot read ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new IngestError('BI_REGISTRY_CORRUPT', `${path} is corrupt (${(err as Error).message})`);
+  }
+  const decoded = lastCycleCodec.decode(parsed);
+  if (decoded._tag === 'Left') throw new IngestError('BI_REGISTRY_CORRUPT', `${path} is corrupt (${formatErrors(decoded.left, 'cycle')})`);
+  const { cycle, finishedAt, ok, error, summary } = decoded.right;
+  const numbers = summary === null ? null : Object.fromEntries(Object.entries(summary).filter(([, v]) => typeof v === 'number'));
+  return { cycle, finishedAt, ok, error, summary: numbers as CycleSummary | null };
+}
+
+function fsyncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

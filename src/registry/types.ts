@@ -1,0 +1,48 @@
+import type { Knex } from 'knex';
+import type { PlanItem } from '../plan.js';
+import type { Source } from '../sources/types.js';
+import type { RegistryEntry } from './entry.js';
+
+/**
+ * What the pipeline needs from a registry. Two implementations:
+ *
+ * - `JsonRegistry` (REGISTRY=json, the default with SQLite): a file beside the database, written after the
+ *   commit that holds the files' rows (at-least-once, made exact by idempotent upserts). One daemon.
+ * - `DbRegistry` (REGISTRY=database, the default with PostgreSQL/MySQL): a table written inside the same
+ *   transaction as the files' rows (exactly-once effect), with claims and leases so several daemons share
+ *   one bucket.
+ *
+ * Per group the pipeline calls, inside the transaction: `lockEntry` then `stage` for each file; after the
+ * commit: `committed`.
+ */
+export interface Registry {
+  readonly mode: 'json' | 'database';
+  readonly description: string;
+  readonly size: number;
+  get(key: string): RegistryEntry | undefined;
+  all(): IterableIterator<[string, RegistryEntry]>;
+  /** Start of a cycle: the database registry reloads what other workers wrote. */
+  refresh(): Promise<void>;
+  /** The index keys for this cycle; the database registry shares one listing between workers. */
+  listKeys(source: Source, signal: AbortSignal): Promise<string[]>;
+  /** Takes the right to process a planned key; false when another worker holds it or finished it since. */
+  claim(item: PlanItem): Promise<boolean>;
+  /** Gives back claims of files abandoned at shutdown. */
+  release(keys: readonly string[]): Promise<void>;
+  /** Inside the group transaction: the key's entry as stored now; throws `LeaseLostError` if no longer ours. */
+  lockEntry(trx: Knex.Transaction, key: string): Promise<RegistryEntry | undefined>;
+  /** Inside the group transaction: the key's new entry. */
+  stage(trx: Knex.Transaction, key: string, entry: RegistryEntry): Promise<void>;
+  /** After the commit: make the group's entries durable (JSON) and visible to `get`. */
+  committed(changes: ReadonlyMap<string, RegistryEntry>): Promise<void>;
+  /** Marks keys so the next cycle processes them again; returns how many entries it marked. */
+  markReprocess(keys: readonly string[]): Promise<number>;
+  close(): Promise<void>;
+}
+
+export class LeaseLostError extends Error {
+  constructor(key: string) {
+    super(`${key}: claim lost to another worker (lease expired); leaving the file to it`);
+    this.name = 'LeaseLostError';
+  }
+}

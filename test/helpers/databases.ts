@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+
+// BIGINT as numbers in the tests' own connections too, as the daemon reads them (values are safe integers).
+pg.types.setTypeParser(20, (v: string) => Number(v));
+
+/** A database a test writes into, with its own schema or database, dropped afterwards. */
+export interface TestDatabase {
+  url: string;
+  knex(): Knex;
+  drop(): Promise<void>;
+}
+
+export interface Dialect {
+  name: 'sqlite' | 'postgres' | 'mysql';
+  /** A fresh, empty database for one test; `dir` is the test's working directory. */
+  create(dir: string): Promise<TestDatabase>;
+}
+
+const said = new Set<string>();
+function skipLine(name: string, variable: string): void {
+  if (said.has(name)) return;
+  said.add(name);
+  process.stdout.write(`  (skipping the ${name} suites: ${variable} is not set; .ci/run sets it)\n`);
+}
+
+const sqlite: Dialect = {
+  name: 'sqlite',
+  async create(dir) {
+    const filename = join(dir, 'data', `t-${randomBytes(3).toString('hex')}.sqlite3`);
+    return {
+      url: `sqlite://${filename}`,
+      knex: () => knexFactory({ client: 'sqlite3', connection: { filename }, useNullAsDefault: true }),
+      drop: async () => undefined,
+    };
+  },
+};
+
+function postgres(base: string): Dialect {
+  return {
+    name: 'postgres',
+    async create() {
+      const schema = `bi_${randomBytes(4).toString('hex')}`;
+      const admin = knexFactory({ client: 'pg', connection: base });
+      await admin.raw('CREATE SCHEMA ??', [schema]);
+      await admin.destroy();
+      const url = `${base}${base.includes('?') ? '&' : '?'}schema=${schema}`;
+      return {
+        url,
+        knex: () => knexFactory({ client: 'pg', connection: base, searchPath: [schema] }),
+        drop: async () => {
+          const k = knexFactory({ client: 'pg', connection: base });
+          await k.raw('DROP SCHEMA IF EXISTS ?? CASCADE', [schema]);
+          await k.destroy();
+        },
+      };
+    },
+  };
+}
+
+function mysql(base: string): Dialect {
+  return {
+    name: 'mysql',
+    async create() {
+      const database = `bi_${randomBytes(4).toString('hex')}`;
+      const admin = knexFactory({ client: 'mysql2', connection: base });
+      await admin.raw('CREATE DATABASE ?? CHARACTER SET utf8mb4', [database]);
+      await admin.destroy();
+      const u = new URL(base);
+      u.pathname = `/${database}`;
+      const url = u.toString();
+      return {
+        url,
+        knex: () => knexFactory({ client: 'mysql2', connection: url }),
+        drop: async () => {
+          const k = knexFactory({ client: 'mysql2', connection: base });
+          await k.raw('DROP DATABASE IF EXISTS ??', [database]);
+          await k.destroy();
+        },
+      };
+    },
+  };
+}
+
+/** SQLite always; PostgreSQL and MySQL when TEST_PG_URL / TEST_MYSQL_URL name a server (CI sets both). */
+export function dialects(): Dialect[] {
+  const out = [sqlite];
+  if (process.env.TEST_PG_URL) out.push(postgres(process.env.TEST_PG_URL));
+  else skipLine('PostgreSQL', 'TEST_PG_URL');
+  if (process.env.TEST_MYSQL_URL) out.push(mysql(process.env.TEST_MYSQL_URL));
+  else skipLine('MySQL/MariaDB', 'TEST_MYSQL_URL');
+  return out;
+}
+
+export function postgresDialect(): Dialect | null {
+  if (process.env.TEST_PG_URL) return postgres(process.env.TEST_PG_URL);
+  skipLine('PostgreSQL', 'TEST_PG_URL');
+  return null;
+}
+
+const TIME_COLUMNS = new Set(['loaded_at', 'ingestion_time', 'rejected_at', 'id']);
+
+export type Dump = Record<string, Array<Record<string, unknown>>>;
+
+/**
+ * Every row of the data tables and rejected_records in a dialect-neutral form (booleans as 0/1, numbers as
+ * numbers), without time columns, sorted: equal dumps mean equal tables.
+ */
+export async function dump(db: Knex): Promise<Dump> {
+  const out: Dump = {};
+  try {
+    for (const table of ['songs', 'movies', 'apps', 'rejected_records']) {
+      const rows = (await db(table).select()) as Array<Record<string, unknown>>;
+      out[table] = rows
+        .map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !TIME_COLUMNS.has(k)).map(([k, v]) => [k, typeof v === 'boolean' ? Number(v) : v])))
+        .sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
+    }
+  } finally {
+    await db.destroy();
+  }
+  return out;
+}

@@ -1,0 +1,110 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { expect } from 'chai';
+import { events, runCli, startCli, tempDir } from '../helpers/cli.js';
+import { fixture } from '../helpers/bucket-fixture.js';
+import { dialects, dump, type Dump, type TestDatabase } from '../helpers/databases.js';
+import { startTestBucket, type Fault, type TestBucket } from '../helpers/test-bucket.js';
+
+interface FileEntry { status: string; attempts: number; loaded: number; rejected: number }
+
+/**
+ * The core behaviour suite, run against every dialect: each must end with the same tables as the others
+ * (SQLite with the JSON registry, PostgreSQL and MySQL with the database registry).
+ */
+describe('the same behaviour on every database (integration)', function () {
+  this.timeout(180_000);
+  const fx = fixture({ files: 16, recordsPerFile: 80, seed: 33, duplicateRate: 0.08, invalidRate: 0.05 });
+  let bucket: TestBucket;
+  let reference: Dump | undefined;
+  const cleanups: Array<() => Promise<void>> = [];
+
+  before(async () => {
+    bucket = await startTestBucket({ files: fx.files });
+  });
+  after(async () => {
+    await bucket.close();
+    for (const c of cleanups.reverse()) await c();
+  });
+
+  for (const dialect of dialects()) {
+    describe(dialect.name, () => {
+      let dir: string;
+      let db: TestDatabase;
+      beforeEach(async () => {
+        const t = await tempDir();
+        dir = t.dir;
+        db = await dialect.create(dir);
+        cleanups.push(t.cleanup, () => db.drop());
+      });
+
+      const env = (extra: Record<string, string> = {}) => ({ BUCKET_URL: bucket.url, DATABASE_URL: db.url, REGISTRY_PATH: 'registry/t.json', CONCURRENCY: '4', COMMIT_MAX_FILES: '3', ...extra });
+      const run = (args: string[] = [], extra: Record<string, string> = {}) => runCli(['run', '--once', ...args], { cwd: dir, env: env(extra) });
+      const files = async (): Promise<Record<string, FileEntry>> => {
+        const r = await runCli(['status', '--json'], { cwd: dir, env: env() });
+        expect(r.code, r.stderr).to.equal(0);
+        const k = db.knex();
+        try {
+          if (dialect.name === 'sqlite') {
+            const { readFileSync } = await import('node:fs');
+            const { join } = await import('node:path');
+            return (JSON.parse(readFileSync(join(dir, 'registry', 't.json'), 'utf8')) as { entries: Record<string, FileEntry> }).entries;
+          }
+          const rows = (await k('ingest_files').select('key', 'status', 'attempts', 'loaded', 'rejected')) as Array<FileEntry & { key: string }>;
+          return Object.fromEntries(rows.map((r) => [r.key, { ...r, attempts: Number(r.attempts), loaded: Number(r.loaded), rejected: Number(r.rejected) }]));
+        } finally {
+          await k.destroy();
+        }
+      };
+
+      it('loads, is idempotent, --force leaves the tables as they were, and the tables match every other dialect', async () => {
+        const first = await run();
+        expect(first.code, first.stderr + first.stdout).to.equal(0);
+        expect(events(first.stdout).find((e) => e.event === 'CycleFinished')).to.include({ filesDone: 16, recordsLoaded: fx.valid, recordsRejected: fx.invalid, recordsSkipped: fx.skipped });
+        const tables = await dump(db.knex());
+        expect(tables.rejected_records).to.have.length(fx.invalid);
+        reference ??= tables;
+        expect(tables).to.deep.equal(reference);
+
+        const again = await run();
+        expect(events(again.stdout).find((e) => e.event === 'CycleFinished')).to.include({ filesDone: 0, filesUpToDate: 16 });
+        expect(await dump(db.knex())).to.deep.equal(tables);
+
+        const forced = await run(['--force']);
+        expect(events(forced.stdout).find((e) => e.event === 'CycleFinished')).to.include({ filesDone: 16 });
+        expect(await dump(db.knex())).to.deep.equal(tables);
+        const entries = await files();
+        expect(Object.values(entries).every((e) => e.status === 'done' && e.attempts === 2)).to.equal(true);
+      });
+
+      it('processes a file again when its ETag changes, replacing its rows and rejections', async () => {
+        const key = 'changing.data';
+        const local = await startTestBucket({ files: { [key]: JSON.stringify([{ type: 'app', data: { name: 'n', genre: 'g', version: '1', rating: 4, size_bytes: 10 } }, { type: 'app', data: {} }]) } });
+        cleanups.push(() => local.close());
+        const e = { BUCKET_URL: local.url, RECHECK_DONE_SECONDS: '0' };
+        expect((await run([], e)).code).to.equal(0);
+        local.setFile(key, JSON.stringify([{ type: 'app', data: { name: 'n', genre: 'g2', version: '1', rating: 4.5, size_bytes: 5_000_000_000 } }]));
+        expect((await run([], e)).code).to.equal(0);
+        const tables = await dump(db.knex());
+        expect(tables.apps).to.deep.equal([{ name: 'n', genre: 'g2', version: '1', rating: 4.5, size_bytes: 5_000_000_000, is_awesome: 0, source_key: key, source_position: 0 }]);
+        expect(tables.rejected_records).to.deep.equal([]);
+        expect((await files())[key]).to.include({ attempts: 2, loaded: 1, rejected: 0 });
+      });
+
+      it('converges to the same tables after SIGKILL mid-run and a restart', async () => {
+        for (const k of fx.keys) bucket.addFaults(k, [{ kind: 'delay', ms: 40 } as Fault]);
+        const child = startCli(['run', '--once'], { cwd: dir, env: env() });
+        const deadline = Date.now() + 30_000;
+        while (!/"event":"CycleStarted"/.test(child.output()) && Date.now() < deadline) await sleep(10);
+        await sleep(250);
+        child.child.kill('SIGKILL');
+        await child.finished;
+        const restart = await run();
+        expect(restart.code, restart.stderr).to.equal(0);
+        const entries = await files();
+        expect(fx.keys.every((k) => entries[k]?.status === 'done')).to.equal(true);
+        expect(reference, 'the first test of this dialect sets the reference').to.not.equal(undefined);
+        expect(await dump(db.knex())).to.deep.equal(reference);
+      });
+    });
+  }
+});
