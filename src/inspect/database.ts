@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import knexFactory, { type Knex } from 'knex';
 import { ConfigError, IngestError } from '../errors.js';
-import type { DatabaseTarget } from '../load/database.js';
+import { openDatabase, type DatabaseTarget } from '../load/database.js';
 import { REJECTED_TABLE } from '../load/schema.js';
 import { recordTypes } from '../records/index.js';
 import { redactText } from '../redact.js';
@@ -36,11 +36,12 @@ export interface DatabaseReport {
 }
 
 /**
- * Opens an existing SQLite database read-only (`mode=ro`: never created, never written). A missing file is one
- * clear error, not an empty new database.
+ * Opens an existing database for reading: SQLite read-only (`mode=ro`: never created, never written; a missing
+ * file is one clear error, not an empty new database), PostgreSQL and MySQL with a plain connection.
  */
 export async function openExistingReadOnly(target: DatabaseTarget): Promise<Knex> {
-  if (target.dialect !== 'sqlite' || !target.filename) throw new ConfigError(`inspect supports SQLite databases only, not ${target.display}`);
+  // A server database is only read with SELECTs here; nothing is created or migrated.
+  if (target.dialect !== 'sqlite' || !target.filename) return openDatabase(target, { poolSize: 2 });
   if (target.filename === ':memory:') throw new ConfigError(`DATABASE_URL ${target.display} is an in-memory database: there is nothing to inspect`);
   const info = await stat(target.filename).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') {

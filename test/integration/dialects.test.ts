@@ -74,6 +74,17 @@ describe('the same behaviour on every database (integration)', function () {
         expect(await dump(db.knex())).to.deep.equal(tables);
         const entries = await files();
         expect(Object.values(entries).every((e) => e.status === 'done' && e.attempts === 2)).to.equal(true);
+
+        // The operator commands read this dialect's database and registry alike.
+        const status = JSON.parse((await runCli(['status', '--json'], { cwd: dir, env: env() })).stdout) as { files: { done: number; failed: number } };
+        expect(status.files).to.include({ done: 16, failed: 0 });
+        const inspect = JSON.parse((await runCli(['inspect', '--json', '--samples', '1'], { cwd: dir, env: env() })).stdout) as { tables: Array<{ table: string; rows: number }> };
+        for (const [table, rows] of Object.entries(tables)) expect(inspect.tables.find((t) => t.table === table)?.rows, table).to.equal(rows!.length);
+        const marked = await runCli(['reprocess', fx.keys[0]!], { cwd: dir, env: env() });
+        expect(marked.code, marked.stderr).to.equal(0);
+        const redo = await run();
+        expect(events(redo.stdout).find((e) => e.event === 'CycleFinished')).to.include({ filesDone: 1 });
+        expect((await files())[fx.keys[0]!]).to.include({ attempts: 3 });
       });
 
       it('processes a file again when its ETag changes, replacing its rows and rejections', async () => {
