@@ -295,7 +295,7 @@ interface RowCounts {
 function knexFor(databaseUrl: string): Knex {
   const scheme = databaseUrl.slice(0, Math.max(0, databaseUrl.indexOf('://'))).toLowerCase();
   if (scheme === 'sqlite' || scheme === 'sqlite3') {
-    return knexFactory({ client: 'sqlite3', connection: { filename: resolve(ROOT, decodeURIComponent(databaseUrl.slice(scheme.length + 3).split('?')[0] ?? '')) }, useNullAsDefault: true });
+    return knexFactory({ client: 'better-sqlite3', connection: { filename: resolve(ROOT, decodeURIComponent(databaseUrl.slice(scheme.length + 3).split('?')[0] ?? '')) }, useNullAsDefault: true });
   }
   if (scheme.startsWith('postgres')) return knexFactory({ client: 'pg', connection: databaseUrl });
   if (scheme.startsWith('mysql') || scheme === 'mariadb') return knexFactory({ client: 'mysql2', connection: databaseUrl });

@@ -44,11 +44,8 @@ export type Prepared =
   | { kind: 'elsewhere'; item: PlanItem };
 
 /**
- * One cycle: list → plan → fetch/decode/validate (p-limit, CONCURRENCY at once) → load in bucket order,
- * several files per transaction → mark them in the registry after the commit.
- *
- * Files are committed in index order through a bounded window, so when two files hold the same key the later
- * one in the index wins, whatever order the fetches finish in, and a restart converges to the same tables.
+ * One cycle: list → plan → claim, fetch, decode, validate (p-limit, CONCURRENCY at once) → load as files become
+ * ready, several per transaction → mark them in the registry with (database) or right after (JSON) the commit.
  */
 export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promise<CycleSummary> {
   if (ctx.registry instanceof JsonRegistry) await applyReprocessRequests(ctx.registry);
@@ -75,42 +72,7 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   };
   ctx.telemetry.cycleStarted({ cycle: opts.cycle, listed: keys.length, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, pending: behind });
 
-  const todo = plan.todo;
-  const limit = pLimit(ctx.settings.CONCURRENCY);
-  const window = ctx.settings.CONCURRENCY * 2;
-  const pending: Array<Promise<Prepared>> = [];
-  const settled: Array<Prepared | undefined> = [];
-  const startUpTo = (committed: number): void => {
-    while (pending.length < todo.length && pending.length < committed + window) {
-      const i = pending.length;
-      const item = todo[i] as PlanItem;
-      pending.push(
-        limit(() => claimAndPrepare(ctx, item, opts))
-          .then((p) => (settled[i] = p)),
-      );
-    }
-  };
-
-  const commitContext: CommitContext = {
-    db: ctx.db, registry: ctx.registry, compiler: ctx.compiler, maxAttempts: ctx.settings.MAX_ATTEMPTS,
-    retryFailedMs: ctx.settings.RETRY_FAILED_SECONDS * 1000,
-    firstSeen: (key) => ctx.firstListed.get(key) ?? Date.now(),
-    onRetry: (info) => ctx.telemetry.databaseRetry(info),
-  };
-  let next = 0;
-  startUpTo(0);
-  while (next < todo.length) {
-    const group: Prepared[] = [await (pending[next] as Promise<Prepared>)];
-    next++;
-    while (next < todo.length && group.length < ctx.settings.COMMIT_MAX_FILES && settled[next] !== undefined) {
-      group.push(settled[next] as Prepared);
-      next++;
-    }
-    const outcomes = await commitGroup(commitContext, group);
-    await ctx.registry.release(group.filter((p) => p.kind === 'cancelled').map((p) => p.item.key));
-    report(ctx, group, outcomes, summary);
-    startUpTo(next);
-  }
+  await loadAsReady(ctx, opts, plan.todo, summary);
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
 }
@@ -127,6 +89,75 @@ async function claimAndPrepare(ctx: PipelineContext, item: PlanItem, opts: Cycle
   }
   if (!claimed) return { kind: 'elsewhere', item };
   return prepare(ctx, item, opts.abort);
+}
+
+/** How long a group waits for more files once its first is ready: fewer, larger commits (one fsync each). */
+const GROUP_FILL_MS = 300;
+/** Rows after which a group commits without waiting for more files. */
+const GROUP_MAX_ROWS = 50_000;
+
+/**
+ * Prepares CONCURRENCY files at once and commits them as they become ready, several per transaction. The order
+ * does not matter for the result (upserts keep the row of the later file in the index), so a slow file holds up
+ * nobody. At most `window` files are prepared but not yet committed, which bounds memory by settings.
+ */
+async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: readonly PlanItem[], summary: CycleSummary): Promise<void> {
+  const limit = pLimit(ctx.settings.CONCURRENCY);
+  const maxFiles = ctx.settings.COMMIT_MAX_FILES;
+  const window = Math.max(ctx.settings.CONCURRENCY * 2, maxFiles);
+  const commitContext: CommitContext = {
+    db: ctx.db, registry: ctx.registry, compiler: ctx.compiler, maxAttempts: ctx.settings.MAX_ATTEMPTS,
+    retryFailedMs: ctx.settings.RETRY_FAILED_SECONDS * 1000,
+    firstSeen: (key) => ctx.firstListed.get(key) ?? Date.now(),
+    onRetry: (info) => ctx.telemetry.databaseRetry(info),
+  };
+  const ready: Prepared[] = [];
+  let inFlight = 0;
+  let started = 0;
+  let committed = 0;
+  let wake: (() => void) | null = null;
+  const arrived = (p: Prepared): void => {
+    inFlight--;
+    ready.push(p);
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const startMore = (): void => {
+    while (started < todo.length && inFlight + ready.length < window) {
+      const item = todo[started++] as PlanItem;
+      inFlight++;
+      void limit(() => claimAndPrepare(ctx, item, opts)).then(arrived, (err: unknown) => arrived({ kind: 'failed', item, error: describeError(err) }));
+    }
+  };
+  const rowsOf = (p: Prepared): number => (p.kind === 'load' ? p.file.loaded : 0);
+  const waitForArrival = (ms: number): Promise<void> => new Promise((resolve) => {
+    const timer = ms === Infinity ? undefined : setTimeout(resolve, ms);
+    wake = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
+
+  startMore();
+  while (committed < todo.length) {
+    if (ready.length === 0) await waitForArrival(Infinity);
+    // Let the group fill until it is full (files or rows), nothing more can arrive, or the deadline passes.
+    const deadline = performance.now() + GROUP_FILL_MS;
+    let rows = ready.reduce((n, p) => n + rowsOf(p), 0);
+    while (ready.length < maxFiles && rows < GROUP_MAX_ROWS && inFlight > 0 && !opts.stop.aborted && performance.now() < deadline) {
+      await waitForArrival(Math.max(1, deadline - performance.now()));
+      rows = ready.reduce((n, p) => n + rowsOf(p), 0);
+    }
+    let n = 0;
+    for (rows = 0; n < ready.length && n < maxFiles && rows < GROUP_MAX_ROWS; n++) rows += rowsOf(ready[n] as Prepared);
+    const group = ready.splice(0, n);
+    committed += group.length;
+    startMore();
+    const outcomes = await commitGroup(commitContext, group);
+    await ctx.registry.release(group.filter((p) => p.kind === 'cancelled').map((p) => p.item.key));
+    report(ctx, group, outcomes, summary);
+  }
 }
 
 /** Runs a registry operation, retrying while the database (not the data) is the problem. */

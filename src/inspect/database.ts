@@ -50,16 +50,20 @@ export async function openExistingReadOnly(target: DatabaseTarget): Promise<Knex
     throw new IngestError('BI_DATABASE', `cannot read ${target.display}: ${err.message}`);
   });
   if (!info.isFile()) throw new IngestError('BI_DATABASE', `database ${target.display} (${target.filename}) is not a file`);
-  const uri = `file:${encodeURI(target.filename).replace(/\?/g, '%3F').replace(/#/g, '%23')}?mode=ro`;
   const db = knexFactory({
-    client: 'sqlite3',
-    connection: { filename: uri, flags: ['OPEN_URI'] },
+    client: 'better-sqlite3',
+    connection: { filename: target.filename, options: { readonly: true } },
     useNullAsDefault: true,
     pool: {
       min: 1,
       max: 1,
-      afterCreate(conn: { exec(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
-        conn.exec('PRAGMA busy_timeout=10000;', (err) => done(err, conn));
+      afterCreate(conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+        try {
+          conn.pragma('busy_timeout = 10000');
+          done(null, conn);
+        } catch (err) {
+          done(err as Error, conn);
+        }
       },
     },
   });

@@ -52,6 +52,12 @@ export function parseDatabaseUrl(url: string, cwd = process.cwd()): DatabaseTarg
   throw new ConfigError(`DATABASE_URL ${redactUrl(url)}: unsupported scheme "${scheme}" (expected sqlite://, postgres:// or mysql://)`);
 }
 
+/**
+ * WAL with synchronous=FULL: a commit is durable before the registry marks its files done. A 64 MB page cache
+ * keeps a group's transaction from spilling to the WAL before it commits, without inflating the RSS.
+ */
+const SQLITE_PRAGMAS = ['journal_mode = WAL', 'synchronous = FULL', 'busy_timeout = 10000', 'cache_size = -65536', 'temp_store = MEMORY'];
+
 export interface OpenOptions {
   /** Connections for PostgreSQL/MySQL; sized from CONCURRENCY (claims and heartbeats run beside the writer). */
   poolSize: number;
@@ -73,17 +79,21 @@ export async function openDatabase(target: DatabaseTarget, opts: OpenOptions = {
       });
     }
     config = {
-      client: 'sqlite3',
+      // better-sqlite3: in-process and synchronous, so a statement can be prepared once and reused for every
+      // row (see upsert.ts); about 1.5x the throughput of node-sqlite3 here (README, Performance).
+      client: 'better-sqlite3',
       connection: { filename: target.filename as string },
       useNullAsDefault: true,
       pool: {
         min: 1,
         max: 1,
-        afterCreate(conn: { exec(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
-          conn.exec(
-            'PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY;',
-            (err) => done(err, conn),
-          );
+        afterCreate(conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+          try {
+            for (const pragma of SQLITE_PRAGMAS) conn.pragma(pragma);
+            done(null, conn);
+          } catch (err) {
+            done(err as Error, conn);
+          }
         },
       },
     };
@@ -143,15 +153,13 @@ export async function checkDatabase(db: Knex, target: DatabaseTarget, opened?: {
       } finally {
         await handle.close();
       }
-      const sqlite3 = (await import('sqlite3')).default;
-      await new Promise<void>((resolvePromise, reject) => {
-        const conn = new sqlite3.Database(target.filename as string, sqlite3.OPEN_READONLY, (openErr) => {
-          if (openErr) return reject(openErr);
-          conn.get('select count(*) as n from bucket_ingest_migrations', (err) => {
-            conn.close(() => (err ? reject(err) : resolvePromise()));
-          });
-        });
-      });
+      const Database = (await import('better-sqlite3')).default;
+      const conn = new Database(target.filename, { readonly: true, fileMustExist: true, timeout: timeoutMs });
+      try {
+        conn.prepare('select count(*) as n from bucket_ingest_migrations').get();
+      } finally {
+        conn.close();
+      }
       return;
     }
     await db.raw('select 1');

@@ -32,7 +32,7 @@ const sqlite: Dialect = {
     const filename = join(dir, 'data', `t-${randomBytes(3).toString('hex')}.sqlite3`);
     return {
       url: `sqlite://${filename}`,
-      knex: () => knexFactory({ client: 'sqlite3', connection: { filename }, useNullAsDefault: true }),
+      knex: () => knexFactory({ client: 'better-sqlite3', connection: { filename }, useNullAsDefault: true }),
       drop: async () => undefined,
     };
   },

@@ -95,7 +95,7 @@ describe('operator commands (integration)', function () {
       expect(report.rejections.total).to.equal(18);
       expect(report.rejections.groups.reduce((n, g) => n + g.count, 0)).to.equal(18);
       // The sample bucket has two songs whose year is a string ("2009", "1973"): one group.
-      const knex = knexFactory({ client: 'sqlite3', connection: { filename: db }, useNullAsDefault: true });
+      const knex = knexFactory({ client: 'better-sqlite3', connection: { filename: db }, useNullAsDefault: true });
       const years = (await knex('rejected_records').where('reason', 'like', 'year: expected SafeInteger, got "%').select('source_key')) as unknown[];
       await knex.destroy();
       expect(years.length).to.equal(2);

@@ -128,4 +128,19 @@ describe('crash safety and shutdown (integration)', function () {
     expect(r.stdout).to.contain('ShutdownForced');
     expect(doneKeys(dir)).to.not.include.members(hung.slice(0, 1));
   });
+
+  it('a drain longer than SHUTDOWN_TIMEOUT_SECONDS is cut short: files in flight are abandoned, exit 0', async () => {
+    const dir = await newDir();
+    for (const k of fx.keys.slice(0, 4)) bucket.addFaults(k, [{ kind: 'hang' }]);
+    const daemon = startCli(['run'], { cwd: dir, env: { ...ENV, BUCKET_URL: bucket.url, POLL_INTERVAL_SECONDS: '3600', SHUTDOWN_TIMEOUT_SECONDS: '0.5' } });
+    await waitFor(() => daemon.output().includes('CycleStarted'), 10_000);
+    await sleep(200);
+    const signalled = Date.now();
+    daemon.child.kill('SIGTERM');
+    const r = await daemon.finished;
+    expect(Date.now() - signalled).to.be.lessThan(10_000);
+    expect(r.code).to.equal(0);
+    expect(r.stdout).to.match(/"event":"ShutdownForced","reason":"timeout"/);
+    expect(doneKeys(dir)).to.not.include(fx.keys[0]);
+  });
 });

@@ -61,7 +61,7 @@ describe('ingest over HTTP (integration)', function () {
     expect(Object.keys(entries)).to.have.members(fx.keys);
     expect(Object.values(entries).every((e) => e.status === 'done' && e.attempts === 1)).to.equal(true);
     expect(Object.values(entries).reduce((n, e) => n + e.loaded + e.rejected + e.skipped, 0)).to.equal(8 * 60);
-    const db = knexFactory({ client: 'sqlite3', connection: { filename: dbFile() }, useNullAsDefault: true });
+    const db = knexFactory({ client: 'better-sqlite3', connection: { filename: dbFile() }, useNullAsDefault: true });
     const [mode] = (await db.raw('PRAGMA journal_mode')) as Array<{ journal_mode: string }>;
     await db.destroy();
     expect(mode?.journal_mode).to.equal('wal');
@@ -179,7 +179,7 @@ describe('ingest over HTTP (integration)', function () {
     expect(after['empty.data']).to.include({ status: 'done', attempts: 2 });
     expect(after['ok.data']).to.include({ attempts: 1 });
     expect(after['broken.data']).to.include({ status: 'failed', attempts: 2 });
-    const db = knexFactory({ client: 'sqlite3', connection: { filename: dbFile() }, useNullAsDefault: true });
+    const db = knexFactory({ client: 'better-sqlite3', connection: { filename: dbFile() }, useNullAsDefault: true });
     const apps = await db('apps').select('size_bytes', 'is_awesome', 'rating');
     await db.destroy();
     expect(apps).to.deep.equal([{ size_bytes: 3_000_000_000, is_awesome: 0, rating: 4 }]);

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import knexFactory from 'knex';
@@ -118,6 +119,24 @@ const pg = postgresDialect();
     const r = await run.finished;
     expect(r.code, r.stdout.slice(-2000) + r.stderr).to.equal(0);
     expect(r.stdout).to.contain('DatabaseRetry');
+    expect((await rows(db)).every((x) => x.status === 'done' && x.attempts === 1)).to.equal(true);
+    expect(await dump(db.knex())).to.deep.equal(reference);
+  });
+
+  // A real server restart, where this machine allows it (CI runs as root beside its own PostgreSQL).
+  const canRestart = process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v pg_ctlcluster && ls /etc/postgresql']).status === 0;
+  (canRestart ? it : it.skip)('loses nothing when PostgreSQL itself restarts mid-run', async () => {
+    const db = await newDb();
+    slow(60);
+    const run = startCli(['run', '--once'], { cwd: dir, env: env(db) });
+    const until = Date.now() + 30_000;
+    while (!run.output().includes('"event":"CycleStarted"') && Date.now() < until) await sleep(10);
+    await sleep(200);
+    const version = spawnSync('ls', ['/etc/postgresql']).stdout.toString().trim().split('\n')[0]!;
+    const restarted = spawnSync('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'restart'], { encoding: 'utf8' });
+    expect(restarted.status, restarted.stderr).to.equal(0);
+    const r = await run.finished;
+    expect(r.code, r.stdout.slice(-2000) + r.stderr).to.equal(0);
     expect((await rows(db)).every((x) => x.status === 'done' && x.attempts === 1)).to.equal(true);
     expect(await dump(db.knex())).to.deep.equal(reference);
   });
