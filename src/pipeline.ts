@@ -3,14 +3,14 @@ import pLimit from 'p-limit';
 import type { Settings } from './config/schema.js';
 import { decodeBody } from './decode.js';
 import { describeError, IngestError } from './errors.js';
-import { commitGroup, isTransientDbError, type CommitContext, type Outcome } from './load/commit.js';
+import { commitGroup, commitStream, isTransientDbError, type CommitContext, type Outcome } from './load/commit.js';
 import { withRetries } from './sources/retry.js';
 import type { UpsertCompiler } from './load/upsert.js';
 import { planCycle, type PlanItem } from './plan.js';
 import { JsonRegistry } from './registry/json-registry.js';
 import { applyReprocessRequests } from './registry/requests.js';
 import type { Registry } from './registry/types.js';
-import type { Source } from './sources/types.js';
+import type { Source, StreamedObject } from './sources/types.js';
 import type { CycleSummary, Telemetry } from './telemetry.js';
 import { validateRecords, type ValidatedFile } from './validate.js';
 
@@ -39,6 +39,8 @@ export type Prepared =
   | { kind: 'load'; item: PlanItem; etag: string | null; size: number; file: ValidatedFile; startedAt: number }
   | { kind: 'unchanged'; item: PlanItem; etag: string | null; size: number | null }
   | { kind: 'failed'; item: PlanItem; error: string }
+  /** A file too large to hold: loaded in batches as it arrives, in a transaction of its own. */
+  | { kind: 'stream'; item: PlanItem; etag: string | null; size: number | null; stream: StreamedObject['stream']; startedAt: number }
   | { kind: 'cancelled'; item: PlanItem }
   /** Another worker holds the file (database registry): not ours this cycle. */
   | { kind: 'elsewhere'; item: PlanItem };
@@ -154,7 +156,8 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
     const group = ready.splice(0, n);
     committed += group.length;
     startMore();
-    const outcomes = await commitGroup(commitContext, group);
+    const outcomes = await commitGroup(commitContext, group.filter((p) => p.kind !== 'stream'));
+    for (const p of group) if (p.kind === 'stream') outcomes.push(...(await commitStream(commitContext, p)));
     await ctx.registry.release(group.filter((p) => p.kind === 'cancelled').map((p) => p.item.key));
     report(ctx, group, outcomes, summary);
   }
@@ -185,6 +188,7 @@ export async function prepare(ctx: Pick<PipelineContext, "source" | "registry">,
   try {
     const fetched = await ctx.source.fetch(item.key, { known, signal: abort });
     if ('notModified' in fetched) return { kind: 'unchanged', item, etag: fetched.etag, size: fetched.size };
+    if ('stream' in fetched) return { kind: 'stream', item, etag: fetched.etag, size: fetched.size, stream: fetched.stream, startedAt };
     const records = decodeBody(item.key, fetched.body);
     const file = validateRecords(records, new Date().toISOString());
     return { kind: 'load', item, etag: fetched.etag, size: fetched.size ?? fetched.body.length, file, startedAt };
@@ -209,13 +213,13 @@ function report(ctx: PipelineContext, group: readonly Prepared[], outcomes: read
     ctx.firstListed.delete(key);
     switch (o.kind) {
       case 'done': {
-        const f = o.p.file;
+        const e = o.entry;
         summary.filesDone++;
-        summary.recordsLoaded += f.loaded;
-        summary.recordsRejected += f.rejections.length;
-        summary.recordsSkipped += f.skipped;
-        summary.bytes += o.p.size;
-        ctx.telemetry.fileDone({ key, loaded: f.loaded, rejected: f.rejections.length, skipped: f.skipped, bytes: o.p.size, ms: Math.round(performance.now() - o.p.startedAt) });
+        summary.recordsLoaded += e.loaded;
+        summary.recordsRejected += e.rejected;
+        summary.recordsSkipped += e.skipped;
+        summary.bytes += e.size ?? 0;
+        ctx.telemetry.fileDone({ key, loaded: e.loaded, rejected: e.rejected, skipped: e.skipped, bytes: e.size ?? 0, ms: Math.round(performance.now() - o.startedAt) });
         break;
       }
       case 'unchanged':

@@ -42,7 +42,8 @@ export interface ValidatedFile {
  * Validates every record of a file. Every element ends in exactly one of: a row, a rejection with its
  * reason and raw JSON, or a skip (types this daemon does not load).
  */
-export function validateRecords(records: readonly unknown[], now: string): ValidatedFile {
+/** `firstIndex`: position in the file of `records[0]` (streamed files arrive in batches). */
+export function validateRecords(records: readonly unknown[], now: string, firstIndex = 0): ValidatedFile {
   const out: ValidatedFile = { rows: new Map(), rejections: [], loaded: 0, skipped: 0 };
   for (let i = 0; i < records.length; i++) {
     const raw = records[i];
@@ -50,7 +51,7 @@ export function validateRecords(records: readonly unknown[], now: string): Valid
     if (result.kind === 'row') {
       const overflow = tooLong(result.type, result.row);
       if (overflow !== null) {
-        out.rejections.push({ recordIndex: i, type: result.type.type, reason: overflow, raw: rawJson(raw) });
+        out.rejections.push({ recordIndex: firstIndex + i, type: result.type.type, reason: overflow, raw: rawJson(raw) });
         continue;
       }
       let table = out.rows.get(result.type);
@@ -60,7 +61,7 @@ export function validateRecords(records: readonly unknown[], now: string): Valid
     } else if (result.kind === 'skip') {
       out.skipped++;
     } else {
-      out.rejections.push({ recordIndex: i, type: result.type, reason: result.reason, raw: rawJson(raw) });
+      out.rejections.push({ recordIndex: firstIndex + i, type: result.type, reason: result.reason, raw: rawJson(raw) });
     }
   }
   return out;

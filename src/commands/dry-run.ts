@@ -1,5 +1,8 @@
 import pLimit from 'p-limit';
+import { describeError } from '../errors.js';
 import { parseDatabaseUrl } from '../load/database.js';
+import { splitJsonArray } from '../decode-stream.js';
+import { validateRecords } from '../validate.js';
 import { planCycle, type PlanReason } from '../plan.js';
 import { prepare, type Prepared } from '../pipeline.js';
 import { redactText } from '../redact.js';
@@ -71,7 +74,7 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
     const limit = pLimit(settings.CONCURRENCY);
     await Promise.all(plan.todo.map((item, i) => limit(async () => {
       // Only the counts are kept, so at most CONCURRENCY validated files are in memory at once.
-      results[i] = summarize(await prepare({ source, registry }, item, never));
+      results[i] = await summarize(await prepare({ source, registry }, item, never));
       for (let r = results[next]; r !== undefined; r = results[++next]) onFile?.(r);
     })));
     for (const f of results as DryRunFile[]) {
@@ -91,9 +94,27 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
   }
 }
 
-function summarize(p: Prepared): DryRunFile {
+async function summarize(p: Prepared): Promise<DryRunFile> {
   const base = { key: p.item.key, index: p.item.index, reason: p.item.reason, loaded: 0, rejected: 0, skipped: 0, bytes: 0, error: null };
   switch (p.kind) {
+    case 'stream': {
+      // Read and validated in batches as a real cycle would, counting only.
+      const counts = { loaded: 0, rejected: 0, skipped: 0, bytes: p.size ?? 0 };
+      try {
+        let index = 0;
+        for await (const records of splitJsonArray(p.item.key, p.stream, { batchRecords: 5000, batchBytes: 4 << 20 })) {
+          const batch = validateRecords(records, new Date().toISOString(), index);
+          index += records.length;
+          counts.loaded += batch.loaded;
+          counts.rejected += batch.rejections.length;
+          counts.skipped += batch.skipped;
+        }
+      } catch (err) {
+        p.stream.destroy();
+        return { ...base, outcome: 'failed', error: describeError(err) };
+      }
+      return { ...base, outcome: 'load', ...counts };
+    }
     case 'load':
       return { ...base, outcome: 'load', loaded: p.file.loaded, rejected: p.file.rejections.length, skipped: p.file.skipped, bytes: p.size };
     case 'unchanged':

@@ -72,6 +72,8 @@ export const settingsCodec = t.type({
   POLL_INTERVAL_SECONDS: secondsAtLeast('POLL_INTERVAL_SECONDS', 0),
   /** Files larger than this are recorded failed instead of being read. */
   MAX_FILE_MB: intIn('MAX_FILE_MB', 1, 1_000_000),
+  /** Files larger than this (or of unknown length) are streamed and loaded in batches instead of read whole. */
+  STREAM_ABOVE_MB: intIn('STREAM_ABOVE_MB', 1, 1_000_000),
   /** How often a done file is asked again whether its ETag or size changed; 0 = every cycle. */
   RECHECK_DONE_SECONDS: secondsAtLeast('RECHECK_DONE_SECONDS', 0),
   /** First wait before a failed file is tried on a later cycle; doubles per failure up to an hour. */
@@ -111,7 +113,8 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     MAX_ATTEMPTS: '5',
     REQUEST_TIMEOUT_SECONDS: '30',
     POLL_INTERVAL_SECONDS: '60',
-    MAX_FILE_MB: '512',
+    MAX_FILE_MB: '4096',
+    STREAM_ABOVE_MB: '8',
     RECHECK_DONE_SECONDS: '3600',
     RETRY_FAILED_SECONDS: '60',
     COMMIT_MAX_FILES: '64',

@@ -5,7 +5,9 @@ import type { RegistryEntry } from '../registry/entry.js';
 import { LeaseLostError, type Registry } from '../registry/types.js';
 import { withRetries } from '../sources/retry.js';
 import type { Prepared } from '../pipeline.js';
-import { replaceRejections, upsertRows, type UpsertCompiler } from './upsert.js';
+import { splitJsonArray } from '../decode-stream.js';
+import { validateRecords } from '../validate.js';
+import { deleteRejections, insertRejections, replaceRejections, upsertRows, type UpsertCompiler } from './upsert.js';
 
 export interface CommitContext {
   db: Knex;
@@ -19,7 +21,7 @@ export interface CommitContext {
 
 /** What became of one file of a group, once its transaction committed. */
 export type Outcome =
-  | { kind: 'done'; p: Extract<Prepared, { kind: 'load' }>; entry: RegistryEntry }
+  | { kind: 'done'; p: Prepared; entry: RegistryEntry; startedAt: number }
   | { kind: 'failed'; p: Prepared; entry: RegistryEntry; error: string }
   | { kind: 'unchanged'; p: Prepared; entry: RegistryEntry }
   /** A recheck failed: the loaded version stays loaded and is asked about again at the next recheck. */
@@ -97,8 +99,16 @@ async function writeGroup(ctx: CommitContext, trx: Knex.Transaction, work: reado
   return outcomes;
 }
 
+interface Loaded { loaded: number; rejected: number; skipped: number; etag: string | null; size: number | null; startedAt: number }
+
+function loadedOf(p: Prepared): Loaded | null {
+  return p.kind === 'load'
+    ? { loaded: p.file.loaded, rejected: p.file.rejections.length, skipped: p.file.skipped, etag: p.etag, size: p.size, startedAt: p.startedAt }
+    : null;
+}
+
 /** The registry entry a processed file gets, from the entry it had. Pure. */
-function decide(ctx: CommitContext, p: Prepared, prev: RegistryEntry | undefined, loadError: string | null, now: Date): Outcome {
+function decide(ctx: CommitContext, p: Prepared, prev: RegistryEntry | undefined, loadError: string | null, now: Date, loaded = loadedOf(p)): Outcome {
   const nowIso = now.toISOString();
   const base: RegistryEntry = prev ?? {
     status: 'failed', etag: null, size: null, attempts: 0, failures: 0, loaded: 0, rejected: 0, skipped: 0, error: null,
@@ -116,16 +126,77 @@ function decide(ctx: CommitContext, p: Prepared, prev: RegistryEntry | undefined
     const nextAttemptAt = new Date(now.getTime() + failedBackoffMs(ctx.retryFailedMs, failures)).toISOString();
     return { kind: 'failed', p, error, entry: { ...rest, status: 'failed', attempts: base.attempts + 1, failures, error, updatedAt: nowIso, nextAttemptAt } };
   }
-  if (p.kind !== 'load') throw new Error(`unexpected ${p.kind} outcome for ${p.item.key}`);
-  const f = p.file;
+  if (loaded === null) throw new Error(`unexpected ${p.kind} outcome for ${p.item.key}`);
   return {
-    kind: 'done', p,
+    kind: 'done', p, startedAt: loaded.startedAt,
     entry: {
-      ...rest, status: 'done', etag: p.etag, size: p.size, attempts: base.attempts + 1, failures: 0,
-      loaded: f.loaded, rejected: f.rejections.length, skipped: f.skipped, error: null,
+      ...rest, status: 'done', etag: loaded.etag, size: loaded.size, attempts: base.attempts + 1, failures: 0,
+      loaded: loaded.loaded, rejected: loaded.rejected, skipped: loaded.skipped, error: null,
       updatedAt: nowIso, doneAt: nowIso, checkedAt: nowIso, nextAttemptAt: null,
     },
   };
+}
+
+/** Records per batch of a streamed file, and bytes of JSON after which a batch is cut anyway. */
+const STREAM_BATCH = { batchRecords: 5000, batchBytes: 4 << 20 };
+
+/**
+ * Loads a file too large to hold: its records are read in batches as the body arrives and written inside one
+ * transaction of its own, so memory stays bounded by the batch and the file is still all-or-nothing. A body
+ * that breaks off, or a database error, rolls the file back and records it failed (retried on a later cycle:
+ * the body cannot be read twice).
+ */
+export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { kind: 'stream' }>): Promise<Outcome[]> {
+  const key = p.item.key;
+  const now = new Date();
+  const loadedAt = now.toISOString();
+  let outcome: Outcome;
+  try {
+    outcome = await ctx.db.transaction(async (trx) => {
+      const prev = await ctx.registry.lockEntry(trx, key);
+      await deleteRejections(trx, key);
+      const counts: Loaded = { loaded: 0, rejected: 0, skipped: 0, etag: p.etag, size: p.size, startedAt: p.startedAt };
+      let index = 0;
+      let bytes = 0;
+      const counted = (async function* () {
+        for await (const chunk of p.stream) {
+          bytes += chunk.length;
+          yield chunk;
+        }
+      })();
+      for await (const records of splitJsonArray(key, counted, STREAM_BATCH)) {
+        const batch = validateRecords(records, loadedAt, index);
+        index += records.length;
+        for (const [type, rows] of batch.rows) await upsertRows(trx, ctx.compiler, type, rows.values(), { sourceKey: key, position: p.item.index, loadedAt });
+        await insertRejections(trx, key, batch.rejections, loadedAt);
+        counts.loaded += batch.loaded;
+        counts.rejected += batch.rejections.length;
+        counts.skipped += batch.skipped;
+      }
+      counts.size ??= bytes;
+      const o = decide(ctx, p, prev, null, now, counts);
+      if (o.kind !== 'lost') await ctx.registry.stage(trx, key, o.entry);
+      return o;
+    });
+  } catch (err) {
+    p.stream.destroy();
+    if (err instanceof LeaseLostError) return [{ kind: 'lost', p }];
+    const error = describeError(err);
+    outcome = await ctx.db.transaction(async (trx) => {
+      const prev = await ctx.registry.lockEntry(trx, key);
+      const label = err instanceof IngestError ? error : isRetriable(err) ? `BI_NETWORK: ${key}: ${error}` : `BI_DATABASE: ${error}`;
+      const o = decide(ctx, p, prev, label, now);
+      if (o.kind !== 'lost') await ctx.registry.stage(trx, key, o.entry);
+      return o;
+    }).catch((e: unknown) => {
+      if (e instanceof LeaseLostError) return { kind: 'lost', p } as const;
+      throw e;
+    });
+  }
+  const changes = new Map<string, RegistryEntry>();
+  if (outcome.kind !== 'lost') changes.set(key, outcome.entry);
+  await ctx.registry.committed(changes);
+  return [outcome];
 }
 
 // PostgreSQL SQLSTATEs: 57P01-03 shutdown/crash, 08xxx connection, 40001/40P01 serialization/deadlock, 55P03 lock

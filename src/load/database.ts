@@ -53,10 +53,10 @@ export function parseDatabaseUrl(url: string, cwd = process.cwd()): DatabaseTarg
 }
 
 /**
- * WAL with synchronous=FULL: a commit is durable before the registry marks its files done. A 64 MB page cache
+ * WAL with synchronous=FULL: a commit is durable before the registry marks its files done. A 16 MB page cache
  * keeps a group's transaction from spilling to the WAL before it commits, without inflating the RSS.
  */
-const SQLITE_PRAGMAS = ['journal_mode = WAL', 'synchronous = FULL', 'busy_timeout = 10000', 'cache_size = -65536', 'temp_store = MEMORY'];
+const SQLITE_PRAGMAS = ['journal_mode = WAL', 'synchronous = FULL', 'busy_timeout = 10000', 'cache_size = -16384', 'temp_store = MEMORY'];
 
 export interface OpenOptions {
   /** Connections for PostgreSQL/MySQL; sized from CONCURRENCY (claims and heartbeats run beside the writer). */
@@ -114,7 +114,10 @@ export async function openDatabase(target: DatabaseTarget, opts: OpenOptions = {
       pool: { min: 0, max: opts.poolSize, acquireTimeoutMillis: 60_000 },
     };
   }
-  const db = knexFactory(config);
+  // knex would print its own warnings (e.g. every failed connection attempt) to the console; we report errors
+  // ourselves, in one line.
+  const quiet = (): void => undefined;
+  const db = knexFactory({ ...config, log: { warn: quiet, error: quiet, deprecate: quiet, debug: quiet } });
   try {
     if (target.schema) {
       await db.raw('CREATE SCHEMA IF NOT EXISTS ??', [target.schema]);

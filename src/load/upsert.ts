@@ -120,22 +120,26 @@ export async function upsertRows(
 
 /** Replaces a file's stored rejections, so reprocessing a file keeps the counts exact. */
 export async function replaceRejections(trx: Knex.Transaction, sourceKey: string, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {
+  await deleteRejections(trx, sourceKey);
+  await insertRejections(trx, sourceKey, rejections, rejectedAt);
+}
+
+export async function deleteRejections(trx: Knex.Transaction, sourceKey: string): Promise<void> {
+  const conn = await sqliteConnection(trx);
+  if (conn) prepared(conn, `DELETE FROM "${REJECTED_TABLE}" WHERE "source_key" = ?`).run(sourceKey);
+  else await trx(REJECTED_TABLE).where({ source_key: sourceKey }).delete();
+}
+
+export async function insertRejections(trx: Knex.Transaction, sourceKey: string, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {
   const conn = await sqliteConnection(trx);
   if (conn) {
-    prepared(conn, `DELETE FROM "${REJECTED_TABLE}" WHERE "source_key" = ?`).run(sourceKey);
     const insert = prepared(conn, `INSERT INTO "${REJECTED_TABLE}" ("source_key","record_index","type","reason","raw","rejected_at") VALUES (?,?,?,?,?,?)`);
     for (const r of rejections) insert.run(sourceKey, r.recordIndex, r.type, r.reason, r.raw, rejectedAt);
     return;
   }
-  await trx(REJECTED_TABLE).where({ source_key: sourceKey }).delete();
   for (let i = 0; i < rejections.length; i += ROWS_PER_STATEMENT) {
     const batch = rejections.slice(i, i + ROWS_PER_STATEMENT).map((r) => ({
-      source_key: sourceKey,
-      record_index: r.recordIndex,
-      type: r.type,
-      reason: r.reason,
-      raw: r.raw,
-      rejected_at: rejectedAt,
+      source_key: sourceKey, record_index: r.recordIndex, type: r.type, reason: r.reason, raw: r.raw, rejected_at: rejectedAt,
     }));
     await trx(REJECTED_TABLE).insert(batch);
   }

@@ -1,11 +1,12 @@
-import { gunzip } from 'node:zlib';
+import { Readable } from 'node:stream';
+import { createGunzip, gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import { IngestError, describeError } from '../errors.js';
 import { redactUrl } from '../redact.js';
 import { cleanIndex } from './index-file.js';
 import { withRetries, parseRetryAfter, type RetryPolicy } from './retry.js';
-import type { FetchedObject, FetchOptions, NotModified, RetryListener, Source } from './types.js';
+import type { FetchedObject, FetchOptions, NotModified, RetryListener, Source, StreamedObject } from './types.js';
 
 const gunzipAsync = promisify(gunzip);
 
@@ -15,6 +16,8 @@ export interface HttpSourceOptions {
   concurrency: number;
   timeoutMs: number;
   maxBytes: number;
+  /** Bodies larger than this (or of unknown length) are streamed instead of read whole. */
+  streamAboveBytes: number;
   retry: RetryPolicy;
   onRetry?: RetryListener;
   /** Called with every response status, for metrics. */
@@ -47,7 +50,7 @@ export class HttpSource implements Source {
     }
   }
 
-  fetch(key: string, opts: FetchOptions = {}): Promise<FetchedObject | NotModified> {
+  fetch(key: string, opts: FetchOptions = {}): Promise<FetchedObject | StreamedObject | NotModified> {
     return withRetries(
       this.opts.retry,
       () => this.fetchOnce(key, opts),
@@ -56,10 +59,12 @@ export class HttpSource implements Source {
     );
   }
 
-  private async fetchOnce(key: string, opts: FetchOptions): Promise<FetchedObject | NotModified> {
+  private async fetchOnce(key: string, opts: FetchOptions): Promise<FetchedObject | StreamedObject | NotModified> {
     if (opts.signal?.aborted) throw new IngestError('BI_SHUTDOWN', 'shutting down');
-    const timeout = AbortSignal.timeout(this.opts.timeoutMs);
-    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    // Only the headers and a whole (small) body must arrive within the timeout; a streamed body is not cut by it.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new Error('request timeout')), this.opts.timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal;
     const headers: Record<string, string> = { 'accept-encoding': 'gzip' };
     if (opts.known?.etag) headers['if-none-match'] = opts.known.etag;
     try {
@@ -79,6 +84,13 @@ export class HttpSource implements Source {
         await res.body.dump().catch(() => undefined);
         throw tooLarge(key, declared, this.opts.maxBytes);
       }
+      const gzipped = headerText(res.headers['content-encoding'])?.toLowerCase() === 'gzip';
+      if (!Number.isFinite(declared) || declared > this.opts.streamAboveBytes) {
+        // Too large to hold: hand the body on as it arrives (the request timeout no longer applies to it).
+        const capped = capBytes(res.body as AsyncIterable<Buffer>, key, this.opts.maxBytes);
+        const stream = gzipped ? Readable.from(capped).pipe(createGunzip()) : Readable.from(capped);
+        return { stream, etag, size: Number.isFinite(declared) ? declared : null };
+      }
       const chunks: Buffer[] = [];
       let received = 0;
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
@@ -93,7 +105,7 @@ export class HttpSource implements Source {
         throw new IngestError('BI_BODY_TRUNCATED', `${key}: body cut short (${received} of ${declared} bytes)`, { retriable: true });
       }
       let body = Buffer.concat(chunks, received);
-      if (headerText(res.headers['content-encoding'])?.toLowerCase() === 'gzip') {
+      if (gzipped) {
         body = await gunzipAsync(body, { maxOutputLength: this.opts.maxBytes }).catch((err: Error) => {
           throw new IngestError('BI_DECODE', `${key}: bad gzip body: ${err.message}`);
         });
@@ -104,12 +116,24 @@ export class HttpSource implements Source {
       }
       return { body, etag, size: received };
     } catch (err) {
-      throw translate(err, key, timeout, opts.signal, this.opts.timeoutMs);
+      throw translate(err, key, controller.signal, opts.signal, this.opts.timeoutMs);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   async close(): Promise<void> {
     await this.agent.close();
+  }
+}
+
+/** Counts bytes as they pass and fails the stream past MAX_FILE_MB. */
+async function* capBytes(body: AsyncIterable<Buffer>, key: string, max: number): AsyncGenerator<Buffer> {
+  let received = 0;
+  for await (const chunk of body) {
+    received += chunk.length;
+    if (received > max) throw tooLarge(key, received, max);
+    yield chunk;
   }
 }
 

@@ -6,13 +6,14 @@ import { HttpSource } from './http.js';
 import { LocalSource } from './local.js';
 import type { RetryListener, Source } from './types.js';
 
-export type { Source, FetchedObject, NotModified, ObjectVersion } from './types.js';
+export type { Source, FetchedObject, NotModified, ObjectVersion, StreamedObject } from './types.js';
 export { cleanIndex } from './index-file.js';
 
 /** Picks the source for BUCKET_URL: `http(s)://` is remote, `file://` or a plain path is a local directory. */
 export function createSource(settings: Settings, hooks: { onRetry?: RetryListener; onResponse?: (status: number) => void } = {}): Source {
   const url = settings.BUCKET_URL;
   const maxBytes = settings.MAX_FILE_MB * 1024 * 1024;
+  const streamAboveBytes = settings.STREAM_ABOVE_MB * 1024 * 1024;
   if (/^https?:\/\//i.test(url)) {
     return new HttpSource({
       baseUrl: url,
@@ -20,6 +21,7 @@ export function createSource(settings: Settings, hooks: { onRetry?: RetryListene
       concurrency: settings.CONCURRENCY,
       timeoutMs: settings.REQUEST_TIMEOUT_SECONDS * 1000,
       maxBytes,
+      streamAboveBytes,
       retry: { maxAttempts: settings.MAX_ATTEMPTS, baseDelayMs: 200, maxDelayMs: 30_000 },
       ...hooks,
     });
@@ -28,5 +30,5 @@ export function createSource(settings: Settings, hooks: { onRetry?: RetryListene
     throw new ConfigError(`BUCKET_URL ${redactUrl(url)}: unsupported scheme (expected http://, https://, file:// or a directory path)`);
   }
   const dir = /^file:/i.test(url) ? fileURLToPath(url) : url;
-  return new LocalSource(dir, settings.FILES_LIST_KEY, maxBytes);
+  return new LocalSource(dir, settings.FILES_LIST_KEY, maxBytes, streamAboveBytes);
 }

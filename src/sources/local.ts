@@ -1,8 +1,9 @@
+import { createReadStream } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { IngestError } from '../errors.js';
 import { cleanIndex } from './index-file.js';
-import type { FetchedObject, FetchOptions, NotModified, Source } from './types.js';
+import type { FetchedObject, FetchOptions, NotModified, Source, StreamedObject } from './types.js';
 
 /**
  * A bucket laid out in a local directory: the index file and the objects beside it. The ETag is derived
@@ -12,7 +13,7 @@ export class LocalSource implements Source {
   readonly description: string;
   private readonly root: string;
 
-  constructor(root: string, private readonly indexKey: string, private readonly maxBytes: number) {
+  constructor(root: string, private readonly indexKey: string, private readonly maxBytes: number, private readonly streamAboveBytes = Infinity) {
     this.root = resolve(root);
     this.description = this.root;
   }
@@ -26,7 +27,7 @@ export class LocalSource implements Source {
     }
   }
 
-  async fetch(key: string, opts: FetchOptions = {}): Promise<FetchedObject | NotModified> {
+  async fetch(key: string, opts: FetchOptions = {}): Promise<FetchedObject | StreamedObject | NotModified> {
     const path = this.pathOf(key);
     let handle;
     try {
@@ -42,6 +43,7 @@ export class LocalSource implements Source {
       const etag = `"${info.size.toString(16)}-${Math.trunc(info.mtimeMs).toString(16)}"`;
       if (opts.known?.etag === etag && opts.known.size === info.size) return { notModified: true, etag, size: info.size };
       if (info.size > this.maxBytes) throw new IngestError('BI_BODY_TOO_LARGE', `${key}: ${info.size} bytes is over MAX_FILE_MB (${this.maxBytes} bytes)`);
+      if (info.size > this.streamAboveBytes) return { stream: createReadStream(path, { highWaterMark: 1 << 20 }), etag, size: info.size };
       const body = await handle.readFile();
       return { body, etag, size: body.length };
     } finally {

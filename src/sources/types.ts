@@ -8,6 +8,14 @@ export interface FetchedObject extends ObjectVersion {
   body: Buffer;
 }
 
+/**
+ * An object too large to hold (over STREAM_ABOVE_MB, or of unknown length): its body is read as it arrives.
+ * The consumer must read or destroy it.
+ */
+export interface StreamedObject extends ObjectVersion {
+  stream: AsyncIterable<Buffer> & { destroy(error?: Error): void };
+}
+
 /** A conditional fetch found the object unchanged (HTTP 304, or the same ETag and size). */
 export interface NotModified extends ObjectVersion {
   notModified: true;
@@ -28,7 +36,7 @@ export interface Source {
   readonly description: string;
   /** The cleaned keys of the index, in bucket order. */
   listKeys(signal?: AbortSignal): Promise<string[]>;
-  fetch(key: string, opts?: FetchOptions): Promise<FetchedObject | NotModified>;
+  fetch(key: string, opts?: FetchOptions): Promise<FetchedObject | StreamedObject | NotModified>;
   close(): Promise<void>;
 }
 

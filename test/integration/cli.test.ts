@@ -66,6 +66,8 @@ describe('command line edges (integration)', function () {
     mkdirSync(join(dir, 'file-not-dir'));
     writeFileSync(join(dir, 'blocker'), 'x');
     expect(await fails(['run', '--once'], { BUCKET_URL: SAMPLE, DATABASE_URL: 'sqlite://blocker/x.sqlite3' })).to.contain('BI_DATABASE');
+    const unreachable = await fails(['run', '--once'], { BUCKET_URL: SAMPLE, DATABASE_URL: 'postgres://app:tiger@127.0.0.1:9/x' });
+    expect(unreachable).to.contain('BI_DATABASE').and.contain('127.0.0.1:9').and.not.contain('tiger');
   });
 
   it('exits 2 naming a corrupt registry file', async () => {

@@ -1,0 +1,116 @@
+import { IngestError } from './errors.js';
+
+const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+
+export interface SplitOptions {
+  /** Records per batch handed on. */
+  batchRecords: number;
+  /** Bytes of JSON after which a batch is handed on even if it has fewer records. */
+  batchBytes: number;
+}
+
+/**
+ * Reads one JSON array from a byte stream and hands its elements on in batches, with memory bounded by the
+ * batch, not the file. It only finds where each top-level element ends (tracking strings, escapes and
+ * nesting) and leaves the parsing of a batch to one `JSON.parse`, which keeps it near JSON.parse's speed;
+ * stream-json, the usual library, assembles every value token by token and measured 10x slower here.
+ *
+ * @example for await (const records of splitJsonArray(body, { batchRecords: 5000, batchBytes: 4 << 20 })) …
+ */
+export async function* splitJsonArray(key: string, chunks: AsyncIterable<Buffer>, opts: SplitOptions): AsyncGenerator<unknown[]> {
+  type State = 'start' | 'between' | 'value' | 'end';
+  let state = 'start' as State;
+  let depth = 0;
+  let inString = false;
+  let escape = false;
+  let scalar = false;
+  let partial: Buffer[] = []; // bytes of the element under way, from earlier chunks
+  let run: Buffer[] = []; // complete elements of the batch under way
+  let runBytes = 0;
+  let offset = 0; // bytes before this chunk, for error messages
+
+  const fail = (what: string, at: number): never => {
+    throw new IngestError('BI_DECODE', `${key}: not a JSON array (${what} at byte ${at})`);
+  };
+  const flush = (): unknown[] => {
+    const text = `[${run.map((b) => b.toString('utf8')).join(',')}]`;
+    run = [];
+    runBytes = 0;
+    try {
+      return JSON.parse(text) as unknown[];
+    } catch (err) {
+      throw new IngestError('BI_DECODE', `${key}: not JSON (${(err as Error).message}, near byte ${offset})`);
+    }
+  };
+
+  for await (const chunk of chunks) {
+    let start = 0; // where the element under way begins in this chunk
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i] as number;
+      if (state === 'value') {
+        let endAt = -1; // exclusive end of a completed element in this chunk
+        if (inString) {
+          if (escape) escape = false;
+          else if (b === BACKSLASH) escape = true;
+          else if (b === QUOTE) {
+            inString = false;
+            if (depth === 0) endAt = i + 1;
+          }
+        } else if (b === QUOTE) {
+          inString = true;
+        } else if (b === OPEN_OBJECT || b === OPEN_ARRAY) {
+          depth++;
+        } else if (b === CLOSE_OBJECT || b === CLOSE_ARRAY) {
+          if (depth === 0) {
+            if (!scalar || b !== CLOSE_ARRAY) fail('unbalanced bracket', offset + i);
+            endAt = i;
+            state = 'end';
+          } else if (--depth === 0) endAt = i + 1;
+        } else if (depth === 0 && scalar && (b === COMMA || WS.has(b))) {
+          endAt = i;
+          if (b === COMMA) i--; // let 'between' consume it
+        }
+        if (endAt >= 0) {
+          const piece = chunk.subarray(start, endAt);
+          const element = partial.length > 0 ? Buffer.concat([...partial, piece]) : Buffer.from(piece);
+          partial = [];
+          run.push(element);
+          runBytes += element.length;
+          if (state === 'value') state = 'between';
+          if (run.length >= opts.batchRecords || runBytes >= opts.batchBytes) yield flush();
+        }
+        continue;
+      }
+      if (WS.has(b)) continue;
+      if (state === 'start') {
+        if (offset + i < 3 && (b === 0xef || b === 0xbb || b === 0xbf)) continue; // UTF-8 byte order mark
+        if (b !== OPEN_ARRAY) fail(`starts with ${JSON.stringify(String.fromCharCode(b))}`, offset + i);
+        state = 'between';
+      } else if (state === 'between') {
+        if (b === COMMA) continue;
+        if (b === CLOSE_ARRAY) { state = 'end'; continue; }
+        state = 'value';
+        start = i;
+        depth = 0;
+        scalar = b !== OPEN_OBJECT && b !== OPEN_ARRAY && b !== QUOTE;
+        inString = b === QUOTE;
+        escape = false;
+        if (b === OPEN_OBJECT || b === OPEN_ARRAY) depth = 1;
+      } else {
+        fail('data after the closing bracket', offset + i);
+      }
+    }
+    if (state === 'value') partial.push(Buffer.from(chunk.subarray(start)));
+    offset += chunk.length;
+  }
+  if (state === 'start') throw new IngestError('BI_DECODE', `${key}: empty body`);
+  if (state !== 'end') throw new IngestError('BI_DECODE', `${key}: not JSON (the array is cut short at byte ${offset})`);
+  if (run.length > 0) yield flush();
+}
