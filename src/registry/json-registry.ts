@@ -1,5 +1,4 @@
-import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { mkdir, open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, basename } from 'node:path';
 import { IngestError } from '../errors.js';
 import { formatErrors } from '../records/reasons.js';
@@ -7,6 +6,7 @@ import type { Knex } from 'knex';
 import type { Source } from '../sources/types.js';
 import { snapshotCodec, registryEntryCodec, type RegistryEntry } from './entry.js';
 import type { Registry } from './types.js';
+import { readIfExists, writeFileAtomic } from './files.js';
 import { isAlive } from './pid.js';
 
 /**
@@ -155,15 +155,9 @@ export class JsonRegistry implements Registry {
 
   /** Writes the whole registry as a new snapshot and empties the journal. */
   async compact(): Promise<void> {
-    const tmp = `${this.path}.tmp-${process.pid}`;
     const snapshot = { version: 1, entries: Object.fromEntries(this.entries) };
+    await writeFileAtomic(this.path, JSON.stringify(snapshot));
     try {
-      await writeFile(tmp, JSON.stringify(snapshot));
-      const handle = await open(tmp, 'r+');
-      await handle.sync();
-      await handle.close();
-      await rename(tmp, this.path);
-      fsyncDirectory(dirname(this.path));
       // Only now may the journal go: the snapshot holds everything it said.
       await writeFile(`${this.path}.journal`, '');
       if (this.journal) {
@@ -172,7 +166,7 @@ export class JsonRegistry implements Registry {
       }
       this.journalLines = 0;
     } catch (err) {
-      throw new IngestError('BI_REGISTRY_IO', `cannot write registry ${this.path}: ${(err as Error).message}`);
+      throw new IngestError('BI_REGISTRY_IO', `cannot empty registry journal ${this.path}.journal: ${(err as Error).message}`);
     }
   }
 
@@ -209,22 +203,4 @@ export class JsonRegistry implements Registry {
 
 function corrupt(path: string, why: string): IngestError {
   return new IngestError('BI_REGISTRY_CORRUPT', `registry ${path} is corrupt (${why}); fix it, or move it away to reprocess every file`);
-}
-
-async function readIfExists(path: string): Promise<string | null> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new IngestError('BI_REGISTRY_IO', `cannot read ${path}: ${(err as Error).message}`);
-  }
-}
-
-function fsyncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

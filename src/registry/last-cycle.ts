@@ -1,11 +1,10 @@
-import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import * as t from 'io-ts';
 import { IngestError } from '../errors.js';
 import { formatErrors } from '../records/reasons.js';
 import { redactText } from '../redact.js';
 import type { CycleSummary } from '../telemetry.js';
+import { writeFileAtomic } from './files.js';
 
 /**
  * Fields a stored summary must have (what `status` shows). The rest of CycleSummary is kept as stored, so a
@@ -53,24 +52,7 @@ export function lastCyclePath(registryPath: string): string {
  * never half of one. Secrets in `error` are masked before they reach the disk.
  */
 export async function writeLastCycle(registryPath: string, data: LastCycle): Promise<void> {
-  const path = lastCyclePath(registryPath);
-  const tmp = `${path}.tmp-${process.pid}`;
-  const body = `${JSON.stringify({ version: 1, ...data, error: data.error === null ? null : redactText(data.error) })}\n`;
-  try {
-    await mkdir(dirname(path), { recursive: true });
-    const handle = await open(tmp, 'w');
-    try {
-      await handle.writeFile(body);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
-    fsyncDirectory(dirname(path));
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw new IngestError('BI_REGISTRY_IO', `cannot write ${path}: ${(err as Error).message}`);
-  }
+  await writeFileAtomic(lastCyclePath(registryPath), `${JSON.stringify({ version: 1, ...data, error: data.error === null ? null : redactText(data.error) })}\n`);
 }
 
 /** The last cycle recorded next to this registry, or null if none was recorded yet. */
@@ -94,13 +76,4 @@ export async function readLastCycle(registryPath: string): Promise<LastCycle | n
   const { cycle, finishedAt, ok, error, summary } = decoded.right;
   const numbers = summary === null ? null : Object.fromEntries(Object.entries(summary).filter(([, v]) => typeof v === 'number'));
   return { cycle, finishedAt, ok, error, summary: numbers as CycleSummary | null };
-}
-
-function fsyncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

@@ -1,8 +1,9 @@
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { IngestError } from '../errors.js';
 import type { RegistryEntry } from './entry.js';
 import type { JsonRegistry } from './json-registry.js';
+import { readIfExists } from './files.js';
 
 /** One line of `<registry path>.requests`: ask the next cycle to process `key` again. */
 export interface ReprocessRequest {
@@ -131,13 +132,4 @@ function parseRequests(text: string): ReprocessRequest[] {
     if (typeof key === 'string' && typeof requestedAt === 'string') out.push({ key, requestedAt });
   }
   return out;
-}
-
-async function readIfExists(path: string): Promise<string | null> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new IngestError('BI_REGISTRY_IO', `cannot read ${path}: ${(err as Error).message}`);
-  }
 }
