@@ -60,8 +60,11 @@ RUN mkdir -p /data /registry \
 
 VOLUME ["/data", "/registry"]
 
+# The heap cap keeps V8 from holding garbage it may collect later: peak RSS stays flat as buckets grow
+# (README, Performance).
 ENV NODE_ENV=production \
-    PROFILE=docker
+    PROFILE=docker \
+    NODE_OPTIONS=--max-old-space-size=192
 
 USER node
 

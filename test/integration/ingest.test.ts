@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import knexFactory from 'knex';
@@ -91,8 +91,13 @@ describe('ingest over HTTP (integration)', function () {
     const first = await dumpSqlite(dbFile());
     const gets = bucket.requests.length;
 
+    const registryFile = join(dir, 'registry', 't.json');
+    const snapshotBefore = statSync(registryFile);
     const second = await run();
     expect(second.code).to.equal(0);
+    // A cycle that finds nothing new does not rewrite the registry.
+    expect(statSync(registryFile)).to.include({ ino: snapshotBefore.ino, mtimeMs: snapshotBefore.mtimeMs });
+    expect(readFileSync(`${registryFile}.journal`, 'utf8')).to.equal('');
     expect(events(second.stdout).find((e) => e.event === 'CycleFinished')).to.include({ filesDone: 0, filesUpToDate: 5 });
     expect(bucket.requests.length - gets).to.equal(1); // the index only
     expect(await dumpSqlite(dbFile())).to.deep.equal(first);
