@@ -64,7 +64,7 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
     const keys = await source.listKeys();
     const plan = planCycle(keys, lookup, { force: Boolean(args.force), now: Date.now(), recheckDoneMs: settings.RECHECK_DONE_SECONDS * 1000 });
     const report: DryRunReport = {
-      profile: config.profile, bucket: source.description, database, registry: path,
+      profile: config.profile, bucket: source.description, database, registry: registry.description,
       listed: keys.length, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, files: [],
       totals: { load: 0, unchanged: 0, failed: 0, loaded: 0, rejected: 0, skipped: 0, bytes: 0 },
     };

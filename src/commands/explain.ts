@@ -61,7 +61,7 @@ export async function explainKey(args: ExplainArgs, now: number = Date.now()): P
   } else {
     summary = `${stateOf(entry)}; next cycle: ${nextAction(reason, entry, pendingRequests, until, config.settings.RECHECK_DONE_SECONDS)}`;
   }
-  return { key, profile: config.profile, registry: path, entry, pendingRequests, next: { reason, processes, until }, summary };
+  return { key, profile: config.profile, registry: registry.description, entry, pendingRequests, next: { reason, processes, until }, summary };
 }
 
 function stateOf(e: RegistryEntry): string {

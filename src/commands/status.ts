@@ -33,7 +33,7 @@ export async function statusReport(args: CommonArgs): Promise<StatusReport> {
   const { registry, path, close } = await openRegistryForReading(config);
   await close(); // everything below reads the entries already in memory
   const report: StatusReport = {
-    profile: config.profile, registry: path,
+    profile: config.profile, registry: registry.description,
     files: { total: 0, done: 0, failed: 0 }, records: { loaded: 0, rejected: 0, skipped: 0 }, failed: [], lastDoneAt: null,
     lastCycle: null, lastCycleError: null, reprocess: [],
   };

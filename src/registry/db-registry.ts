@@ -83,7 +83,7 @@ export class DbRegistry implements Registry {
   constructor(private readonly db: Knex, private readonly opts: DbRegistryOptions) {
     this.host = opts.host || hostname();
     this.workerId = `${this.host}:${process.pid}:${randomBytes(3).toString('hex')}`;
-    this.description = `table ${FILES_TABLE}`;
+    this.description = `table ${FILES_TABLE} of the database`;
   }
 
   get size(): number {
