@@ -43,7 +43,11 @@ export class HttpSource implements Source {
   async listKeys(signal?: AbortSignal): Promise<string[]> {
     try {
       const result = await this.fetch(this.opts.indexKey, { signal });
-      return cleanIndex((result as FetchedObject).body.toString('utf8'));
+      if ('notModified' in result) throw new IngestError('BI_HTTP_STATUS', 'unexpected 304 for the index');
+      // A big index (a million keys is ~40 MB) or one without Content-Length arrives as a stream: keys are
+      // needed all at once anyway, so it is read whole (MAX_FILE_MB still caps it).
+      const body = 'stream' in result ? await readAll(result.stream) : result.body;
+      return cleanIndex(body.toString('utf8'));
     } catch (err) {
       if (err instanceof IngestError && err.code === 'BI_SHUTDOWN') throw err;
       throw new IngestError('BI_SOURCE_UNAVAILABLE', `cannot list bucket ${this.description} (index ${this.opts.indexKey}): ${describeError(err)}`, { cause: err });
@@ -125,6 +129,12 @@ export class HttpSource implements Source {
   async close(): Promise<void> {
     await this.agent.close();
   }
+}
+
+async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }
 
 /** Counts bytes as they pass and fails the stream past MAX_FILE_MB. */

@@ -66,4 +66,13 @@ describe('streamed large files (integration)', function () {
     expect(again.code, again.stderr).to.equal(0);
     expect(events(again.stdout).find((e) => e.event === 'CycleFinished')).to.include({ filesDone: 1 });
   });
+
+  it('reads an index larger than STREAM_ABOVE_MB whole', async () => {
+    // 1.2 MB of blank lines after the keys: over the threshold, and cleaned away.
+    const padded = await startTestBucket({ files: small.files, index: `${small.keys.join('\r\n')}${'\r\n '.repeat(400_000)}` });
+    cleanups.push(() => padded.close());
+    const r = await run({ STREAM_ABOVE_MB: '1' }, padded.url);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.finished).to.include({ listed: 3, filesDone: 3 });
+  });
 });
