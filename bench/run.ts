@@ -15,7 +15,8 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import knexFactory, { type Knex } from 'knex';
+import type { Knex } from 'knex';
+import { openDatabase, parseDatabaseUrl } from '../src/load/database.js';
 import { SETTING_KEYS } from '../src/config/schema.js';
 import { redactUrl } from '../src/redact.js';
 import { INDEX_KEY, writeBucket, type BucketSummary } from './generate.js';
@@ -292,18 +293,13 @@ interface RowCounts {
   rejected_records: number | null;
 }
 
-function knexFor(databaseUrl: string): Knex {
-  const scheme = databaseUrl.slice(0, Math.max(0, databaseUrl.indexOf('://'))).toLowerCase();
-  if (scheme === 'sqlite' || scheme === 'sqlite3') {
-    return knexFactory({ client: 'better-sqlite3', connection: { filename: resolve(ROOT, decodeURIComponent(databaseUrl.slice(scheme.length + 3).split('?')[0] ?? '')) }, useNullAsDefault: true });
-  }
-  if (scheme.startsWith('postgres')) return knexFactory({ client: 'pg', connection: databaseUrl });
-  if (scheme.startsWith('mysql') || scheme === 'mariadb') return knexFactory({ client: 'mysql2', connection: databaseUrl });
-  throw new Error(`cannot count rows in ${redactUrl(databaseUrl)}: unknown scheme`);
+/** The daemon's own reading of DATABASE_URL (schema parameter, dialects), so the counts look where it wrote. */
+function knexFor(databaseUrl: string): Promise<Knex> {
+  return openDatabase(parseDatabaseUrl(databaseUrl, ROOT), { poolSize: 1 });
 }
 
 async function countRows(databaseUrl: string): Promise<RowCounts> {
-  const db = knexFor(databaseUrl);
+  const db = await knexFor(databaseUrl);
   try {
     const counts: RowCounts = { songs: null, movies: null, apps: null, rejected_records: null };
     for (const table of Object.keys(counts) as Array<keyof RowCounts>) {
