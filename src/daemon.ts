@@ -18,8 +18,8 @@ export interface DaemonOptions {
 export interface DaemonResult {
   cycles: number;
   last: CycleSummary | null;
-  /** Keys of the last listing that are recorded failed. */
-  failedKeys: string[];
+  /** Files of the last listing that are recorded failed (keys dropped from the index do not count). */
+  failedListed: number;
 }
 
 /**
@@ -28,7 +28,7 @@ export interface DaemonResult {
  * bucket never kills or spins the daemon.
  */
 export async function runDaemon(app: App, opts: DaemonOptions): Promise<DaemonResult> {
-  const result: DaemonResult = { cycles: 0, last: null, failedKeys: [] };
+  const result: DaemonResult = { cycles: 0, last: null, failedListed: 0 };
   for (let cycle = 1; !opts.stop.aborted; cycle++) {
     try {
       // --force applies to the first cycle only: afterwards everything is current.
@@ -45,7 +45,7 @@ export async function runDaemon(app: App, opts: DaemonOptions): Promise<DaemonRe
     if (opts.once) break;
     await sleep(app.settings.POLL_INTERVAL_SECONDS * 1000, undefined, { signal: opts.stop }).catch(() => undefined);
   }
-  result.failedKeys = [...app.registry.all()].filter(([, e]) => e.status === 'failed').map(([k]) => k);
+  result.failedListed = result.last?.failedListed ?? 0;
   return result;
 }
 

@@ -69,12 +69,13 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   });
   const summary: CycleSummary = {
     listed: keys.length, planned: plan.todo.length, filesDone: 0, filesFailed: 0, filesUnchanged: 0,
-    filesUpToDate: plan.upToDate, filesBackoff: plan.backoff, filesCancelled: 0, filesElsewhere: 0,
+    filesUpToDate: plan.upToDate, filesBackoff: plan.backoff, filesCancelled: 0, filesElsewhere: 0, failedListed: 0,
     recordsLoaded: 0, recordsRejected: 0, recordsSkipped: 0, bytes: 0, seconds: 0,
   };
   ctx.telemetry.cycleStarted({ cycle: opts.cycle, listed: keys.length, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, pending: behind });
 
   await loadAsReady(ctx, opts, plan.todo, summary);
+  for (const key of keys) if (ctx.registry.get(key)?.status === 'failed') summary.failedListed++;
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
 }

@@ -13,6 +13,8 @@ export interface CycleSummary {
   filesCancelled: number;
   /** Files another worker held or finished (database registry, several daemons). */
   filesElsewhere: number;
+  /** Listed files recorded failed once the cycle ended, those waiting out their backoff included. */
+  failedListed: number;
   recordsLoaded: number;
   recordsRejected: number;
   recordsSkipped: number;

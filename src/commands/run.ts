@@ -62,8 +62,8 @@ export async function runHandler(args: RunArgs): Promise<number> {
     }
     telemetry.daemonStarted({ profile: config.profile, bucket: app.source.description, once: Boolean(args.once), pollSeconds: settings.POLL_INTERVAL_SECONDS });
     const result = await runDaemon(app, { once: Boolean(args.once), force: Boolean(args.force), stop: stop.signal, abort: abort.signal });
-    if (args.once && result.failedKeys.length > 0) {
-      telemetry.filesFailed(result.failedKeys.length);
+    if (args.once && result.failedListed > 0) {
+      telemetry.filesFailed(result.failedListed);
       return 1;
     }
     return 0;

@@ -112,7 +112,7 @@ describe('registry side files', () => {
 
   describe('last cycle', () => {
     const summary = {
-      listed: 6, planned: 6, filesDone: 5, filesFailed: 1, filesUnchanged: 0, filesUpToDate: 0, filesBackoff: 0, filesCancelled: 0, filesElsewhere: 0,
+      listed: 6, planned: 6, filesDone: 5, filesFailed: 1, filesUnchanged: 0, filesUpToDate: 0, filesBackoff: 0, filesCancelled: 0, filesElsewhere: 0, failedListed: 1,
       recordsLoaded: 146, recordsRejected: 18, recordsSkipped: 76, bytes: 1000, seconds: 0.5,
     };
 
@@ -134,7 +134,7 @@ describe('registry side files', () => {
     });
 
     it('reads a file written before a summary field existed, and refuses one without the fields status shows', async () => {
-      const { bytes: _bytes, filesElsewhere: _elsewhere, ...older } = summary;
+      const { bytes: _bytes, filesElsewhere: _elsewhere, failedListed: _failedListed, ...older } = summary;
       await writeLastCycle(path, { cycle: 1, finishedAt: 'x', ok: true, error: null, summary });
       writeFileSync(lastCyclePath(path), JSON.stringify({ version: 1, cycle: 2, finishedAt: 'y', ok: true, error: null, summary: older }));
       expect((await readLastCycle(path))?.summary).to.deep.equal(older);

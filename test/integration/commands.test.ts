@@ -196,7 +196,7 @@ describe('operator commands (integration)', function () {
       expect((await cli(['status'])).stdout).to.contain('last cycle: no cycle recorded yet');
       await writeLastCycle(registryPath(), {
         cycle: 7, finishedAt: '2026-01-02T03:04:05.000Z', ok: true, error: null,
-        summary: { listed: 6, planned: 0, filesDone: 0, filesFailed: 0, filesUnchanged: 0, filesUpToDate: 6, filesBackoff: 0, filesCancelled: 0, filesElsewhere: 0, recordsLoaded: 0, recordsRejected: 0, recordsSkipped: 0, bytes: 0, seconds: 0.01 },
+        summary: { listed: 6, planned: 0, filesDone: 0, filesFailed: 0, filesUnchanged: 0, filesUpToDate: 6, filesBackoff: 0, filesCancelled: 0, filesElsewhere: 0, failedListed: 0, recordsLoaded: 0, recordsRejected: 0, recordsSkipped: 0, bytes: 0, seconds: 0.01 },
       });
       const status = await cli(['status']);
       expect(status.stdout).to.contain('last cycle: #7 ok, finished at 2026-01-02T03:04:05.000Z: 6 listed; files 0 done, 0 failed, 6 unchanged');

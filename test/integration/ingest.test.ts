@@ -184,6 +184,9 @@ describe('ingest over HTTP (integration)', function () {
     expect(after['empty.data']).to.include({ status: 'done', attempts: 2 });
     expect(after['ok.data']).to.include({ attempts: 1 });
     expect(after['broken.data']).to.include({ status: 'failed', attempts: 2 });
+    // Once the bucket stops listing the broken files, they no longer make --once fail.
+    bucket.setIndex('ok.data\nmissing.data\nempty.data');
+    expect((await run([], { MAX_ATTEMPTS: '3' })).code).to.equal(0);
     const db = knexFactory({ client: 'better-sqlite3', connection: { filename: dbFile() }, useNullAsDefault: true });
     const apps = await db('apps').select('size_bytes', 'is_awesome', 'rating');
     await db.destroy();
