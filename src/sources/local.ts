@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { IngestError } from '../errors.js';
 import { cleanIndex } from './index-file.js';
@@ -62,8 +62,4 @@ export class LocalSource implements Source {
   }
 
   async close(): Promise<void> {}
-}
-
-export async function isDirectory(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isDirectory(), () => false);
 }
