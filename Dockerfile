@@ -11,7 +11,7 @@
 # does); the HEALTHCHECK below is a no-op while HTTP_PORT is unset.
 
 ########################################################################
-# Builder: install all dependencies (sqlite3 is a native addon and may
+# Builder: install all dependencies (better-sqlite3 is a native addon and may
 # have to be compiled from source), compile TypeScript, then drop the
 # dev dependencies so node_modules can be copied as-is to the runtime.
 ########################################################################
@@ -33,7 +33,7 @@ RUN npm run build \
     && npm prune --omit=dev --no-audit --no-fund
 
 ########################################################################
-# Runtime: same base image as the builder, so the compiled sqlite3
+# Runtime: same base image as the builder, so the compiled better-sqlite3
 # binding matches its glibc and Node ABI.
 ########################################################################
 FROM node:20-bookworm-slim AS runtime
