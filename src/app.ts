@@ -35,7 +35,8 @@ export async function openRegistry(settings: Settings, target: DatabaseTarget, d
   const registry = new DbRegistry(db, {
     dialect: target.dialect,
     leaseMs: settings.LEASE_SECONDS * 1000,
-    listingFreshMs: Math.max(500, (settings.POLL_INTERVAL_SECONDS * 1000) / 2),
+    // Workers started together share one listing; a cycle never reuses one older than half a poll (at most 10 s).
+    listingFreshMs: Math.min(10_000, (settings.POLL_INTERVAL_SECONDS * 1000) / 2),
     host: settings.WORKER_NAME,
   });
   await registry.refresh();

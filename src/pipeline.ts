@@ -110,6 +110,7 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
   const window = Math.max(ctx.settings.CONCURRENCY * 2, maxFiles);
   const commitContext: CommitContext = {
     db: ctx.db, registry: ctx.registry, compiler: ctx.compiler, maxAttempts: ctx.settings.MAX_ATTEMPTS,
+    batchGroups: ctx.compiler.dialect !== 'sqlite',
     retryFailedMs: ctx.settings.RETRY_FAILED_SECONDS * 1000,
     firstSeen: (key) => ctx.firstListed.get(key) ?? Date.now(),
     onRetry: (info) => ctx.telemetry.databaseRetry(info),

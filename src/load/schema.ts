@@ -165,8 +165,11 @@ export async function migrate(db: Knex): Promise<void> {
       await db.migrate.latest({ migrationSource: source, tableName: MIGRATIONS_TABLE });
       return;
     } catch (err) {
-      // knex refuses rather than waits when another process holds the migration lock.
-      if ((err as Error).name !== 'MigrationLocked' || attempt >= 60) throw err;
+      // knex refuses rather than waits when another process holds the migration lock, and daemons starting
+      // together race to create knex's own bookkeeping tables before any lock exists: both pass after a pause.
+      const e = err as { name?: string; code?: string; message?: string };
+      const raced = e.name === 'MigrationLocked' || e.code === '42P07' || e.code === '23505' || e.code === 'ER_TABLE_EXISTS_ERROR' || /already exists/i.test(e.message ?? '');
+      if (!raced || attempt >= 60) throw err;
       await new Promise((resolve) => setTimeout(resolve, 250 + Math.random() * 250));
     }
   }

@@ -20,10 +20,25 @@ const quote = (dialect: Dialect, name: string): string => (dialect === 'mysql' ?
  * VALUES list, not knex's SQLite `INSERT … SELECT … UNION ALL` form, which is several times slower.
  * Cached per (table, rows), so a run compiles at most two statements per table.
  */
+interface PgConnection { query(q: { name: string; text: string; values: unknown[] }): Promise<unknown> }
+
 export class UpsertCompiler {
   private readonly cache = new Map<string, string>();
+  private readonly numbered = new Map<string, string>();
 
-  constructor(private readonly dialect: Dialect) {}
+  /** The same statement with PostgreSQL's `$1, $2, …` placeholders (it has no other `?`). */
+  numberedSql(type: RecordType, rows: number): string {
+    const cacheKey = `${type.table}:${rows}`;
+    let sql = this.numbered.get(cacheKey);
+    if (sql === undefined) {
+      let n = 0;
+      sql = this.sql(type, rows).replace(/\?/g, () => `$${++n}`);
+      this.numbered.set(cacheKey, sql);
+    }
+    return sql;
+  }
+
+  constructor(readonly dialect: Dialect) {}
 
   columnsOf(type: RecordType): string[] {
     return [...type.columns.map((c) => c.name), ...PROVENANCE.map((c) => c.name)];
@@ -102,17 +117,41 @@ export async function upsertRows(
     }
     return;
   }
+  await upsertSourcedRows(trx, compiler, type, sourced(rows, provenance), provenance.loadedAt);
+}
+
+/** A row with the file it came from: a group's rows of several files go in one statement. */
+export interface SourcedRow {
+  row: Row;
+  sourceKey: string;
+  position: number;
+}
+
+function* sourced(rows: Iterable<Row>, provenance: { sourceKey: string; position: number }): Generator<SourcedRow> {
+  for (const row of rows) yield { row, sourceKey: provenance.sourceKey, position: provenance.position };
+}
+
+/**
+ * Multi-row upserts of ROWS_PER_STATEMENT rows, each row with its own provenance. The rows must hold each key
+ * once (PostgreSQL refuses to update one row twice in a statement).
+ */
+export async function upsertSourcedRows(trx: Knex.Transaction, compiler: UpsertCompiler, type: RecordType, rows: Iterable<SourcedRow>, loadedAt: string): Promise<void> {
+  const columns = type.columns.map((c) => c.name);
+  const pg = compiler.dialect === 'postgres' ? ((await trx.client.acquireConnection()) as PgConnection) : null;
   let bindings: Cell[] = [];
   let count = 0;
   const flush = async (): Promise<void> => {
     if (count === 0) return;
-    await trx.raw(compiler.sql(type, count), bindings);
+    // PostgreSQL: a named prepared statement is parsed and planned once per connection; planning a
+    // 500-row, 4,000-parameter INSERT anew for every batch cost more than running it.
+    if (pg) await pg.query({ name: `bi_upsert_${type.table}_${count}`, text: compiler.numberedSql(type, count), values: bindings });
+    else await trx.raw(compiler.sql(type, count), bindings);
     bindings = [];
     count = 0;
   };
-  for (const row of rows) {
+  for (const { row, sourceKey, position } of rows) {
     for (const column of columns) bindings.push(row[column] ?? null);
-    bindings.push(provenance.sourceKey, provenance.position, provenance.loadedAt);
+    bindings.push(sourceKey, position, loadedAt);
     if (++count === ROWS_PER_STATEMENT) await flush();
   }
   await flush();
@@ -128,6 +167,16 @@ export async function deleteRejections(trx: Knex.Transaction, sourceKey: string)
   const conn = await sqliteConnection(trx);
   if (conn) prepared(conn, `DELETE FROM "${REJECTED_TABLE}" WHERE "source_key" = ?`).run(sourceKey);
   else await trx(REJECTED_TABLE).where({ source_key: sourceKey }).delete();
+}
+
+/** Rejections of several files at once (batched group writes on PostgreSQL and MySQL). */
+export async function replaceGroupRejections(trx: Knex.Transaction, files: ReadonlyArray<{ sourceKey: string; rejections: readonly Rejection[] }>, rejectedAt: string): Promise<void> {
+  const keys = files.map((f) => f.sourceKey);
+  for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) await trx(REJECTED_TABLE).whereIn('source_key', keys.slice(i, i + ROWS_PER_STATEMENT)).delete();
+  const rows = files.flatMap((f) => f.rejections.map((r) => ({
+    source_key: f.sourceKey, record_index: r.recordIndex, type: r.type, reason: r.reason, raw: r.raw, rejected_at: rejectedAt,
+  })));
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await trx(REJECTED_TABLE).insert(rows.slice(i, i + ROWS_PER_STATEMENT));
 }
 
 export async function insertRejections(trx: Knex.Transaction, sourceKey: string, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {

@@ -140,4 +140,30 @@ const pg = postgresDialect();
     expect((await rows(db)).every((x) => x.status === 'done' && x.attempts === 1)).to.equal(true);
     expect(await dump(db.knex())).to.deep.equal(reference);
   });
+
+  it('a file the database refuses is recorded failed, and the rest of its group still commits', async () => {
+    const db = await newDb();
+    const song = (title: string) => JSON.stringify([{ type: 'song', data: { artist_name: 'A', title, year: 1, release: 'R' } }]);
+    const local = await startTestBucket({ files: { 'a.data': song('a'), 'bad.data': song('bad'), 'c.data': song('c') }, index: 'a.data' });
+    cleanups.push(() => local.close());
+    // POLL_INTERVAL_SECONDS=0: no reuse of the first run's shared listing, which the index has outgrown.
+    const e = { ...env(db), BUCKET_URL: local.url, RETRY_FAILED_SECONDS: '3600', POLL_INTERVAL_SECONDS: '0' };
+    expect((await runCli(['run', '--once'], { cwd: dir, env: e })).code).to.equal(0); // creates the schema
+    const k = db.knex();
+    try {
+      await k.raw(`create function refuse() returns trigger language plpgsql as $$ begin
+        if new.source_key = 'bad.data' then raise exception 'refused by a trigger'; end if; return new; end $$`);
+      await k.raw('create trigger refuse before insert or update on songs for each row execute function refuse()');
+    } finally {
+      await k.destroy();
+    }
+    local.setIndex('a.data\nbad.data\nc.data');
+    const r = await runCli(['run', '--once'], { cwd: dir, env: e });
+    expect(r.code, r.stdout.slice(-3000)).to.equal(1);
+    const registry = await rows(db);
+    expect(registry.find((x) => x.key === 'bad.data')?.status).to.equal('failed');
+    expect(registry.find((x) => x.key === 'c.data')?.status).to.equal('done');
+    const tables = await dump(db.knex());
+    expect(tables.songs!.map((row) => row.title)).to.have.members(['a', 'c']);
+  });
 });
