@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import knexFactory, { type Knex } from 'knex';
 import { ConfigError, IngestError } from '../errors.js';
-import { openDatabase, type DatabaseTarget } from '../load/database.js';
+import { applyPragmas, openDatabase, type DatabaseTarget } from '../load/database.js';
 import { REJECTED_TABLE } from '../load/schema.js';
 import { recordTypes } from '../records/index.js';
 import { redactText } from '../redact.js';
@@ -57,14 +57,7 @@ export async function openExistingReadOnly(target: DatabaseTarget): Promise<Knex
     pool: {
       min: 1,
       max: 1,
-      afterCreate(conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
-        try {
-          conn.pragma('busy_timeout = 10000');
-          done(null, conn);
-        } catch (err) {
-          done(err as Error, conn);
-        }
-      },
+      afterCreate: applyPragmas(['busy_timeout = 10000']),
     },
   });
   try {

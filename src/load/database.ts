@@ -58,6 +58,18 @@ export function parseDatabaseUrl(url: string, cwd = process.cwd()): DatabaseTarg
  */
 const SQLITE_PRAGMAS = ['journal_mode = WAL', 'synchronous = FULL', 'busy_timeout = 10000', 'cache_size = -16384', 'temp_store = MEMORY'];
 
+/** A knex pool `afterCreate` hook that sets PRAGMAs on each new better-sqlite3 connection. */
+export function applyPragmas(pragmas: readonly string[]) {
+  return (conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void): void => {
+    try {
+      for (const pragma of pragmas) conn.pragma(pragma);
+      done(null, conn);
+    } catch (err) {
+      done(err as Error, conn);
+    }
+  };
+}
+
 export interface OpenOptions {
   /** Connections for PostgreSQL/MySQL; sized from CONCURRENCY (claims and heartbeats run beside the writer). */
   poolSize: number;
@@ -87,14 +99,7 @@ export async function openDatabase(target: DatabaseTarget, opts: OpenOptions = {
       pool: {
         min: 1,
         max: 1,
-        afterCreate(conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
-          try {
-            for (const pragma of SQLITE_PRAGMAS) conn.pragma(pragma);
-            done(null, conn);
-          } catch (err) {
-            done(err as Error, conn);
-          }
-        },
+        afterCreate: applyPragmas(SQLITE_PRAGMAS),
       },
     };
   } else if (target.dialect === 'postgres') {

@@ -9,14 +9,7 @@ import { JsonRegistry } from '../../src/registry/json-registry.js';
 import { lastCyclePath, readLastCycle, writeLastCycle, type LastCycle } from '../../src/registry/last-cycle.js';
 import { appendReprocessRequests, applyReprocessRequests, readReprocessRequests, requestsPath } from '../../src/registry/requests.js';
 import { tempDir } from '../helpers/cli.js';
-
-function entry(over: Partial<RegistryEntry> = {}): RegistryEntry {
-  const now = '2026-01-01T00:00:00.000Z';
-  return {
-    status: 'done', etag: '"e"', size: 10, attempts: 1, failures: 0, loaded: 3, rejected: 1, skipped: 2, error: null,
-    firstSeenAt: now, updatedAt: now, doneAt: now, checkedAt: now, nextAttemptAt: null, ...over,
-  };
-}
+import { entry } from '../helpers/registry.js';
 
 describe('registry side files', () => {
   let dir: string;
