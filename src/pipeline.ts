@@ -7,8 +7,6 @@ import { commitGroup, commitStream, isTransientDbError, type CommitContext, type
 import { withRetries } from './sources/retry.js';
 import type { UpsertCompiler } from './load/upsert.js';
 import { planCycle, type PlanItem } from './plan.js';
-import { JsonRegistry } from './registry/json-registry.js';
-import { applyReprocessRequests } from './registry/requests.js';
 import type { Registry } from './registry/types.js';
 import type { Source, StreamedObject } from './sources/types.js';
 import type { CycleSummary, Telemetry } from './telemetry.js';
@@ -50,8 +48,8 @@ export type Prepared =
  * ready, several per transaction → mark them in the registry with (database) or right after (JSON) the commit.
  */
 export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promise<CycleSummary> {
-  if (ctx.registry instanceof JsonRegistry) await applyReprocessRequests(ctx.registry);
   const started = performance.now();
+  // Takes in what changed outside this process: other workers' entries, or reprocess requests.
   await retryDb(ctx, 'reading the registry', () => ctx.registry.refresh(), opts.abort);
   let keys: string[];
   try {

@@ -1,6 +1,5 @@
 import type { CommandModule } from 'yargs';
 import { describeError } from '../errors.js';
-import type { RegistryEntry } from '../registry/entry.js';
 import { readLastCycle, type LastCycle } from '../registry/last-cycle.js';
 import { readReprocessRequests } from '../registry/requests.js';
 import { configFrom, printOut, openRegistryForReading, withCommonOptions, type CommonArgs } from './common.js';
@@ -44,7 +43,7 @@ export async function statusReport(args: CommonArgs): Promise<StatusReport> {
   }
   const requested = new Map<string, string>();
   for (const r of await readReprocessRequests(path)) requested.set(r.key, r.requestedAt);
-  for (const [key, e] of registry.all() as Iterable<[string, RegistryEntry]>) {
+  for (const [key, e] of registry.all()) {
     report.files.total++;
     report.files[e.status]++;
     if (e.status === 'done') {

@@ -7,6 +7,7 @@ import type { Source } from '../sources/types.js';
 import { snapshotCodec, registryEntryCodec, type RegistryEntry } from './entry.js';
 import type { Registry } from './types.js';
 import { readIfExists, writeFileAtomic } from './files.js';
+import { applyReprocessRequests } from './requests.js';
 import { isAlive } from './pid.js';
 
 /**
@@ -90,8 +91,13 @@ export class JsonRegistry implements Registry {
     return this.path;
   }
 
-  // One daemon owns a JSON registry (the lock file), so there is nothing to reload, claim or lease.
-  async refresh(): Promise<void> {}
+  /**
+   * One daemon owns a JSON registry (the lock file), so nothing changes under it except through the reprocess
+   * request file, which `reprocess` appends to without the lock: the start of a cycle takes those requests in.
+   */
+  async refresh(): Promise<void> {
+    if (this.journal) await applyReprocessRequests(this);
+  }
 
   listKeys(source: Source, signal: AbortSignal): Promise<string[]> {
     return source.listKeys(signal);

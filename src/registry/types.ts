@@ -21,7 +21,7 @@ export interface Registry {
   readonly size: number;
   get(key: string): RegistryEntry | undefined;
   all(): IterableIterator<[string, RegistryEntry]>;
-  /** Start of a cycle: the database registry reloads what other workers wrote. */
+  /** Start of a cycle: the database registry reloads what other workers wrote; the JSON one applies reprocess requests. */
   refresh(): Promise<void>;
   /** The index keys for this cycle; the database registry shares one listing between workers. */
   listKeys(source: Source, signal: AbortSignal): Promise<string[]>;
