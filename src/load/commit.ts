@@ -76,7 +76,7 @@ async function writeGroup(ctx: CommitContext, trx: Knex.Transaction, work: reado
     let outcome: Outcome;
     try {
       outcome = await trx.transaction(async (sp) => {
-        const prev = await ctx.registry.lockEntry(sp, p.item.key);
+        const prev = await lockEntry(ctx, sp, p.item.key);
         if (p.kind === 'load') {
           await replaceRejections(sp, p.item.key, p.file.rejections, loadedAt);
           for (const [type, rows] of p.file.rows) {
@@ -95,7 +95,7 @@ async function writeGroup(ctx: CommitContext, trx: Knex.Transaction, work: reado
       } else {
         // The database refused this file's rows (e.g. a constraint): record it failed, keep the others.
         outcome = await trx.transaction(async (sp) => {
-          const prev = await ctx.registry.lockEntry(sp, p.item.key);
+          const prev = await lockEntry(ctx, sp, p.item.key);
           const o = decide(ctx, p, prev, `BI_DATABASE: ${describeError(err)}`, now);
           if (o.kind !== 'lost') await ctx.registry.stage(sp, p.item.key, o.entry);
           return o;
@@ -108,6 +108,10 @@ async function writeGroup(ctx: CommitContext, trx: Knex.Transaction, work: reado
     outcomes.push(outcome);
   }
   return outcomes;
+}
+
+async function lockEntry(ctx: CommitContext, trx: Knex.Transaction, key: string): Promise<RegistryEntry | undefined> {
+  return (await ctx.registry.lockEntries(trx, [key])).get(key);
 }
 
 interface Loaded { loaded: number; rejected: number; skipped: number; etag: string | null; size: number | null; startedAt: number }
@@ -126,8 +130,7 @@ function loadedOf(p: Prepared): Loaded | null {
  */
 async function writeGroupBatched(ctx: CommitContext, trx: Knex.Transaction, work: readonly Prepared[], now: Date): Promise<Outcome[]> {
   const loadedAt = now.toISOString();
-  const prevs = new Map<string, RegistryEntry | undefined>();
-  for (const p of work) prevs.set(p.item.key, await ctx.registry.lockEntry(trx, p.item.key));
+  const prevs = await ctx.registry.lockEntries(trx, work.map((p) => p.item.key));
   const loads = work.filter((p): p is Extract<Prepared, { kind: 'load' }> => p.kind === 'load');
   await replaceGroupRejections(trx, loads.map((p) => ({ sourceKey: p.item.key, rejections: p.file.rejections })), loadedAt);
   const merged = new Map<RecordType, Map<string, SourcedRow>>();
@@ -197,7 +200,7 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
   let outcome: Outcome;
   try {
     outcome = await ctx.db.transaction(async (trx) => {
-      const prev = await ctx.registry.lockEntry(trx, key);
+      const prev = await lockEntry(ctx, trx, key);
       await deleteRejections(trx, key);
       const counts: Loaded = { loaded: 0, rejected: 0, skipped: 0, etag: p.etag, size: p.size, startedAt: p.startedAt };
       let index = 0;
@@ -227,7 +230,7 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
     if (err instanceof LeaseLostError) return [{ kind: 'lost', p }];
     const error = describeError(err);
     outcome = await ctx.db.transaction(async (trx) => {
-      const prev = await ctx.registry.lockEntry(trx, key);
+      const prev = await lockEntry(ctx, trx, key);
       const label = err instanceof IngestError ? error : isRetriable(err) ? `BI_NETWORK: ${key}: ${error}` : `BI_DATABASE: ${error}`;
       const o = decide(ctx, p, prev, label, now);
       if (o.kind !== 'lost') await ctx.registry.stage(trx, key, o.entry);

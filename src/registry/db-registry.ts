@@ -179,12 +179,21 @@ export class DbRegistry implements Registry {
     }
   }
 
-  async lockEntry(trx: Knex.Transaction, key: string): Promise<RegistryEntry | undefined> {
-    let query = trx(FILES_TABLE).where('key', key).first();
-    if (this.opts.dialect !== 'sqlite') query = query.forUpdate();
-    const row = (await query) as FileRow | undefined;
-    if (!row || row.claimed_by !== this.workerId) throw new LeaseLostError(key);
-    return toEntry(row) ?? undefined;
+  async lockEntries(trx: Knex.Transaction, keys: readonly string[]): Promise<Map<string, RegistryEntry | undefined>> {
+    const found = new Map<string, FileRow>();
+    const sorted = [...keys].sort(); // one lock order for every worker
+    for (let i = 0; i < sorted.length; i += 500) {
+      let query = trx(FILES_TABLE).whereIn('key', sorted.slice(i, i + 500)).orderBy('key');
+      if (this.opts.dialect !== 'sqlite') query = query.forUpdate();
+      for (const row of (await query) as FileRow[]) found.set(row.key, row);
+    }
+    const entries = new Map<string, RegistryEntry | undefined>();
+    for (const key of keys) {
+      const row = found.get(key);
+      if (!row || row.claimed_by !== this.workerId) throw new LeaseLostError(key);
+      entries.set(key, toEntry(row));
+    }
+    return entries;
   }
 
   async stage(trx: Knex.Transaction, key: string, entry: RegistryEntry): Promise<void> {

@@ -109,8 +109,8 @@ export class JsonRegistry implements Registry {
 
   async release(): Promise<void> {}
 
-  async lockEntry(_trx: Knex.Transaction, key: string): Promise<RegistryEntry | undefined> {
-    return this.entries.get(key);
+  async lockEntries(_trx: Knex.Transaction, keys: readonly string[]): Promise<Map<string, RegistryEntry | undefined>> {
+    return new Map(keys.map((key) => [key, this.entries.get(key)]));
   }
 
   // Written after the commit instead (`committed`): a file outside the database cannot join its transaction.

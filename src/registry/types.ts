@@ -12,8 +12,8 @@ import type { RegistryEntry } from './entry.js';
  *   transaction as the files' rows (exactly-once effect), with claims and leases so several daemons share
  *   one bucket.
  *
- * Per group the pipeline calls, inside the transaction: `lockEntry` then `stage` for each file; after the
- * commit: `committed`.
+ * Per group the pipeline calls, inside the transaction: `lockEntries` for the group's files, then `stage` for
+ * each file; after the commit: `committed`.
  */
 export interface Registry {
   readonly mode: 'json' | 'database';
@@ -29,8 +29,11 @@ export interface Registry {
   claim(item: PlanItem): Promise<boolean>;
   /** Gives back claims of files abandoned at shutdown. */
   release(keys: readonly string[]): Promise<void>;
-  /** Inside the group transaction: the key's entry as stored now; throws `LeaseLostError` if no longer ours. */
-  lockEntry(trx: Knex.Transaction, key: string): Promise<RegistryEntry | undefined>;
+  /**
+   * Inside the group transaction: the keys' entries as stored now, in one query for the whole group (each
+   * round trip waits behind the files being parsed meanwhile); throws `LeaseLostError` if one is no longer ours.
+   */
+  lockEntries(trx: Knex.Transaction, keys: readonly string[]): Promise<Map<string, RegistryEntry | undefined>>;
   /** Inside the group transaction: the key's new entry. */
   stage(trx: Knex.Transaction, key: string, entry: RegistryEntry): Promise<void>;
   /** After the commit: make the group's entries durable (JSON) and visible to `get`. */
