@@ -298,6 +298,37 @@ function knexFor(databaseUrl: string): Promise<Knex> {
   return openDatabase(parseDatabaseUrl(databaseUrl, ROOT), { poolSize: 1 });
 }
 
+/**
+ * A database of its own for one run: a fresh SQLite file in the run's scratch directory; on a server (the
+ * `--database-url` given) a fresh PostgreSQL schema (`?schema=`) or MySQL database beside the one named, dropped
+ * after a run whose checks passed. Every repetition then loads everything into empty tables.
+ */
+async function freshDatabase(userDb: string | undefined, scratch: string, name: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const dialect = userDb === undefined ? 'sqlite' : parseDatabaseUrl(userDb, ROOT).dialect;
+  if (userDb === undefined || dialect === 'sqlite') return { url: `sqlite://${join(scratch, 'bench.sqlite3')}`, drop: async () => undefined };
+  const url = new URL(userDb);
+  if (dialect === 'postgres') {
+    url.searchParams.set('schema', name);
+    return {
+      url: url.toString(),
+      drop: async () => {
+        const db = await knexFor(userDb);
+        await db.raw('DROP SCHEMA IF EXISTS ?? CASCADE', [name]).finally(() => db.destroy());
+      },
+    };
+  }
+  const admin = await knexFor(userDb);
+  await admin.raw('CREATE DATABASE ??', [name]).finally(() => admin.destroy());
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const db = await knexFor(userDb);
+      await db.raw('DROP DATABASE IF EXISTS ??', [name]).finally(() => db.destroy());
+    },
+  };
+}
+
 async function countRows(databaseUrl: string): Promise<RowCounts> {
   const db = await knexFor(databaseUrl);
   try {
@@ -419,8 +450,12 @@ async function main(): Promise<void> {
   say(`peak RSS: ${rssMethod === 'gnu-time' ? `${GNU_TIME} -f %M` : rssMethod === 'proc-vmhwm' ? '/proc/<pid>/status VmHWM every 50 ms' : 'not measured'}`);
   const userDb = opts.databaseUrl;
   const userDbIsSqlite = userDb === undefined || /^sqlite3?:\/\//i.test(userDb);
-  if (userDb !== undefined) {
-    say(`database: ${redactUrl(userDb)} (given; reused by every repetition${opts.skipLimit ? '' : ', the limit still uses a fresh SQLite file'})`);
+  // The limit speaks SQLite and PostgreSQL; against MySQL it still writes a fresh SQLite file.
+  const limitDb = userDb !== undefined && /^postgres(ql)?:\/\//i.test(userDb) ? userDb : undefined;
+  if (userDb !== undefined && !userDbIsSqlite) {
+    say(`database: ${redactUrl(userDb)} (given; a fresh ${limitDb ? 'schema' : 'database'} in it per run${opts.skipLimit || limitDb ? '' : ', the limit uses a fresh SQLite file'})`);
+  } else if (userDb !== undefined) {
+    say(`database: ${redactUrl(userDb)} (given; reused by every repetition${opts.skipLimit ? '' : ', the limit uses a fresh SQLite file'})`);
   } else {
     say('database: a fresh SQLite file per repetition');
   }
@@ -443,7 +478,11 @@ async function main(): Promise<void> {
 
   const measure = async (runner: Runner, rep: number): Promise<Repetition | null> => {
     const scratch = await mkdtemp(join(os.tmpdir(), `bucket-ingest-bench-${runner}-`));
-    const databaseUrl = runner === 'daemon' && userDb !== undefined ? userDb : `sqlite://${join(scratch, 'bench.sqlite3')}`;
+    const given = runner === 'daemon' ? userDb : limitDb;
+    const fresh = userDb !== undefined && userDbIsSqlite && runner === 'daemon'
+      ? { url: userDb, drop: async () => undefined }
+      : await freshDatabase(given, scratch, `bench_${process.pid}_${runner}_${rep}`);
+    const databaseUrl = fresh.url;
     const env = childEnv({
       BUCKET_URL: server.url,
       DATABASE_URL: databaseUrl,
@@ -475,9 +514,10 @@ async function main(): Promise<void> {
     if (child.exitCode !== 0) {
       const first = child.stderr.trim().split('\n')[0] ?? '';
       if (runner === 'daemon' && !userDbIsSqlite && child.exitCode === 2) {
-        daemonSkipped = `SKIP daemon: it did not start against ${redactUrl(databaseUrl)} (exit 2: ${first}); the daemon may not support this database yet`;
+        daemonSkipped = `SKIP daemon: it did not start against ${redactUrl(databaseUrl)} (exit 2: ${first})`;
         say(daemonSkipped);
         await rm(scratch, { recursive: true, force: true });
+        await fresh.drop().catch(() => undefined);
         return null;
       }
       repWarn(`exited ${child.exitCode ?? child.signal}; scratch kept in ${scratch}\n${lastLines(child.stderr || child.stdout)}`);
@@ -496,7 +536,10 @@ async function main(): Promise<void> {
       result.ok = result.warnings.length === 0;
     }
     if (result.httpRequests < s.files + 1) repWarn(`only ${result.httpRequests} HTTP requests for ${s.files} files + the index`);
-    if (result.ok) await rm(scratch, { recursive: true, force: true });
+    if (result.ok) {
+      await rm(scratch, { recursive: true, force: true });
+      await fresh.drop().catch((err: Error) => repWarn(`cannot drop the run's database: ${err.message}`));
+    }
     return result;
   };
 
@@ -521,7 +564,7 @@ async function main(): Promise<void> {
       }
       // Same bucket, same validation rules, same keys: both must end with the same rows per table.
       const d = runs.daemon.find((x) => x.rep === rep);
-      if (d?.rows && l?.rows && userDb === undefined) {
+      if (d?.rows && l?.rows && (userDb === undefined || limitDb !== undefined)) {
         for (const t of ['songs', 'movies', 'apps'] as const) {
           if (d.rows[t] !== l.rows[t]) warn(`rep ${rep}: ${t}: daemon has ${d.rows[t]} rows, limit ${l.rows[t]}`);
         }
@@ -549,7 +592,7 @@ async function main(): Promise<void> {
   say();
   if (daemonSkipped !== null) say(daemonSkipped);
   if (ratio !== null) {
-    say(`daemon / limit (median wall time): ${ratio.toFixed(2)}×${userDbIsSqlite ? '' : ' (the limit ran on SQLite, the daemon did not)'}`);
+    say(`daemon / limit (median wall time): ${ratio.toFixed(2)}×${userDbIsSqlite || limitDb ? '' : ' (the limit ran on SQLite, the daemon did not)'}`);
   } else if (opts.skipLimit) {
     say('limit baseline skipped (--skip-limit)');
   }
