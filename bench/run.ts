@@ -311,22 +311,21 @@ async function freshDatabase(userDb: string | undefined, scratch: string, name: 
     url.searchParams.set('schema', name);
     return {
       url: url.toString(),
-      drop: async () => {
-        const db = await knexFor(userDb);
-        await db.raw('DROP SCHEMA IF EXISTS ?? CASCADE', [name]).finally(() => db.destroy());
-      },
+      drop: () => onServer(userDb, 'DROP SCHEMA IF EXISTS ?? CASCADE', name),
     };
   }
-  const admin = await knexFor(userDb);
-  await admin.raw('CREATE DATABASE ??', [name]).finally(() => admin.destroy());
+  await onServer(userDb, 'CREATE DATABASE ??', name);
   url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const db = await knexFor(userDb);
-      await db.raw('DROP DATABASE IF EXISTS ??', [name]).finally(() => db.destroy());
-    },
-  };
+  return { url: url.toString(), drop: () => onServer(userDb, 'DROP DATABASE IF EXISTS ??', name) };
+}
+
+async function onServer(databaseUrl: string, sql: string, name: string): Promise<void> {
+  const db = await knexFor(databaseUrl);
+  try {
+    await db.raw(sql, [name]);
+  } finally {
+    await db.destroy();
+  }
 }
 
 async function countRows(databaseUrl: string): Promise<RowCounts> {
