@@ -12,14 +12,6 @@ export const ROWS_PER_STATEMENT = 500;
 
 const quote = (dialect: Dialect, name: string): string => (dialect === 'mysql' ? `\`${name}\`` : `"${name}"`);
 
-/**
- * Builds `INSERT … VALUES (…),(…) ON CONFLICT (key) DO UPDATE SET … WHERE excluded.source_position >=
- * t.source_position` for `rows` rows. When two files hold the same key, the file later in the bucket index
- * wins whatever order files are loaded in (concurrent workers, retries of failed files, restarts), so every
- * run converges to the same tables; a file loaded again replaces its own rows (equal positions). A plain multi-row
- * VALUES list, not knex's SQLite `INSERT … SELECT … UNION ALL` form, which is several times slower.
- * Cached per (table, rows), so a run compiles at most two statements per table.
- */
 interface PgConnection { query(q: { name: string; text: string; values: unknown[] }): Promise<unknown> }
 
 /** PostgreSQL array element type per column kind, for `unnest($n::T[])`. */
@@ -27,6 +19,7 @@ const PG_ARRAY_TYPE: Record<ColumnKind, string> = {
   string: 'text', text: 'text', bigint: 'int8', integer: 'int4', float: 'float8', boolean: 'bool', date: 'date', timestamp: 'timestamptz',
 };
 
+/** Compiles the upsert statements of each dialect, once per shape. */
 export class UpsertCompiler {
   private readonly cache = new Map<string, string>();
   private readonly unnestCache = new Map<string, string>();
@@ -37,6 +30,14 @@ export class UpsertCompiler {
     return [...type.columns.map((c) => c.name), ...PROVENANCE.map((c) => c.name)];
   }
 
+  /**
+   * Builds `INSERT … VALUES (…),(…) ON CONFLICT (key) DO UPDATE SET … WHERE excluded.source_position >=
+   * t.source_position` for `rows` rows. When two files hold the same key, the file later in the bucket index
+   * wins whatever order files are loaded in (concurrent workers, retries of failed files, restarts), so every
+   * run converges to the same tables; a file loaded again replaces its own rows (equal positions). A plain multi-row
+   * VALUES list, not knex's SQLite `INSERT … SELECT … UNION ALL` form, which is several times slower.
+   * Cached per (table, rows), so a run compiles at most two statements per table.
+   */
   sql(type: RecordType, rows: number): string {
     const cacheKey = `${type.table}:${rows}`;
     let sql = this.cache.get(cacheKey);
@@ -45,14 +46,7 @@ export class UpsertCompiler {
       const columns = this.columnsOf(type);
       const tuple = `(${columns.map(() => '?').join(',')})`;
       const values = Array.from({ length: rows }, () => tuple).join(',');
-      // source_position last: MySQL applies the assignments in order, and the others compare against it.
-      const updated = [...columns.filter((c) => !type.key.includes(c) && c !== 'source_position'), 'source_position'];
-      const pos = q('source_position');
-      const conflict = this.dialect === 'mysql'
-        ? `ON DUPLICATE KEY UPDATE ${updated.map((c) => `${q(c)}=IF(VALUES(${pos})>=${pos},VALUES(${q(c)}),${q(c)})`).join(',')}`
-        : `ON CONFLICT (${type.key.map(q).join(',')}) DO UPDATE SET ${updated.map((c) => `${q(c)}=excluded.${q(c)}`).join(',')} ` +
-          `WHERE excluded.${pos}>=${q(type.table)}.${pos}`;
-      sql = `INSERT INTO ${q(type.table)} (${columns.map(q).join(',')}) VALUES ${values} ${conflict}`;
+      sql = `INSERT INTO ${q(type.table)} (${columns.map(q).join(',')}) VALUES ${values} ${this.conflict(type, columns)}`;
       this.cache.set(cacheKey, sql);
     }
     return sql;
@@ -70,14 +64,24 @@ export class UpsertCompiler {
       const q = (n: string): string => quote('postgres', n);
       const arrays = [...type.columns, ...PROVENANCE.filter((c) => c.name !== 'loaded_at')];
       const columns = [...arrays.map((c) => c.name), 'loaded_at'];
-      const updated = [...columns.filter((c) => !type.key.includes(c) && c !== 'source_position'), 'source_position'];
       sql = `INSERT INTO ${q(type.table)} (${columns.map(q).join(',')}) ` +
         `SELECT u.*, $${arrays.length + 1}::text FROM unnest(${arrays.map((c, i) => `$${i + 1}::${PG_ARRAY_TYPE[c.kind]}[]`).join(',')}) AS u ` +
-        `ON CONFLICT (${type.key.map(q).join(',')}) DO UPDATE SET ${updated.map((c) => `${q(c)}=excluded.${q(c)}`).join(',')} ` +
-        `WHERE excluded.${q('source_position')}>=${q(type.table)}.${q('source_position')}`;
+        this.conflict(type, columns);
       this.unnestCache.set(type.table, sql);
     }
     return sql;
+  }
+
+  /** What a conflicting key does: take the new row only if its file is not earlier in the index. */
+  private conflict(type: RecordType, columns: readonly string[]): string {
+    const q = (n: string): string => quote(this.dialect, n);
+    // source_position last: MySQL applies the assignments in order, and the others compare against it.
+    const updated = [...columns.filter((c) => !type.key.includes(c) && c !== 'source_position'), 'source_position'];
+    const pos = q('source_position');
+    return this.dialect === 'mysql'
+      ? `ON DUPLICATE KEY UPDATE ${updated.map((c) => `${q(c)}=IF(VALUES(${pos})>=${pos},VALUES(${q(c)}),${q(c)})`).join(',')}`
+      : `ON CONFLICT (${type.key.map(q).join(',')}) DO UPDATE SET ${updated.map((c) => `${q(c)}=excluded.${q(c)}`).join(',')} ` +
+        `WHERE excluded.${pos}>=${q(type.table)}.${pos}`;
   }
 }
 

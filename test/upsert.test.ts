@@ -1,0 +1,69 @@
+import { expect } from 'chai';
+import { openDatabase, parseDatabaseUrl } from '../src/load/database.js';
+import { migrate } from '../src/load/schema.js';
+import { PG_ROWS_PER_STATEMENT, UpsertCompiler, upsertSourcedRows, type SourcedRow } from '../src/load/upsert.js';
+import { app } from '../src/records/app.js';
+import type { Row } from '../src/records/types.js';
+import { tempDir } from './helpers/cli.js';
+import { dialects } from './helpers/databases.js';
+
+/**
+ * The group write path (`upsertSourcedRows`: `unnest` arrays on PostgreSQL, multi-row VALUES elsewhere) must
+ * store every value exactly as given, batch after batch, and keep the row of the later file for a key.
+ */
+describe('group upserts', function () {
+  this.timeout(60_000);
+
+  // Values an array literal or a VALUES list could mangle: quotes, backslashes, braces, commas, the word NULL,
+  // empty strings, other scripts, 64-bit sizes, integral and tiny ratings, both booleans.
+  const tricky: Row[] = [
+    { name: 'a "quoted", {braced} name', genre: 'back\\slash', version: 'NULL', rating: 4, size_bytes: 2 ** 40, is_awesome: false },
+    { name: '', genre: '', version: '1', rating: 1e-7, size_bytes: 0, is_awesome: true },
+    { name: 'Amélie 東京 🎬', genre: "it's", version: ' spaced ', rating: -2.5, size_bytes: Number.MAX_SAFE_INTEGER, is_awesome: false },
+  ];
+  const sourced = (rows: Row[], sourceKey: string, position: number): SourcedRow[] => rows.map((row) => ({ row, sourceKey, position }));
+  const key = (r: Record<string, unknown>): string => JSON.stringify([r['name'], r['version']]);
+
+  for (const dialect of dialects()) {
+    describe(dialect.name, () => {
+      it('stores tricky values exactly, across several statements, and a key keeps the row of the later file', async () => {
+        const t = await tempDir();
+        const target = await dialect.create(t.dir);
+        const db = await openDatabase(parseDatabaseUrl(target.url, t.dir));
+        try {
+          await migrate(db);
+          const compiler = new UpsertCompiler(parseDatabaseUrl(target.url, t.dir).dialect);
+          // More rows than one PostgreSQL statement holds, so the batch edge is crossed.
+          const many: Row[] = Array.from({ length: PG_ROWS_PER_STATEMENT + 3 }, (_, i) => ({
+            name: `app ${i}`, genre: 'g', version: `v${i % 7}`, rating: i / 4, size_bytes: i * 1_000, is_awesome: i % 2 === 0,
+          }));
+          await db.transaction(async (trx) => {
+            await upsertSourcedRows(trx, compiler, app, sourced([...tricky, ...many], 'late.data', 5), 'at-1');
+          });
+          // An earlier file does not replace the later one's rows; a later file does.
+          const older = { ...(tricky[0] as Row), genre: 'from an earlier file' };
+          const newer = { ...(tricky[1] as Row), genre: 'from a later file' };
+          await db.transaction(async (trx) => {
+            await upsertSourcedRows(trx, compiler, app, [...sourced([older], 'early.data', 2), ...sourced([newer], 'later.data', 9)], 'at-2');
+          });
+
+          const rows = (await db('apps').select()) as Array<Record<string, unknown>>;
+          expect(rows).to.have.length(tricky.length + many.length);
+          const byKey = new Map(rows.map((r) => [key(r), r]));
+          const expected = [...tricky, ...many].map((r) => (key(r) === key(newer) ? newer : r));
+          for (const want of expected) {
+            const got = byKey.get(key(want));
+            expect(got, key(want)).to.not.equal(undefined);
+            expect({ ...got, is_awesome: Boolean(got?.['is_awesome']) }).to.include(want);
+          }
+          expect(byKey.get(key(tricky[0] as Row))).to.include({ source_key: 'late.data', source_position: 5, loaded_at: 'at-1' });
+          expect(byKey.get(key(newer))).to.include({ source_key: 'later.data', source_position: 9, loaded_at: 'at-2' });
+        } finally {
+          await db.destroy();
+          await target.drop();
+          await t.cleanup();
+        }
+      });
+    });
+  }
+});
