@@ -21,7 +21,8 @@ describe('group upserts', function () {
     { name: '', genre: '', version: '1', rating: 1e-7, size_bytes: 0, is_awesome: true },
     { name: 'Amélie 東京 🎬', genre: "it's", version: ' spaced ', rating: -2.5, size_bytes: Number.MAX_SAFE_INTEGER, is_awesome: false },
   ];
-  const sourced = (rows: Row[], sourceKey: string, position: number): SourcedRow[] => rows.map((row) => ({ row, sourceKey, position }));
+  const sourced = (rows: Row[], sourceKey: string, position: number): SourcedRow[] =>
+    rows.map((row) => ({ cells: app.columns.map((c) => row[c.name] ?? null), at: 0, sourceKey, position }));
   const key = (r: Record<string, unknown>): string => JSON.stringify([r['name'], r['version']]);
 
   for (const dialect of dialects()) {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { decodeBody } from '../src/decode.js';
 import type { IngestError } from '../src/errors.js';
 import { song } from '../src/records/index.js';
-import { validateRecords } from '../src/validate.js';
+import { rowsOf, validateRecords } from '../src/validate.js';
 
 const NOW = '2026-01-01T00:00:00.000Z';
 const s = (title: string, year: number | string) => ({ type: 'song', data: { artist_name: 'A', title, year, release: 'R' } });
@@ -22,7 +22,7 @@ describe('validateRecords', () => {
 
   it('resolves duplicates of one key inside a file to the last record', () => {
     const out = validateRecords([s('x', 1), s('y', 2), s('x', 3)], NOW);
-    const rows = [...out.rows.get(song)!.values()];
+    const rows = rowsOf(song, out.rows.get(song)!);
     expect(rows.map((r) => [r.title, r.year])).to.deep.equal([['x', 3], ['y', 2]]);
     expect(out.loaded).to.equal(3);
   });
@@ -30,7 +30,7 @@ describe('validateRecords', () => {
   it('keeps keys apart whatever characters they contain', () => {
     const a = { type: 'song', data: { artist_name: 'a b', title: 'c', year: 1, release: 'r' } };
     const b = { type: 'song', data: { artist_name: 'a', title: 'b c', year: 1, release: 'r' } };
-    expect(validateRecords([a, b], NOW).rows.get(song)!.size).to.equal(2);
+    expect(rowsOf(song, validateRecords([a, b], NOW).rows.get(song)!)).to.have.length(2);
   });
 });
 

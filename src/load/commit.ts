@@ -6,7 +6,7 @@ import { LeaseLostError, type Registry } from '../registry/types.js';
 import { withRetries } from '../sources/retry.js';
 import type { Prepared } from '../pipeline.js';
 import { splitJsonArray } from '../decode-stream.js';
-import { validateRecords } from '../validate.js';
+import { keyAt, validateRecords } from '../validate.js';
 import type { RecordType } from '../records/types.js';
 import { deleteRejections, insertRejections, replaceGroupRejections, replaceRejections, upsertRows, upsertSourcedRows, type SourcedRow, type UpsertCompiler } from './upsert.js';
 
@@ -79,8 +79,8 @@ async function writeGroup(ctx: CommitContext, trx: Knex.Transaction, work: reado
         const prev = await lockEntry(ctx, sp, p.item.key);
         if (p.kind === 'load') {
           await replaceRejections(sp, p.item.key, p.file.rejections, loadedAt);
-          for (const [type, rows] of p.file.rows) {
-            await upsertRows(sp, ctx.compiler, type, rows.values(), { sourceKey: p.item.key, position: p.item.index, loadedAt });
+          for (const [type, cells] of p.file.rows) {
+            await upsertRows(sp, ctx.compiler, type, cells, { sourceKey: p.item.key, position: p.item.index, loadedAt });
           }
         }
         const o = decide(ctx, p, prev, null, now);
@@ -135,12 +135,13 @@ async function writeGroupBatched(ctx: CommitContext, trx: Knex.Transaction, work
   await replaceGroupRejections(trx, loads.map((p) => ({ sourceKey: p.item.key, rejections: p.file.rejections })), loadedAt);
   const merged = new Map<RecordType, Map<string, SourcedRow>>();
   for (const p of loads) {
-    for (const [type, rows] of p.file.rows) {
+    for (const [type, cells] of p.file.rows) {
       let byKey = merged.get(type);
       if (!byKey) merged.set(type, (byKey = new Map()));
-      for (const [key, row] of rows) {
+      for (let at = 0; at < cells.length; at += type.columns.length) {
+        const key = keyAt(type, cells, at);
         const seen = byKey.get(key);
-        if (!seen || seen.position <= p.item.index) byKey.set(key, { row, sourceKey: p.item.key, position: p.item.index });
+        if (!seen || seen.position <= p.item.index) byKey.set(key, { cells, at, sourceKey: p.item.key, position: p.item.index });
       }
     }
   }
@@ -214,7 +215,7 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
       for await (const records of splitJsonArray(key, counted, STREAM_BATCH)) {
         const batch = validateRecords(records, loadedAt, index);
         index += records.length;
-        for (const [type, rows] of batch.rows) await upsertRows(trx, ctx.compiler, type, rows.values(), { sourceKey: key, position: p.item.index, loadedAt });
+        for (const [type, cells] of batch.rows) await upsertRows(trx, ctx.compiler, type, cells, { sourceKey: key, position: p.item.index, loadedAt });
         await insertRejections(trx, key, batch.rejections, loadedAt);
         counts.loaded += batch.loaded;
         counts.rejected += batch.rejections.length;

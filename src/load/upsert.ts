@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Cell, ColumnKind, RecordType, Row } from '../records/types.js';
+import type { Cell, ColumnKind, RecordType } from '../records/types.js';
 import { PROVENANCE, REJECTED_TABLE } from './schema.js';
 import type { Rejection } from '../validate.js';
 import type { Dialect } from './database.js';
@@ -114,40 +114,44 @@ function prepared(conn: BetterSqliteConnection, sql: string): PreparedStatement 
 const sqliteValue = (v: Cell | undefined): string | number | null => (typeof v === 'boolean' ? (v ? 1 : 0) : v ?? null);
 
 /**
- * Upserts one file's rows of one type; rows arrive already de-duplicated by key. On SQLite one prepared
- * single-row upsert runs per row on the transaction's own connection: no SQL text per batch, no re-prepare,
- * no promise per statement (the fastest form measured, see README Performance). Elsewhere multi-row
- * statements of ROWS_PER_STATEMENT rows.
+ * Upserts one file's rows of one type: `cells` holds them flat, in `type.columns` order (see ValidatedFile),
+ * already de-duplicated by key. On SQLite one prepared single-row upsert runs per row on the transaction's own
+ * connection: no SQL text per batch, no re-prepare, no promise per statement (the fastest form measured, see
+ * README Performance). Elsewhere multi-row statements (see upsertSourcedRows).
  */
 export async function upsertRows(
-  trx: Knex.Transaction, compiler: UpsertCompiler, type: RecordType, rows: Iterable<Row>, provenance: { sourceKey: string; position: number; loadedAt: string },
+  trx: Knex.Transaction, compiler: UpsertCompiler, type: RecordType, cells: readonly Cell[], provenance: { sourceKey: string; position: number; loadedAt: string },
 ): Promise<void> {
-  const columns = type.columns.map((c) => c.name);
+  const width = type.columns.length;
   const conn = await sqliteConnection(trx);
   if (conn) {
     const statement = prepared(conn, compiler.sql(type, 1));
-    const params: Array<string | number | null> = new Array(columns.length + 3);
-    params[columns.length] = provenance.sourceKey;
-    params[columns.length + 1] = provenance.position;
-    params[columns.length + 2] = provenance.loadedAt;
-    for (const row of rows) {
-      for (let c = 0; c < columns.length; c++) params[c] = sqliteValue(row[columns[c] as string]);
+    const params: Array<string | number | null> = new Array(width + 3);
+    params[width] = provenance.sourceKey;
+    params[width + 1] = provenance.position;
+    params[width + 2] = provenance.loadedAt;
+    for (let at = 0; at < cells.length; at += width) {
+      for (let c = 0; c < width; c++) params[c] = sqliteValue(cells[at + c]);
       statement.run(params);
     }
     return;
   }
-  await upsertSourcedRows(trx, compiler, type, sourced(rows, provenance), provenance.loadedAt);
+  await upsertSourcedRows(trx, compiler, type, sourced(type, cells, provenance), provenance.loadedAt);
 }
 
-/** A row with the file it came from: a group's rows of several files go in one statement. */
+/**
+ * A row with the file it came from (a group's rows of several files go in one statement): the row is
+ * `cells[at … at + type.columns.length)`.
+ */
 export interface SourcedRow {
-  row: Row;
+  cells: readonly Cell[];
+  at: number;
   sourceKey: string;
   position: number;
 }
 
-function* sourced(rows: Iterable<Row>, provenance: { sourceKey: string; position: number }): Generator<SourcedRow> {
-  for (const row of rows) yield { row, sourceKey: provenance.sourceKey, position: provenance.position };
+function* sourced(type: RecordType, cells: readonly Cell[], provenance: { sourceKey: string; position: number }): Generator<SourcedRow> {
+  for (let at = 0; at < cells.length; at += type.columns.length) yield { cells, at, sourceKey: provenance.sourceKey, position: provenance.position };
 }
 
 /** Rows per `unnest` statement on PostgreSQL (PERFORMANCE-NOTES: 5,000 measured best). */
@@ -160,7 +164,7 @@ export const PG_ROWS_PER_STATEMENT = 5000;
  */
 export async function upsertSourcedRows(trx: Knex.Transaction, compiler: UpsertCompiler, type: RecordType, rows: Iterable<SourcedRow>, loadedAt: string): Promise<void> {
   if (compiler.dialect === 'postgres') return upsertUnnest(trx, compiler, type, rows, loadedAt);
-  const columns = type.columns.map((c) => c.name);
+  const width = type.columns.length;
   let bindings: Cell[] = [];
   let count = 0;
   const flush = async (): Promise<void> => {
@@ -169,8 +173,8 @@ export async function upsertSourcedRows(trx: Knex.Transaction, compiler: UpsertC
     bindings = [];
     count = 0;
   };
-  for (const { row, sourceKey, position } of rows) {
-    for (const column of columns) bindings.push(row[column] ?? null);
+  for (const { cells, at, sourceKey, position } of rows) {
+    for (let c = 0; c < width; c++) bindings.push(cells[at + c] ?? null);
     bindings.push(sourceKey, position, loadedAt);
     if (++count === ROWS_PER_STATEMENT) await flush();
   }
@@ -179,10 +183,10 @@ export async function upsertSourcedRows(trx: Knex.Transaction, compiler: UpsertC
 
 async function upsertUnnest(trx: Knex.Transaction, compiler: UpsertCompiler, type: RecordType, rows: Iterable<SourcedRow>, loadedAt: string): Promise<void> {
   const pg = (await trx.client.acquireConnection()) as PgConnection;
-  const columns = type.columns.map((c) => c.name);
+  const width = type.columns.length;
   const name = `bi_unnest_${type.table}`;
   const text = compiler.unnestSql(type);
-  const fresh = (): Cell[][] => Array.from({ length: columns.length + 2 }, () => []);
+  const fresh = (): Cell[][] => Array.from({ length: width + 2 }, () => []);
   let arrays = fresh();
   let count = 0;
   const flush = async (): Promise<void> => {
@@ -192,10 +196,10 @@ async function upsertUnnest(trx: Knex.Transaction, compiler: UpsertCompiler, typ
     arrays = fresh();
     count = 0;
   };
-  for (const { row, sourceKey, position } of rows) {
-    for (let c = 0; c < columns.length; c++) (arrays[c] as Cell[]).push(row[columns[c] as string] ?? null);
-    (arrays[columns.length] as Cell[]).push(sourceKey);
-    (arrays[columns.length + 1] as Cell[]).push(position);
+  for (const { cells, at, sourceKey, position } of rows) {
+    for (let c = 0; c < width; c++) (arrays[c] as Cell[]).push(cells[at + c] ?? null);
+    (arrays[width] as Cell[]).push(sourceKey);
+    (arrays[width + 1] as Cell[]).push(position);
     if (++count === PG_ROWS_PER_STATEMENT) await flush();
   }
   await flush();
