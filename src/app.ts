@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { Knex } from 'knex';
 import type { LoadedConfig } from './config/load.js';
 import type { Settings } from './config/schema.js';
+import { createDecoder } from './decode-pool.js';
 import { checkDatabase, openDatabase, parseDatabaseUrl, type DatabaseTarget } from './load/database.js';
 import { migrate } from './load/schema.js';
 import { UpsertCompiler } from './load/upsert.js';
@@ -66,13 +67,14 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
     const openedRegistry = registry;
     // Remember which file we opened, so readiness notices if it is replaced underneath us.
     const identity = target.filename && target.filename !== ':memory:' ? { ino: statSync(target.filename).ino } : undefined;
+    const decoder = createDecoder(settings.DECODE_THREADS);
     return {
-      config, settings, source, db, registry, telemetry, firstListed: new Map(),
+      config, settings, source, db, registry, decoder, telemetry, firstListed: new Map(),
       compiler: new UpsertCompiler(target.dialect),
       checkDatabase: () => checkDatabase(opened, target, identity),
       async close() {
         await openedRegistry.close().catch(() => undefined);
-        await Promise.allSettled([source.close(), opened.destroy()]);
+        await Promise.allSettled([source.close(), opened.destroy(), decoder.close()]);
       },
     };
   } catch (err) {

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import pLimit from 'p-limit';
 import type { Settings } from './config/schema.js';
-import { decodeBody } from './decode.js';
+import { inThreadDecoder, type Decoder } from './decode-pool.js';
 import { describeError, IngestError } from './errors.js';
 import { commitGroup, commitStream, isTransientDbError, type CommitContext, type Outcome } from './load/commit.js';
 import { withRetries } from './sources/retry.js';
@@ -10,7 +10,7 @@ import { planCycle, type PlanItem } from './plan.js';
 import type { Registry } from './registry/types.js';
 import type { Source, StreamedObject } from './sources/types.js';
 import type { CycleSummary, Telemetry } from './telemetry.js';
-import { validateRecords, type ValidatedFile } from './validate.js';
+import type { ValidatedFile } from './validate.js';
 
 export interface PipelineContext {
   settings: Settings;
@@ -18,6 +18,8 @@ export interface PipelineContext {
   db: Knex;
   compiler: UpsertCompiler;
   registry: Registry;
+  /** Parses and validates whole bodies (a pool of threads, or this one). */
+  decoder: Decoder;
   telemetry: Telemetry;
   /** When this process first saw each key that the registry does not know yet (ms since epoch). */
   firstListed: Map<string, number>;
@@ -181,7 +183,7 @@ function retryDb<T>(ctx: PipelineContext, what: string, fn: () => Promise<T>, si
 }
 
 /** Fetches, decodes and validates one file. Never throws: a failure is an outcome like the others. */
-export async function prepare(ctx: Pick<PipelineContext, "source" | "registry">, item: PlanItem, abort: AbortSignal): Promise<Prepared> {
+export async function prepare(ctx: Pick<PipelineContext, 'source' | 'registry'> & { decoder?: Decoder }, item: PlanItem, abort: AbortSignal): Promise<Prepared> {
   const startedAt = performance.now();
   const entry = ctx.registry.get(item.key);
   const known = item.reason === 'recheck' && entry ? { etag: entry.etag, size: entry.size } : undefined;
@@ -189,9 +191,9 @@ export async function prepare(ctx: Pick<PipelineContext, "source" | "registry">,
     const fetched = await ctx.source.fetch(item.key, { known, signal: abort });
     if ('notModified' in fetched) return { kind: 'unchanged', item, etag: fetched.etag, size: fetched.size };
     if ('stream' in fetched) return { kind: 'stream', item, etag: fetched.etag, size: fetched.size, stream: fetched.stream, startedAt };
-    const records = decodeBody(item.key, fetched.body);
-    const file = validateRecords(records, new Date().toISOString());
-    return { kind: 'load', item, etag: fetched.etag, size: fetched.size ?? fetched.body.length, file, startedAt };
+    const size = fetched.size ?? fetched.body.length; // before decoding: a pool takes the body's buffer away
+    const file = await (ctx.decoder ?? inThreadDecoder).decode(item.key, fetched.body, new Date().toISOString());
+    return { kind: 'load', item, etag: fetched.etag, size, file, startedAt };
   } catch (err) {
     if (abort.aborted || (err instanceof IngestError && err.code === 'BI_SHUTDOWN')) return { kind: 'cancelled', item };
     return { kind: 'failed', item, error: describeError(err) };

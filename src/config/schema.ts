@@ -45,6 +45,18 @@ const HttpPort = new t.Type<number | null, number | null, unknown>(
   t.identity,
 );
 
+/** `auto`, or a number of threads from 0 to 64. */
+const Threads = new t.Type<number | 'auto', number | 'auto', unknown>(
+  'Threads',
+  (u): u is number | 'auto' => u === 'auto' || (typeof u === 'number' && Number.isInteger(u) && u >= 0 && u <= 64),
+  (u, c) => {
+    if (typeof u === 'string' && u.trim().toLowerCase() === 'auto') return t.success('auto');
+    const n = typeof u === 'number' ? u : typeof u === 'string' && /^\s*\d+\s*$/.test(u) ? Number(u) : NaN;
+    return Number.isInteger(n) && n >= 0 && n <= 64 ? t.success(n) : t.failure(u, c, 'expected auto or a number of threads from 0 to 64');
+  },
+  t.identity,
+);
+
 const LogFormat = t.keyof({ auto: null, json: null, pretty: null });
 
 const LogLevel = t.keyof({ trace: null, debug: null, info: null, warn: null, error: null, fatal: null, silent: null });
@@ -80,6 +92,8 @@ export const settingsCodec = t.type({
   RETRY_FAILED_SECONDS: secondsAtLeast('RETRY_FAILED_SECONDS', 0),
   /** Most files committed in one database transaction (one fsync per group, see README). */
   COMMIT_MAX_FILES: intIn('COMMIT_MAX_FILES', 1, 10_000),
+  /** Threads that parse and validate whole files beside the main thread; 0: in the main thread; `auto`: cores − 1, at most 4. */
+  DECODE_THREADS: Threads,
   LOG_LEVEL: LogLevel,
   /** `auto`: readable lines on a terminal, JSON lines otherwise. */
   LOG_FORMAT: LogFormat,
@@ -117,7 +131,8 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     STREAM_ABOVE_MB: '8',
     RECHECK_DONE_SECONDS: '3600',
     RETRY_FAILED_SECONDS: '60',
-    COMMIT_MAX_FILES: '64',
+    COMMIT_MAX_FILES: '32',
+    DECODE_THREADS: 'auto',
     LOG_LEVEL: 'info',
     LOG_FORMAT: 'auto',
     HTTP_PORT: 'off',

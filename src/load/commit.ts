@@ -1,3 +1,4 @@
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import type { Knex } from 'knex';
 import { describeError, IngestError, isRetriable } from '../errors.js';
 import { failedBackoffMs } from '../plan.js';
@@ -73,6 +74,9 @@ async function writeGroup(ctx: CommitContext, trx: Knex.Transaction, work: reado
   }
   const outcomes: Outcome[] = [];
   for (const p of work) {
+    // SQLite writes synchronously: let fetches and decoding threads hand on their results between files, or they
+    // starve while a whole group is written and the writer then starves waiting for them.
+    await setImmediatePromise();
     let outcome: Outcome;
     try {
       outcome = await trx.transaction(async (sp) => {
