@@ -94,8 +94,8 @@ export class DecodePool implements Decoder {
 
   private spawn(): Thread {
     // A small young generation: a thread's garbage is one file's parse at a time, and V8's default (up to 3 × 16 MB
-    // per thread) added ~30 MB of RSS for no speed (README, Performance).
-    const options = { resourceLimits: { maxYoungGenerationSizeMb: 8 } };
+    // per thread) added ~30 MB of peak RSS for no speed we could measure (README, Performance).
+    const options = { resourceLimits: { maxYoungGenerationSizeMb: 4 } };
     // Built: dist/decode-worker.js. From source (the tests run under tsx) the thread registers tsx itself first:
     // a worker's entry is loaded before `--import` hooks of its execArgv apply.
     const worker = import.meta.url.endsWith('.ts')
