@@ -5,6 +5,7 @@ import { FILES_TABLE, migrate } from '../src/load/schema.js';
 import { DbRegistry, deadLocalClaimers } from '../src/registry/db-registry.js';
 import { LeaseLostError } from '../src/registry/types.js';
 import { tempDir } from './helpers/cli.js';
+import { entry } from './helpers/registry.js';
 import { dialects } from './helpers/databases.js';
 
 describe('database registry: claims of dead local workers', () => {
@@ -47,6 +48,55 @@ describe('database registry: locking a group', function () {
         const refused = await db.transaction((trx) => a.lockEntries(trx, keys)).then(() => null, (err: unknown) => err);
         expect(refused).to.be.instanceOf(LeaseLostError);
         expect((refused as Error).message).to.contain(stolen);
+        await a.close();
+        await b.close();
+      } finally {
+        await db.destroy();
+        await target.drop();
+        await t.cleanup();
+      }
+    });
+  }
+});
+
+describe('database registry: refresh', function () {
+  this.timeout(60_000);
+  for (const dialect of dialects()) {
+    it(`${dialect.name}: reads the whole table only when something changed, and sees what other workers changed`, async () => {
+      const t = await tempDir();
+      const target = await dialect.create(t.dir);
+      const db = await openDatabase(parseDatabaseUrl(target.url, t.dir));
+      const fullReads: string[] = [];
+      db.on('query', (q: { sql: string }) => {
+        if (/^select \* from .ingest_files.$/i.test(q.sql)) fullReads.push(q.sql);
+      });
+      try {
+        await migrate(db);
+        const worker = (host: string): DbRegistry => new DbRegistry(db, { dialect: dialect.name, leaseMs: 60_000, listingFreshMs: 0, host });
+        const a = worker('host-a');
+        await a.refresh();
+        for (const [index, key] of ['x.data', 'y.data'].entries()) {
+          expect(await a.claim({ key, index, reason: 'new' })).to.equal(true);
+          const done = entry({ updatedAt: `2026-01-01T00:00:0${index}.000Z` });
+          await db.transaction(async (trx) => {
+            await a.lockEntries(trx, [key]);
+            await a.stage(trx, key, done);
+          });
+          await a.committed(new Map([[key, done]]));
+        }
+        const b = worker('host-b');
+        await b.refresh();
+        expect(b.get('y.data')).to.include({ status: 'done' });
+
+        fullReads.length = 0;
+        await b.refresh();
+        await b.refresh();
+        expect(fullReads, 'no change: no full read').to.have.length(0);
+
+        expect(await a.markReprocess(['x.data'])).to.equal(1);
+        await b.refresh();
+        expect(fullReads).to.have.length(1);
+        expect(b.get('x.data')).to.include({ reprocess: true });
         await a.close();
         await b.close();
       } finally {
