@@ -61,12 +61,17 @@ export async function commitGroup(ctx: CommitContext, group: readonly Prepared[]
   return outcomes;
 }
 
+/**
+ * The whole group first in one savepoint: on a server in shared statements (writeGroupBatched), on SQLite file by
+ * file without a savepoint each (two fewer statements per file; ~8% of a load). If the database refuses
+ * something or a claim was lost, that savepoint is rolled back and the group written again file by file, each in
+ * its own savepoint, so that one file is recorded failed (or left to its new owner) and the others commit.
+ */
 async function writeGroup(ctx: CommitContext, trx: Knex.Transaction, work: readonly Prepared[]): Promise<Outcome[]> {
   const now = new Date();
-  const loadedAt = now.toISOString();
-  if (ctx.batchGroups && work.filter((p) => p.kind === 'load').length > 1) {
+  if (work.filter((p) => p.kind === 'load').length > 1) {
     try {
-      return await trx.transaction((sp) => writeGroupBatched(ctx, sp, work, now));
+      return await trx.transaction((sp) => (ctx.batchGroups ? writeGroupBatched(ctx, sp, work, now) : writeGroupInOne(ctx, sp, work, now)));
     } catch (err) {
       if (isTransientDbError(err)) throw err;
       // Some file was refused or lost its claim: redo the group file by file, each in its own savepoint, to find it.
@@ -74,23 +79,10 @@ async function writeGroup(ctx: CommitContext, trx: Knex.Transaction, work: reado
   }
   const outcomes: Outcome[] = [];
   for (const p of work) {
-    // SQLite writes synchronously: let fetches and decoding threads hand on their results between files, or they
-    // starve while a whole group is written and the writer then starves waiting for them.
-    await setImmediatePromise();
+    await setImmediatePromise(); // see writeGroupInOne
     let outcome: Outcome;
     try {
-      outcome = await trx.transaction(async (sp) => {
-        const prev = await lockEntry(ctx, sp, p.item.key);
-        if (p.kind === 'load') {
-          await replaceRejections(sp, p.item.key, p.file.rejections, loadedAt);
-          for (const [type, cells] of p.file.rows) {
-            await upsertRows(sp, ctx.compiler, type, cells, { sourceKey: p.item.key, position: p.item.index, loadedAt });
-          }
-        }
-        const o = decide(ctx, p, prev, null, now);
-        if (o.kind !== 'lost') await ctx.registry.stage(sp, p.item.key, o.entry);
-        return o;
-      });
+      outcome = await trx.transaction(async (sp) => writeFile(ctx, sp, p, await lockEntry(ctx, sp, p.item.key), now));
     } catch (err) {
       if (err instanceof LeaseLostError) {
         outcome = { kind: 'lost', p };
@@ -112,6 +104,33 @@ async function writeGroup(ctx: CommitContext, trx: Knex.Transaction, work: reado
     outcomes.push(outcome);
   }
   return outcomes;
+}
+
+/** SQLite: the group's files one after another in the caller's savepoint. */
+async function writeGroupInOne(ctx: CommitContext, trx: Knex.Transaction, work: readonly Prepared[], now: Date): Promise<Outcome[]> {
+  const prevs = await ctx.registry.lockEntries(trx, work.map((p) => p.item.key));
+  const outcomes: Outcome[] = [];
+  for (const p of work) {
+    // SQLite writes synchronously: let fetches and decoding threads hand on their results between files, or they
+    // starve while a whole group is written and the writer then starves waiting for them.
+    await setImmediatePromise();
+    outcomes.push(await writeFile(ctx, trx, p, prevs.get(p.item.key), now));
+  }
+  return outcomes;
+}
+
+/** One file's rejections, rows and registry entry, in `trx`. */
+async function writeFile(ctx: CommitContext, trx: Knex.Transaction, p: Prepared, prev: RegistryEntry | undefined, now: Date): Promise<Outcome> {
+  const loadedAt = now.toISOString();
+  if (p.kind === 'load') {
+    await replaceRejections(trx, p.item.key, p.file.rejections, loadedAt);
+    for (const [type, cells] of p.file.rows) {
+      await upsertRows(trx, ctx.compiler, type, cells, { sourceKey: p.item.key, position: p.item.index, loadedAt });
+    }
+  }
+  const o = decide(ctx, p, prev, null, now);
+  if (o.kind !== 'lost') await ctx.registry.stage(trx, p.item.key, o.entry);
+  return o;
 }
 
 async function lockEntry(ctx: CommitContext, trx: Knex.Transaction, key: string): Promise<RegistryEntry | undefined> {
