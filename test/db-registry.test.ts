@@ -44,6 +44,7 @@ describe('database registry: locking a group', function () {
         await db(FILES_TABLE).where({ key: stolen }).update({ lease_expires_at: 0 });
         const b = worker('host-b');
         await b.refresh();
+        expect(await b.claim({ key: keys[0] as string, index: 0, reason: 'new' }), 'a live claim is not taken').to.equal(false);
         expect(await b.claim({ key: stolen, index: 321, reason: 'new' })).to.equal(true);
         const refused = await db.transaction((trx) => a.lockEntries(trx, keys)).then(() => null, (err: unknown) => err);
         expect(refused).to.be.instanceOf(LeaseLostError);

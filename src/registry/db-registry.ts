@@ -182,6 +182,12 @@ export class DbRegistry implements Registry {
   async claim(item: PlanItem): Promise<boolean> {
     const now = Date.now();
     const planned = this.entries.get(item.key);
+    if (!planned && this.opts.dialect !== 'mysql') {
+      if (!(await this.claimNew(item, now))) return false;
+      this.held.add(item.key);
+      this.startHeartbeat();
+      return true;
+    }
     if (!planned) {
       const iso = new Date(now).toISOString();
       await this.insertIgnore(FILES_TABLE, { key: item.key, position: item.index, status: 'pending', first_seen_at: iso, updated_at: iso }, ['key']);
@@ -198,6 +204,30 @@ export class DbRegistry implements Registry {
     this.held.add(item.key);
     this.startHeartbeat();
     return true;
+  }
+
+  /**
+   * A key this worker has not seen done or failed, claimed in one statement (PostgreSQL, SQLite): inserted as
+   * pending and ours, or, if another worker inserted it first, taken under the same conditions as `claim`'s
+   * UPDATE. Half the statements of insert-then-update, which on a first load was one claim statement per file.
+   */
+  private async claimNew(item: PlanItem, now: number): Promise<boolean> {
+    const iso = new Date(now).toISOString();
+    const result = (await this.db.raw(
+      `INSERT INTO ?? (??, ??, ??, ??, ??, ??, ??) VALUES (?, ?, 'pending', ?, ?, ?, ?)
+       ON CONFLICT (??) DO UPDATE SET ?? = excluded.??, ?? = excluded.??, ?? = excluded.??
+       WHERE (??.?? IS NULL OR ??.?? < ? OR ??.?? = ?) AND ??.?? = 'pending'
+       RETURNING ??`,
+      [
+        FILES_TABLE, 'key', 'position', 'status', 'first_seen_at', 'updated_at', 'claimed_by', 'lease_expires_at',
+        item.key, item.index, iso, iso, this.workerId, now + this.opts.leaseMs,
+        'key', 'claimed_by', 'claimed_by', 'lease_expires_at', 'lease_expires_at', 'position', 'position',
+        FILES_TABLE, 'claimed_by', FILES_TABLE, 'lease_expires_at', now, FILES_TABLE, 'claimed_by', this.workerId, FILES_TABLE, 'status',
+        'key',
+      ],
+    )) as { rows?: unknown[] } | unknown[];
+    const rows = Array.isArray(result) ? result : result.rows ?? [];
+    return rows.length === 1;
   }
 
   async release(keys: readonly string[]): Promise<void> {
