@@ -1,11 +1,8 @@
 import { expect } from 'chai';
-import { openDatabase, parseDatabaseUrl } from '../src/load/database.js';
-import { migrate } from '../src/load/schema.js';
 import { PG_ROWS_PER_STATEMENT, UpsertCompiler, upsertSourcedRows, type SourcedRow } from '../src/load/upsert.js';
 import { app } from '../src/records/app.js';
 import type { Row } from '../src/records/types.js';
-import { tempDir } from './helpers/cli.js';
-import { dialects } from './helpers/databases.js';
+import { dialects, withMigratedDatabase } from './helpers/databases.js';
 
 /**
  * The group write path (`upsertSourcedRows`: `unnest` arrays on PostgreSQL, multi-row VALUES elsewhere) must
@@ -27,44 +24,34 @@ describe('group upserts', function () {
 
   for (const dialect of dialects()) {
     describe(dialect.name, () => {
-      it('stores tricky values exactly, across several statements, and a key keeps the row of the later file', async () => {
-        const t = await tempDir();
-        const target = await dialect.create(t.dir);
-        const db = await openDatabase(parseDatabaseUrl(target.url, t.dir));
-        try {
-          await migrate(db);
-          const compiler = new UpsertCompiler(parseDatabaseUrl(target.url, t.dir).dialect);
-          // More rows than one PostgreSQL statement holds, so the batch edge is crossed.
-          const many: Row[] = Array.from({ length: PG_ROWS_PER_STATEMENT + 3 }, (_, i) => ({
-            name: `app ${i}`, genre: 'g', version: `v${i % 7}`, rating: i / 4, size_bytes: i * 1_000, is_awesome: i % 2 === 0,
-          }));
-          await db.transaction(async (trx) => {
-            await upsertSourcedRows(trx, compiler, app, sourced([...tricky, ...many], 'late.data', 5), 'at-1');
-          });
-          // An earlier file does not replace the later one's rows; a later file does.
-          const older = { ...(tricky[0] as Row), genre: 'from an earlier file' };
-          const newer = { ...(tricky[1] as Row), genre: 'from a later file' };
-          await db.transaction(async (trx) => {
-            await upsertSourcedRows(trx, compiler, app, [...sourced([older], 'early.data', 2), ...sourced([newer], 'later.data', 9)], 'at-2');
-          });
+      it('stores tricky values exactly, across several statements, and a key keeps the row of the later file', () => withMigratedDatabase(dialect, async (db, target) => {
+        const compiler = new UpsertCompiler(target.dialect);
+        // More rows than one PostgreSQL statement holds, so the batch edge is crossed.
+        const many: Row[] = Array.from({ length: PG_ROWS_PER_STATEMENT + 3 }, (_, i) => ({
+          name: `app ${i}`, genre: 'g', version: `v${i % 7}`, rating: i / 4, size_bytes: i * 1_000, is_awesome: i % 2 === 0,
+        }));
+        await db.transaction(async (trx) => {
+          await upsertSourcedRows(trx, compiler, app, sourced([...tricky, ...many], 'late.data', 5), 'at-1');
+        });
+        // An earlier file does not replace the later one's rows; a later file does.
+        const older = { ...(tricky[0] as Row), genre: 'from an earlier file' };
+        const newer = { ...(tricky[1] as Row), genre: 'from a later file' };
+        await db.transaction(async (trx) => {
+          await upsertSourcedRows(trx, compiler, app, [...sourced([older], 'early.data', 2), ...sourced([newer], 'later.data', 9)], 'at-2');
+        });
 
-          const rows = (await db('apps').select()) as Array<Record<string, unknown>>;
-          expect(rows).to.have.length(tricky.length + many.length);
-          const byKey = new Map(rows.map((r) => [key(r), r]));
-          const expected = [...tricky, ...many].map((r) => (key(r) === key(newer) ? newer : r));
-          for (const want of expected) {
-            const got = byKey.get(key(want));
-            expect(got, key(want)).to.not.equal(undefined);
-            expect({ ...got, is_awesome: Boolean(got?.['is_awesome']) }).to.include(want);
-          }
-          expect(byKey.get(key(tricky[0] as Row))).to.include({ source_key: 'late.data', source_position: 5, loaded_at: 'at-1' });
-          expect(byKey.get(key(newer))).to.include({ source_key: 'later.data', source_position: 9, loaded_at: 'at-2' });
-        } finally {
-          await db.destroy();
-          await target.drop();
-          await t.cleanup();
+        const rows = (await db('apps').select()) as Array<Record<string, unknown>>;
+        expect(rows).to.have.length(tricky.length + many.length);
+        const byKey = new Map(rows.map((r) => [key(r), r]));
+        const expected = [...tricky, ...many].map((r) => (key(r) === key(newer) ? newer : r));
+        for (const want of expected) {
+          const got = byKey.get(key(want));
+          expect(got, key(want)).to.not.equal(undefined);
+          expect({ ...got, is_awesome: Boolean(got?.['is_awesome']) }).to.include(want);
         }
-      });
+        expect(byKey.get(key(tricky[0] as Row))).to.include({ source_key: 'late.data', source_position: 5, loaded_at: 'at-1' });
+        expect(byKey.get(key(newer))).to.include({ source_key: 'later.data', source_position: 9, loaded_at: 'at-2' });
+      }));
     });
   }
 });

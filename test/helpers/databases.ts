@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
+import { openDatabase, parseDatabaseUrl, type DatabaseTarget } from '../../src/load/database.js';
+import { migrate } from '../../src/load/schema.js';
 
 // BIGINT as numbers in the tests' own connections too, as the daemon reads them (values are safe integers).
 pg.types.setTypeParser(20, (v: string) => Number(v));
@@ -121,4 +125,23 @@ export async function dump(db: Knex): Promise<Dump> {
     await db.destroy();
   }
   return out;
+}
+
+/**
+ * Runs `fn` on a fresh, migrated database of the dialect, opened the way the daemon opens it, and removes the
+ * database afterwards whatever happens.
+ */
+export async function withMigratedDatabase(dialect: Dialect, fn: (db: Knex, target: DatabaseTarget) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'bucket-ingest-db-'));
+  const created = await dialect.create(dir);
+  const target = parseDatabaseUrl(created.url, dir);
+  const db = await openDatabase(target);
+  try {
+    await migrate(db);
+    await fn(db, target);
+  } finally {
+    await db.destroy();
+    await created.drop();
+    await rm(dir, { recursive: true, force: true });
+  }
 }
