@@ -80,18 +80,20 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   return summary;
 }
 
-async function claimAndPrepare(ctx: PipelineContext, item: PlanItem, opts: CycleOptions): Promise<Prepared> {
-  if (opts.stop.aborted || opts.abort.aborted) return { kind: 'cancelled', item };
-  let claimed: boolean;
+/**
+ * Claims a batch of planned files in one go (a few statements, not one per file) and tells which to fetch. Never
+ * throws: files that could not be claimed are left for a later cycle, the registry unchanged.
+ */
+async function claimAll(ctx: PipelineContext, items: readonly PlanItem[], opts: CycleOptions): Promise<(item: PlanItem) => 'claimed' | 'cancelled' | 'elsewhere'> {
+  if (opts.stop.aborted || opts.abort.aborted) return () => 'cancelled';
   try {
-    claimed = await retryDb(ctx, `claiming ${item.key}`, () => ctx.registry.claim(item), opts.abort);
+    const claimed = await retryDb(ctx, `claiming ${items.length} file(s)`, () => ctx.registry.claim(items), opts.abort);
+    return (item) => (claimed.has(item.key) ? 'claimed' : 'elsewhere');
   } catch (err) {
-    // Not claimed, nothing fetched: a later cycle tries again. The registry is unchanged.
-    ctx.telemetry.claimFailed(item.key, describeError(err));
-    return { kind: 'cancelled', item };
+    const error = describeError(err);
+    for (const item of items) ctx.telemetry.claimFailed(item.key, error);
+    return () => 'cancelled';
   }
-  if (!claimed) return { kind: 'elsewhere', item };
-  return prepare(ctx, item, opts.abort);
 }
 
 /** How long a group waits for more files once its first is ready: fewer, larger commits (one fsync each). */
@@ -127,12 +129,23 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
     wake = null;
     w?.();
   };
+  const prepareClaimed = (item: PlanItem): Promise<Prepared> =>
+    opts.stop.aborted || opts.abort.aborted ? Promise.resolve({ kind: 'cancelled', item }) : prepare(ctx, item, opts.abort);
+  // Files are claimed as they enter the window, all of those at once, and fetched CONCURRENCY at a time.
   const startMore = (): void => {
+    const batch: PlanItem[] = [];
     while (started < todo.length && inFlight + ready.length < window) {
-      const item = todo[started++] as PlanItem;
+      batch.push(todo[started++] as PlanItem);
       inFlight++;
-      void limit(() => claimAndPrepare(ctx, item, opts)).then(arrived, (err: unknown) => arrived({ kind: 'failed', item, error: describeError(err) }));
     }
+    if (batch.length === 0) return;
+    void claimAll(ctx, batch, opts).then((claim) => {
+      for (const item of batch) {
+        const state = claim(item);
+        if (state !== 'claimed') arrived({ kind: state, item });
+        else void limit(() => prepareClaimed(item)).then(arrived, (err: unknown) => arrived({ kind: 'failed', item, error: describeError(err) }));
+      }
+    });
   };
   const rowsOf = (p: Prepared): number => (p.kind === 'load' ? p.file.loaded : 0);
   const waitForArrival = (ms: number): Promise<void> => new Promise((resolve) => {

@@ -26,7 +26,7 @@ describe('database registry: locking a group', function () {
       await a.refresh();
       // More keys than one lock query takes.
       const keys = Array.from({ length: 503 }, (_, i) => `k${String(i).padStart(4, '0')}.data`);
-      for (const [index, key] of keys.entries()) expect(await a.claim({ key, index, reason: 'new' })).to.equal(true);
+      expect(await a.claim(keys.map((key, index) => ({ key, index, reason: 'new' as const })))).to.deep.equal(new Set(keys));
       const shuffled = [...keys].reverse();
       const locked = await db.transaction((trx) => a.lockEntries(trx, shuffled));
       expect([...locked.keys()]).to.deep.equal(shuffled);
@@ -37,8 +37,8 @@ describe('database registry: locking a group', function () {
       await db(FILES_TABLE).where({ key: stolen }).update({ lease_expires_at: 0 });
       const b = worker('host-b');
       await b.refresh();
-      expect(await b.claim({ key: keys[0] as string, index: 0, reason: 'new' }), 'a live claim is not taken').to.equal(false);
-      expect(await b.claim({ key: stolen, index: 321, reason: 'new' })).to.equal(true);
+      expect(await b.claim([{ key: keys[0] as string, index: 0, reason: 'new' }, { key: stolen, index: 321, reason: 'new' }]), 'a live claim is not taken')
+        .to.deep.equal(new Set([stolen]));
       const refused = await db.transaction((trx) => a.lockEntries(trx, keys)).then(() => null, (err: unknown) => err);
       expect(refused).to.be.instanceOf(LeaseLostError);
       expect((refused as Error).message).to.contain(stolen);
@@ -60,11 +60,11 @@ describe('database registry: refresh', function () {
       const a = worker('host-a');
       await a.refresh();
       for (const [index, key] of ['x.data', 'y.data'].entries()) {
-        expect(await a.claim({ key, index, reason: 'new' })).to.equal(true);
+        expect(await a.claim([{ key, index, reason: 'new' }])).to.deep.equal(new Set([key]));
         const done = entry({ updatedAt: `2026-01-01T00:00:0${index}.000Z` });
         await db.transaction(async (trx) => {
           await a.lockEntries(trx, [key]);
-          await a.stage(trx, key, done);
+          await a.stage(trx, new Map([[key, done]]));
         });
         await a.committed(new Map([[key, done]]));
       }
@@ -81,6 +81,61 @@ describe('database registry: refresh', function () {
       await b.refresh();
       expect(fullReads).to.have.length(1);
       expect(b.get('x.data')).to.include({ reprocess: true });
+      await a.close();
+      await b.close();
+    }));
+  }
+});
+
+describe('database registry: claims and entries in batches', function () {
+  this.timeout(60_000);
+  for (const dialect of dialects()) {
+    it(`${dialect.name}: claims only the keys nobody else holds or finished, and stages a group's entries exactly, or none`, () => withMigratedDatabase(dialect, async (db) => {
+      const worker = (host: string): DbRegistry => new DbRegistry(db, { dialect: dialect.name, leaseMs: 60_000, listingFreshMs: 0, host });
+      const a = worker('host-a');
+      const b = worker('host-b');
+      await a.refresh();
+      await b.refresh();
+      const keys = Array.from({ length: 520 }, (_, i) => `f${String(i).padStart(4, '0')}.data`);
+      const items = keys.map((key, index) => ({ key, index, reason: 'new' as const }));
+      // b holds two keys live, and has finished a third since a planned: a gets all the others, and only those.
+      const item = (i: number): (typeof items)[number] => items[i] as (typeof items)[number];
+      expect(await b.claim([item(5), item(400)])).to.deep.equal(new Set([keys[5], keys[400]]));
+      const finished = keys[7] as string;
+      expect(await b.claim([item(7)])).to.deep.equal(new Set([finished]));
+      await db.transaction(async (trx) => {
+        await b.lockEntries(trx, [finished]);
+        await b.stage(trx, new Map([[finished, entry()]]));
+      });
+      const mine = keys.filter((k) => k !== keys[5] && k !== keys[400] && k !== finished);
+      expect(await a.claim(items)).to.deep.equal(new Set(mine));
+      const rows = (await db(FILES_TABLE).select('key', 'claimed_by', 'position')) as Array<{ key: string; claimed_by: string | null; position: number | string }>;
+      expect(rows.filter((r) => r.claimed_by === a.workerId).map((r) => r.key).sort()).to.deep.equal(mine);
+      expect(rows.every((r) => Number(r.position) === keys.indexOf(r.key))).to.equal(true);
+
+      // Every field of every entry lands as given, nulls, flags and large numbers included (more entries than one statement takes).
+      const staged = new Map(mine.map((key, i) => [key, entry({
+        status: i % 3 === 0 ? 'failed' : 'done', etag: i % 2 ? null : `"${key}"`, size: i % 5 ? 2 ** 40 + i : null, attempts: i, failures: i % 3,
+        loaded: 1000 + i, rejected: i % 7, skipped: 3 * i, error: i % 3 === 0 ? `BI_FETCH: ${key}: it's "broken"` : null,
+        updatedAt: `2026-02-01T00:00:00.${String(i % 1000).padStart(3, '0')}Z`, doneAt: i % 3 === 0 ? null : '2026-02-01T00:00:00.000Z',
+        checkedAt: i % 4 ? '2026-02-02T00:00:00.000Z' : null, nextAttemptAt: i % 3 === 0 ? '2026-03-01T00:00:00.000Z' : null,
+        ...(i % 10 === 0 ? { reprocess: true } : {}),
+      })]));
+      // One key of the group claimed away meanwhile: the group stages nothing.
+      const lost = mine[300] as string;
+      await db(FILES_TABLE).where({ key: lost }).update({ claimed_by: b.workerId });
+      const refused = await db.transaction((trx) => a.stage(trx, staged)).then(() => null, (err: unknown) => err);
+      expect(refused).to.be.instanceOf(LeaseLostError);
+      expect((refused as Error).message).to.contain(lost);
+      expect(await db(FILES_TABLE).whereIn('key', mine).andWhere('status', 'done').count({ n: '*' }).first()).to.satisfy((r: { n: number | string }) => Number(r.n) === 0);
+
+      await db(FILES_TABLE).where({ key: lost }).update({ claimed_by: a.workerId });
+      await db.transaction((trx) => a.stage(trx, staged));
+      const c = worker('host-c');
+      await c.refresh();
+      for (const [key, e] of staged) expect(c.get(key), key).to.deep.equal(e);
+      const left = (await db(FILES_TABLE).whereIn('key', mine).whereNotNull('claimed_by').count({ n: '*' }).first()) as { n: number | string };
+      expect(Number(left.n), 'staging gives the claims back').to.equal(0);
       await a.close();
       await b.close();
     }));

@@ -90,7 +90,11 @@ async function writeGroupFileByFile(ctx: CommitContext, trx: Knex.Transaction, w
     await setImmediatePromise(); // see writeGroupInOne
     let outcome: Outcome;
     try {
-      outcome = await trx.transaction(async (sp) => writeFile(ctx, sp, p, await lockEntry(ctx, sp, p.item.key), now));
+      outcome = await trx.transaction(async (sp) => {
+        const o = await writeFile(ctx, sp, p, await lockEntry(ctx, sp, p.item.key), now);
+        await stage(ctx, sp, [o]);
+        return o;
+      });
     } catch (err) {
       if (err instanceof LeaseLostError) {
         outcome = { kind: 'lost', p };
@@ -101,7 +105,7 @@ async function writeGroupFileByFile(ctx: CommitContext, trx: Knex.Transaction, w
         outcome = await trx.transaction(async (sp) => {
           const prev = await lockEntry(ctx, sp, p.item.key);
           const o = decide(ctx, p, prev, `BI_DATABASE: ${describeError(err)}`, now);
-          if (o.kind !== 'lost') await ctx.registry.stage(sp, p.item.key, o.entry);
+          await stage(ctx, sp, [o]);
           return o;
         }).catch((e: unknown) => {
           if (e instanceof LeaseLostError) return { kind: 'lost', p } as const;
@@ -124,10 +128,11 @@ async function writeGroupInOne(ctx: CommitContext, trx: Knex.Transaction, work: 
     await setImmediatePromise();
     outcomes.push(await writeFile(ctx, trx, p, prevs.get(p.item.key), now));
   }
+  await stage(ctx, trx, outcomes);
   return outcomes;
 }
 
-/** One file's rejections, rows and registry entry, in `trx`. */
+/** One file's rejections and rows, in `trx`, and the outcome its registry entry is to record. */
 async function writeFile(ctx: CommitContext, trx: Knex.Transaction, p: Prepared, prev: RegistryEntry | undefined, now: Date): Promise<Outcome> {
   const loadedAt = now.toISOString();
   if (p.kind === 'load') {
@@ -136,9 +141,14 @@ async function writeFile(ctx: CommitContext, trx: Knex.Transaction, p: Prepared,
       await upsertRows(trx, ctx.compiler, type, cells, { sourceKey: p.item.key, position: p.item.index, loadedAt });
     }
   }
-  const o = decide(ctx, p, prev, null, now);
-  if (o.kind !== 'lost') await ctx.registry.stage(trx, p.item.key, o.entry);
-  return o;
+  return decide(ctx, p, prev, null, now);
+}
+
+/** The registry entries of the outcomes, in `trx` (the database registry writes them all in one statement). */
+async function stage(ctx: CommitContext, trx: Knex.Transaction, outcomes: readonly Outcome[]): Promise<void> {
+  const entries = new Map<string, RegistryEntry>();
+  for (const o of outcomes) if (o.kind !== 'lost') entries.set(o.p.item.key, o.entry);
+  if (entries.size > 0) await ctx.registry.stage(trx, entries);
 }
 
 async function lockEntry(ctx: CommitContext, trx: Knex.Transaction, key: string): Promise<RegistryEntry | undefined> {
@@ -177,12 +187,8 @@ async function writeGroupBatched(ctx: CommitContext, trx: Knex.Transaction, work
     }
   }
   for (const [type, rows] of merged) await upsertSourcedRows(trx, ctx.compiler, type, rows.values(), loadedAt);
-  const outcomes: Outcome[] = [];
-  for (const p of work) {
-    const o = decide(ctx, p, prevs.get(p.item.key), null, now);
-    if (o.kind !== 'lost') await ctx.registry.stage(trx, p.item.key, o.entry);
-    outcomes.push(o);
-  }
+  const outcomes = work.map((p) => decide(ctx, p, prevs.get(p.item.key), null, now));
+  await stage(ctx, trx, outcomes);
   return outcomes;
 }
 
@@ -254,7 +260,7 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
       }
       counts.size ??= bytes;
       const o = decide(ctx, p, prev, null, now, counts);
-      if (o.kind !== 'lost') await ctx.registry.stage(trx, key, o.entry);
+      await stage(ctx, trx, [o]);
       return o;
     });
   } catch (err) {
@@ -265,7 +271,7 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
       const prev = await lockEntry(ctx, trx, key);
       const label = err instanceof IngestError ? error : isRetriable(err) ? `BI_NETWORK: ${key}: ${error}` : `BI_DATABASE: ${error}`;
       const o = decide(ctx, p, prev, label, now);
-      if (o.kind !== 'lost') await ctx.registry.stage(trx, key, o.entry);
+      await stage(ctx, trx, [o]);
       return o;
     }).catch((e: unknown) => {
       if (e instanceof LeaseLostError) return { kind: 'lost', p } as const;

@@ -50,6 +50,19 @@ function toColumns(e: RegistryEntry): Partial<FileRow> {
   };
 }
 
+/** Keys per claim statement (6 bindings each), and entries per staging statement (16 bindings each). */
+const CLAIMS_PER_STATEMENT = 500;
+const STAGES_PER_STATEMENT = 500;
+
+/** What `stage` writes, with the SQL type each value is cast to inside `VALUES` (PostgreSQL infers none there). */
+const STAGED: ReadonlyArray<{ name: keyof FileRow; type: string }> = [
+  { name: 'key', type: 'text' }, { name: 'status', type: 'text' }, { name: 'etag', type: 'text' }, { name: 'size', type: 'bigint' },
+  { name: 'attempts', type: 'integer' }, { name: 'failures', type: 'integer' }, { name: 'loaded', type: 'bigint' },
+  { name: 'rejected', type: 'bigint' }, { name: 'skipped', type: 'bigint' }, { name: 'error', type: 'text' },
+  { name: 'first_seen_at', type: 'text' }, { name: 'updated_at', type: 'text' }, { name: 'done_at', type: 'text' },
+  { name: 'checked_at', type: 'text' }, { name: 'next_attempt_at', type: 'text' }, { name: 'reprocess', type: 'boolean' },
+];
+
 /** A worker reads the whole registry table at least this often, changed or not (see `summary`). */
 const FULL_REFRESH_MS = 5 * 60_000;
 
@@ -179,55 +192,82 @@ export class DbRegistry implements Registry {
     return Number(updated) === 1;
   }
 
-  async claim(item: PlanItem): Promise<boolean> {
+  async claim(items: readonly PlanItem[]): Promise<Set<string>> {
     const now = Date.now();
-    const planned = this.entries.get(item.key);
-    if (!planned && this.opts.dialect !== 'mysql') {
-      if (!(await this.claimNew(item, now))) return false;
-      this.held.add(item.key);
-      this.startHeartbeat();
-      return true;
+    const byKey = new Map(items.map((item) => [item.key, item]));
+    const fresh = [...byKey.values()].filter((item) => !this.entries.has(item.key));
+    const claimed = new Set<string>();
+    for (let i = 0; i < fresh.length; i += CLAIMS_PER_STATEMENT) {
+      const batch = fresh.slice(i, i + CLAIMS_PER_STATEMENT);
+      const taken = this.opts.dialect === 'mysql' ? await this.claimNewMysql(batch, now) : await this.claimNew(batch, now);
+      for (const key of taken) claimed.add(key);
     }
-    if (!planned) {
-      const iso = new Date(now).toISOString();
-      await this.insertIgnore(FILES_TABLE, { key: item.key, position: item.index, status: 'pending', first_seen_at: iso, updated_at: iso }, ['key']);
+    // Keys done or failed before (retries, rechecks, reprocess requests): few, and each must still be the version
+    // it was planned from, so one conditional UPDATE each.
+    for (const item of byKey.values()) {
+      const planned = this.entries.get(item.key);
+      if (planned && (await this.claimPlanned(item, planned, now))) claimed.add(item.key);
     }
-    let query = this.db(FILES_TABLE)
-      .where('key', item.key)
-      .andWhere((q) => {
-        void q.whereNull('claimed_by').orWhere('lease_expires_at', '<', now).orWhere('claimed_by', this.workerId);
-      });
-    // Still the version we planned from: nobody finished it meanwhile.
-    query = planned ? query.andWhere('updated_at', planned.updatedAt) : query.andWhere('status', 'pending');
-    const updated = await query.update({ claimed_by: this.workerId, lease_expires_at: now + this.opts.leaseMs, position: item.index });
-    if (Number(updated) !== 1) return false;
-    this.held.add(item.key);
-    this.startHeartbeat();
-    return true;
+    for (const key of claimed) this.held.add(key);
+    if (claimed.size > 0) this.startHeartbeat();
+    return claimed;
+  }
+
+  /** A key with an entry: taken if nobody holds a live lease and nobody finished it since it was planned. */
+  private async claimPlanned(item: PlanItem, planned: RegistryEntry, now: number): Promise<boolean> {
+    const updated = await this.claimable(this.db(FILES_TABLE).where('key', item.key), now)
+      .andWhere('updated_at', planned.updatedAt)
+      .update({ claimed_by: this.workerId, lease_expires_at: now + this.opts.leaseMs, position: item.index });
+    return Number(updated) === 1;
+  }
+
+  /** Rows nobody holds a live lease on (or this worker does). */
+  private claimable(query: Knex.QueryBuilder, now: number): Knex.QueryBuilder {
+    return query.andWhere((q) => {
+      void q.whereNull('claimed_by').orWhere('lease_expires_at', '<', now).orWhere('claimed_by', this.workerId);
+    });
   }
 
   /**
-   * A key this worker has not seen done or failed, claimed in one statement (PostgreSQL, SQLite): inserted as
-   * pending and ours, or, if another worker inserted it first, taken under the same conditions as `claim`'s
-   * UPDATE. Half the statements of insert-then-update, which on a first load was one claim statement per file.
+   * Keys this worker has not seen done or failed, claimed in one statement (PostgreSQL, SQLite): inserted as
+   * pending and ours, or, where another worker inserted a key first, taken under the same conditions as
+   * `claimPlanned`'s UPDATE. On a first load this was one statement (and one commit) per file.
    */
-  private async claimNew(item: PlanItem, now: number): Promise<boolean> {
+  private async claimNew(items: readonly PlanItem[], now: number): Promise<string[]> {
     const iso = new Date(now).toISOString();
+    const values: Knex.Value[] = [];
+    for (const item of items) values.push(item.key, item.index, iso, iso, this.workerId, now + this.opts.leaseMs);
     const result = (await this.db.raw(
-      `INSERT INTO ?? (??, ??, ??, ??, ??, ??, ??) VALUES (?, ?, 'pending', ?, ?, ?, ?)
+      `INSERT INTO ?? (??, ??, ??, ??, ??, ??, ??) VALUES ${items.map(() => "(?, ?, 'pending', ?, ?, ?, ?)").join(', ')}
        ON CONFLICT (??) DO UPDATE SET ?? = excluded.??, ?? = excluded.??, ?? = excluded.??
        WHERE (??.?? IS NULL OR ??.?? < ? OR ??.?? = ?) AND ??.?? = 'pending'
        RETURNING ??`,
       [
         FILES_TABLE, 'key', 'position', 'status', 'first_seen_at', 'updated_at', 'claimed_by', 'lease_expires_at',
-        item.key, item.index, iso, iso, this.workerId, now + this.opts.leaseMs,
+        ...values,
         'key', 'claimed_by', 'claimed_by', 'lease_expires_at', 'lease_expires_at', 'position', 'position',
         FILES_TABLE, 'claimed_by', FILES_TABLE, 'lease_expires_at', now, FILES_TABLE, 'claimed_by', this.workerId, FILES_TABLE, 'status',
         'key',
       ],
-    )) as { rows?: unknown[] } | unknown[];
-    const rows = Array.isArray(result) ? result : result.rows ?? [];
-    return rows.length === 1;
+    )) as { rows?: Array<{ key: string }> } | Array<{ key: string }>;
+    return (Array.isArray(result) ? result : result.rows ?? []).map((r) => r.key);
+  }
+
+  /**
+   * MySQL has no RETURNING: insert the missing keys as pending, take the pending ones nobody holds, then read which
+   * are ours (a live lease cannot be taken from us in between).
+   */
+  private async claimNewMysql(items: readonly PlanItem[], now: number): Promise<string[]> {
+    const iso = new Date(now).toISOString();
+    const keys = items.map((item) => item.key);
+    await this.db(FILES_TABLE)
+      .insert(items.map((item) => ({ key: item.key, position: item.index, status: 'pending', first_seen_at: iso, updated_at: iso })))
+      .onConflict('key')
+      .ignore();
+    await this.claimable(this.db(FILES_TABLE).whereIn('key', keys).andWhere('status', 'pending'), now)
+      .update({ claimed_by: this.workerId, lease_expires_at: now + this.opts.leaseMs });
+    const rows = (await this.db(FILES_TABLE).select('key').whereIn('key', keys).andWhere('claimed_by', this.workerId)) as Array<{ key: string }>;
+    return rows.map((r) => r.key);
   }
 
   async release(keys: readonly string[]): Promise<void> {
@@ -254,9 +294,39 @@ export class DbRegistry implements Registry {
     return entries;
   }
 
-  async stage(trx: Knex.Transaction, key: string, entry: RegistryEntry): Promise<void> {
-    const updated = await trx(FILES_TABLE).where({ key, claimed_by: this.workerId }).update({ ...toColumns(entry), claimed_by: null, lease_expires_at: null });
-    if (Number(updated) !== 1) throw new LeaseLostError(key);
+  /**
+   * The group's entries in one `WITH v AS (VALUES …) UPDATE … FROM v` per STAGES_PER_STATEMENT keys (PostgreSQL, SQLite), each
+   * only where the claim is still ours; MySQL one UPDATE per key. A key not updated has lost its claim.
+   */
+  async stage(trx: Knex.Transaction, entries: ReadonlyMap<string, RegistryEntry>): Promise<void> {
+    const all = [...entries];
+    if (this.opts.dialect === 'mysql') {
+      for (const [key, entry] of all) {
+        const updated = await trx(FILES_TABLE).where({ key, claimed_by: this.workerId }).update({ ...toColumns(entry), claimed_by: null, lease_expires_at: null });
+        if (Number(updated) !== 1) throw new LeaseLostError(key);
+      }
+      return;
+    }
+    const t = `"${FILES_TABLE}"`;
+    const set = STAGED.filter((c) => c.name !== 'key').map((c) => `"${c.name}" = v."${c.name}"`);
+    for (let i = 0; i < all.length; i += STAGES_PER_STATEMENT) {
+      const batch = all.slice(i, i + STAGES_PER_STATEMENT);
+      const row = `(${STAGED.map((c) => `CAST(? AS ${c.type})`).join(', ')})`;
+      const bindings: Knex.Value[] = [];
+      for (const [key, entry] of batch) {
+        const columns: Record<string, unknown> = { ...toColumns(entry), key };
+        for (const c of STAGED) bindings.push(c.name === 'reprocess' ? (columns.reprocess ? 1 : 0) : (columns[c.name] as Knex.Value | undefined) ?? null);
+      }
+      bindings.push(this.workerId);
+      const result = (await trx.raw(
+        `WITH v(${STAGED.map((c) => `"${c.name}"`).join(', ')}) AS (VALUES ${batch.map(() => row).join(', ')}) ` +
+          `UPDATE ${t} SET ${set.join(', ')}, "claimed_by" = NULL, "lease_expires_at" = NULL FROM v ` +
+          `WHERE ${t}."key" = v."key" AND ${t}."claimed_by" = ? RETURNING ${t}."key"`,
+        bindings,
+      )) as { rows?: Array<{ key: string }> } | Array<{ key: string }>;
+      const done = new Set((Array.isArray(result) ? result : result.rows ?? []).map((r) => r.key));
+      for (const [key] of batch) if (!done.has(key)) throw new LeaseLostError(key);
+    }
   }
 
   async committed(changes: ReadonlyMap<string, RegistryEntry>): Promise<void> {

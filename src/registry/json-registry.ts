@@ -4,6 +4,7 @@ import { IngestError } from '../errors.js';
 import { formatErrors } from '../records/reasons.js';
 import type { Knex } from 'knex';
 import type { Source } from '../sources/types.js';
+import type { PlanItem } from '../plan.js';
 import { snapshotCodec, registryEntryCodec, type RegistryEntry } from './entry.js';
 import type { Registry } from './types.js';
 import { readIfExists, writeFileAtomic } from './files.js';
@@ -103,8 +104,8 @@ export class JsonRegistry implements Registry {
     return source.listKeys(signal);
   }
 
-  async claim(): Promise<boolean> {
-    return true;
+  async claim(items: readonly PlanItem[]): Promise<Set<string>> {
+    return new Set(items.map((item) => item.key));
   }
 
   async release(): Promise<void> {}

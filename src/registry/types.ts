@@ -12,8 +12,10 @@ import type { RegistryEntry } from './entry.js';
  *   transaction as the files' rows (exactly-once effect), with claims and leases so several daemons share
  *   one bucket.
  *
- * Per group the pipeline calls, inside the transaction: `lockEntries` for the group's files, then `stage` for
- * each file; after the commit: `committed`.
+ * The pipeline claims the files it is about to fetch several at a time (`claim`), and per group calls, inside the
+ * transaction: `lockEntries` for the group's files, then `stage` with their new entries; after the commit:
+ * `committed`. Each of these is one or a few statements for the whole batch, never one per file: on a server
+ * every statement is a round trip, and every claim outside a transaction a commit.
  */
 export interface Registry {
   readonly mode: 'json' | 'database';
@@ -25,8 +27,11 @@ export interface Registry {
   refresh(): Promise<void>;
   /** The index keys for this cycle; the database registry shares one listing between workers. */
   listKeys(source: Source, signal: AbortSignal): Promise<string[]>;
-  /** Takes the right to process a planned key; false when another worker holds it or finished it since. */
-  claim(item: PlanItem): Promise<boolean>;
+  /**
+   * Takes the right to process planned keys; returns the keys it took. A key is left out when another worker
+   * holds it or finished it since it was planned.
+   */
+  claim(items: readonly PlanItem[]): Promise<Set<string>>;
   /** Gives back claims of files abandoned at shutdown. */
   release(keys: readonly string[]): Promise<void>;
   /**
@@ -34,8 +39,8 @@ export interface Registry {
    * round trip waits behind the files being parsed meanwhile); throws `LeaseLostError` if one is no longer ours.
    */
   lockEntries(trx: Knex.Transaction, keys: readonly string[]): Promise<Map<string, RegistryEntry | undefined>>;
-  /** Inside the group transaction: the key's new entry. */
-  stage(trx: Knex.Transaction, key: string, entry: RegistryEntry): Promise<void>;
+  /** Inside the group transaction: the keys' new entries; throws `LeaseLostError` if one is no longer ours. */
+  stage(trx: Knex.Transaction, entries: ReadonlyMap<string, RegistryEntry>): Promise<void>;
   /** After the commit: make the group's entries durable (JSON) and visible to `get`. */
   committed(changes: ReadonlyMap<string, RegistryEntry>): Promise<void>;
   /** Marks keys so the next cycle processes them again; returns how many entries it marked. */

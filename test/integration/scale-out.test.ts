@@ -108,9 +108,13 @@ const pg = postgresDialect();
     const admin = knexFactory({ client: 'pg', connection: process.env.TEST_PG_URL! });
     try {
       const until = Date.now() + 30_000;
+      let exited = false;
+      void run.finished.then(() => (exited = true));
       while (!run.output().includes('"event":"CycleStarted"') && Date.now() < until) await sleep(10);
-      for (let i = 0; i < 3; i++) {
-        await sleep(150);
+      // Claims and commits are a few statements per batch of files, so a kill may find every connection idle (the
+      // pool just drops it): keep killing until one hits a statement in flight.
+      while (!run.output().includes('DatabaseRetry') && !exited && Date.now() < until) {
+        await sleep(50);
         await admin.raw("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'bucket-ingest' and pid <> pg_backend_pid()");
       }
     } finally {
