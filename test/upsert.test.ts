@@ -1,6 +1,8 @@
 import { expect } from 'chai';
-import { PG_ROWS_PER_STATEMENT, UpsertCompiler, upsertSourcedRows, type SourcedRow } from '../src/load/upsert.js';
+import { PG_ROWS_PER_STATEMENT, UpsertCompiler, upsertGroupRows, upsertSourcedRows, type SourcedRow } from '../src/load/upsert.js';
 import { app } from '../src/records/app.js';
+import { song } from '../src/records/song.js';
+import type { RecordType } from '../src/records/types.js';
 import type { Row } from '../src/records/types.js';
 import { dialects, withMigratedDatabase } from './helpers/databases.js';
 
@@ -53,5 +55,36 @@ describe('group upserts', function () {
         expect(byKey.get(key(newer))).to.include({ source_key: 'later.data', source_position: 9, loaded_at: 'at-2' });
       }));
     });
+  }
+});
+
+describe('group upserts from several workers at once', function () {
+  this.timeout(60_000);
+  for (const dialect of dialects().filter((d) => d.name !== 'sqlite')) {
+    it(`${dialect.name}: two groups sharing keys, listed in opposite orders, both commit without a deadlock`, () => withMigratedDatabase(dialect, async (db, target) => {
+      const compiler = new UpsertCompiler(target.dialect);
+      const n = 3_000;
+      const group = (sourceKey: string, position: number, reversed: boolean): Map<RecordType, Map<string, SourcedRow>> => {
+        const rowsOf = (type: RecordType, make: (i: number) => Row): Map<string, SourcedRow> => {
+          const order = Array.from({ length: n }, (_, i) => (reversed ? n - 1 - i : i));
+          return new Map(order.map((i) => [`k${i}`, { cells: type.columns.map((c) => make(i)[c.name] ?? null), at: 0, sourceKey, position }]));
+        };
+        const songs = rowsOf(song, (i) => ({ artist_name: `artist ${i}`, title: `title ${i}`, year: 1990, release: sourceKey, ingestion_time: 't' }));
+        const apps = rowsOf(app, (i) => ({ name: `app ${i}`, genre: sourceKey, version: '1', rating: 1, size_bytes: 10, is_awesome: false }));
+        // Each worker met the types in another order, too.
+        const entries: Array<[RecordType, Map<string, SourcedRow>]> = [[song as RecordType, songs], [app as RecordType, apps]];
+        return new Map(reversed ? entries.reverse() : entries);
+      };
+      // Both transactions write at the same time; in their own orders each would soon wait for a row the other holds.
+      await Promise.all([
+        db.transaction((trx) => upsertGroupRows(trx, compiler, group('a.data', 1, false), 'at-a')),
+        db.transaction((trx) => upsertGroupRows(trx, compiler, group('b.data', 2, true), 'at-b')),
+      ]);
+      for (const table of ['songs', 'apps']) {
+        const rows = (await db(table).select('source_key')) as Array<{ source_key: string }>;
+        expect(rows, table).to.have.length(n);
+        expect(rows.every((r) => r.source_key === 'b.data'), `${table}: the later file's rows`).to.equal(true);
+      }
+    }));
   }
 });

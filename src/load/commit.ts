@@ -9,7 +9,7 @@ import type { Prepared } from '../pipeline.js';
 import { splitJsonArray } from '../decode-stream.js';
 import { keyAt, validateRecords } from '../validate.js';
 import type { RecordType } from '../records/types.js';
-import { deleteRejections, insertRejections, replaceGroupRejections, replaceRejections, upsertRows, upsertSourcedRows, type SourcedRow, type UpsertCompiler } from './upsert.js';
+import { deleteRejections, insertRejections, replaceGroupRejections, replaceRejections, upsertGroupRows, upsertRows, type SourcedRow, type UpsertCompiler } from './upsert.js';
 
 export interface CommitContext {
   db: Knex;
@@ -186,7 +186,7 @@ async function writeGroupBatched(ctx: CommitContext, trx: Knex.Transaction, work
       }
     }
   }
-  for (const [type, rows] of merged) await upsertSourcedRows(trx, ctx.compiler, type, rows.values(), loadedAt);
+  await upsertGroupRows(trx, ctx.compiler, merged, loadedAt);
   const outcomes = work.map((p) => decide(ctx, p, prevs.get(p.item.key), null, now));
   await stage(ctx, trx, outcomes);
   return outcomes;

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Cell, ColumnKind, RecordType } from '../records/types.js';
+import { recordTypes } from '../records/index.js';
 import { PROVENANCE, REJECTED_TABLE } from './schema.js';
 import type { Rejection } from '../validate.js';
 import type { Dialect } from './database.js';
@@ -156,6 +157,22 @@ function* sourced(type: RecordType, cells: readonly Cell[], provenance: { source
 
 /** Rows per `unnest` statement on PostgreSQL (PERFORMANCE-NOTES: 5,000 measured best). */
 export const PG_ROWS_PER_STATEMENT = 5000;
+
+/**
+ * Upserts a group's rows, merged by key, in one order for every worker: tables in `recordTypes` order, each
+ * table's rows by key. Two workers committing groups that share keys then wait for each other; in the order their
+ * files happened to list them, each could hold a row the other needs next (a deadlock, and a retry of both groups).
+ */
+export async function upsertGroupRows(
+  trx: Knex.Transaction, compiler: UpsertCompiler, merged: ReadonlyMap<RecordType, ReadonlyMap<string, SourcedRow>>, loadedAt: string,
+): Promise<void> {
+  for (const type of recordTypes) {
+    const rows = merged.get(type);
+    if (!rows || rows.size === 0) continue;
+    const keys = [...rows.keys()].sort();
+    await upsertSourcedRows(trx, compiler, type, keys.map((k) => rows.get(k) as SourcedRow), loadedAt);
+  }
+}
 
 /**
  * Upserts rows that each carry their own provenance (a group's rows of several files share statements). The
