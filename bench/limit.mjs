@@ -63,7 +63,6 @@ const ddl = (t, dialect) => {
   return [
     `CREATE TABLE IF NOT EXISTS "${t.table}" (${all.map((c, i) => `"${c}" ${types[i]} NOT NULL`).join(', ')})`,
     `CREATE UNIQUE INDEX IF NOT EXISTS "${t.table}_key" ON "${t.table}" (${t.key.map((c) => `"${c}"`).join(', ')})`,
-    `CREATE INDEX IF NOT EXISTS "${t.table}_source_key" ON "${t.table}" ("source_key")`,
   ];
 };
 const conflict = (t) => {
