@@ -53,9 +53,13 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
   const { settings } = config;
   const target = parseDatabaseUrl(settings.DATABASE_URL, cwd);
   const json = registryMode(settings, target) === 'json';
-  let registry: Registry | undefined = json ? await openRegistry(settings, target, null, { writable: true, cwd }) : undefined;
+  // The decoding threads load their modules while the database opens and migrates, not when the first file arrives.
+  const decoder = createDecoder(settings.DECODE_THREADS);
+  decoder.warm();
+  let registry: Registry | undefined;
   let db: Knex | undefined;
   try {
+    if (json) registry = await openRegistry(settings, target, null, { writable: true, cwd });
     db = await openDatabase(target, { poolSize: settings.CONCURRENCY + 2 });
     await migrate(db);
     registry ??= await openRegistry(settings, target, db, { writable: true, cwd });
@@ -67,7 +71,6 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
     const openedRegistry = registry;
     // Remember which file we opened, so readiness notices if it is replaced underneath us.
     const identity = target.filename && target.filename !== ':memory:' ? { ino: statSync(target.filename).ino } : undefined;
-    const decoder = createDecoder(settings.DECODE_THREADS);
     return {
       config, settings, source, db, registry, decoder, telemetry, firstListed: new Map(),
       compiler: new UpsertCompiler(target.dialect),
@@ -80,6 +83,7 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
   } catch (err) {
     await registry?.close().catch(() => undefined);
     await db?.destroy().catch(() => undefined);
+    await decoder.close();
     throw err;
   }
 }

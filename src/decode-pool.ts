@@ -10,12 +10,15 @@ import { validateRecords, type ValidatedFile } from './validate.js';
 export interface Decoder {
   /** Rejects with `BI_DECODE` for a body that is not a JSON array (the file is then recorded failed). */
   decode(key: string, body: Buffer, now: string): Promise<ValidatedFile>;
+  /** Starts the threads now, so the first file does not wait for them to load their modules. */
+  warm(): void;
   close(): Promise<void>;
 }
 
 /** Decodes in the calling thread (DECODE_THREADS=0, dry runs, streamed batches). */
 export const inThreadDecoder: Decoder = {
   decode: async (key, body, now) => validateRecords(decodeBody(key, body), now),
+  warm: () => undefined,
   close: async () => undefined,
 };
 
@@ -50,7 +53,7 @@ export function decodeThreads(setting: number | 'auto'): number {
 }
 
 /**
- * Decoding threads, started on first use and given work least-busy first. `JSON.parse` and validation of whole
+ * Decoding threads, started by `warm` or on first use, and given work least-busy first. `JSON.parse` and validation of whole
  * bodies run there, on another core, while the main thread fetches and writes; rows come back as flat arrays of
  * cells, which structured clone copies cheaply. A body is moved, not copied, when its buffer is its own. A thread
  * that dies fails the files it held (recorded failed, retried on a later cycle) and is replaced on next use.
@@ -76,6 +79,15 @@ export class DecodePool implements Decoder {
       const request: DecodeRequest = { id, key, body, now };
       thread.worker.postMessage(request, own ? [body.buffer as ArrayBuffer] : []);
     });
+  }
+
+  /** Threads running now. */
+  get started(): number {
+    return this.threads.length;
+  }
+
+  warm(): void {
+    while (!this.closed && this.threads.length < this.size) this.spawn();
   }
 
   async close(): Promise<void> {

@@ -23,6 +23,19 @@ describe('decoding threads', function () {
     expect([...(threaded[0]?.rows.keys() ?? [])]).to.have.members([...(inThread[0]?.rows.keys() ?? [])]);
   });
 
+  it('warm starts every thread before the first file, and files then go to those threads', async () => {
+    expect(pool.started).to.equal(0);
+    pool.warm();
+    expect(pool.started).to.equal(2);
+    const decoded = await Promise.all(files.map((f) => pool.decode(f.key, Buffer.from(f.body), NOW)));
+    expect(decoded.map((f) => f.loaded)).to.deep.equal(files.map((f) => f.valid));
+    expect(pool.started).to.equal(2);
+    await pool.close();
+    expect(pool.started).to.equal(0);
+    pool.warm();
+    expect(pool.started, 'a closed pool starts nothing').to.equal(0);
+  });
+
   it('fails a body that is not a JSON array with BI_DECODE naming the key, and goes on with the next', async () => {
     const err = await pool.decode('broken.data', Buffer.from('[{"type":'), NOW).then(() => null, (e: unknown) => e);
     expect(err).to.be.instanceOf(IngestError);
