@@ -19,6 +19,8 @@ describe('group upserts', function () {
     { name: 'a "quoted", {braced} name', genre: 'back\\slash', version: 'NULL', rating: 4, size_bytes: 2 ** 40, is_awesome: false },
     { name: '', genre: '', version: '1', rating: 1e-7, size_bytes: 0, is_awesome: true },
     { name: 'Amélie 東京 🎬', genre: "it's", version: ' spaced ', rating: -2.5, size_bytes: Number.MAX_SAFE_INTEGER, is_awesome: false },
+    { name: 'ends in a backslash\\', genre: '"', version: '{}', rating: 0, size_bytes: 1, is_awesome: true },
+    { name: '\\"\\\\', genre: 'tab\there, new\nline', version: 'NULL ', rating: 1e21, size_bytes: 2, is_awesome: false },
   ];
   const sourced = (rows: Row[], sourceKey: string, position: number): SourcedRow[] =>
     rows.map((row) => ({ cells: app.columns.map((c) => row[c.name] ?? null), at: 0, sourceKey, position }));
@@ -53,6 +55,20 @@ describe('group upserts', function () {
         }
         expect(byKey.get(key(tricky[0] as Row))).to.include({ source_key: 'late.data', source_position: 5, loaded_at: 'at-1' });
         expect(byKey.get(key(newer))).to.include({ source_key: 'later.data', source_position: 9, loaded_at: 'at-2' });
+      }));
+
+      it('a row the database refuses in a later statement fails the whole write, and nothing of it stays', () => withMigratedDatabase(dialect, async (db, target) => {
+        const compiler = new UpsertCompiler(target.dialect);
+        const rows: Row[] = Array.from({ length: PG_ROWS_PER_STATEMENT + 2 }, (_, i) => ({
+          name: `app ${i}`, genre: 'g', version: '1', rating: 1, size_bytes: i, is_awesome: false,
+        }));
+        const bad = sourced([{ ...(rows[0] as Row), name: 'no genre', genre: null as unknown as string }], 'bad.data', 3);
+        const err = await db.transaction(async (trx) => {
+          await upsertSourcedRows(trx, compiler, app, [...sourced(rows, 'ok.data', 3), ...bad], 'at-1');
+        }).then(() => null, (e: unknown) => e);
+        expect(err, 'the NOT NULL violation of the last row').to.be.instanceOf(Error);
+        expect(String((err as Error).message)).to.match(/genre|null/i);
+        expect(await db('apps').count({ n: '*' }).first()).to.satisfy((r: { n: number | string }) => Number(r.n) === 0);
       }));
     });
   }

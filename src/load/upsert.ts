@@ -206,10 +206,14 @@ async function upsertUnnest(trx: Knex.Transaction, compiler: UpsertCompiler, typ
   const fresh = (): Cell[][] => Array.from({ length: width + 2 }, () => []);
   let arrays = fresh();
   let count = 0;
-  const flush = async (): Promise<void> => {
+  // Statements are queued on the connection without waiting for the one before: the next batch's arrays are built
+  // while the server runs this one. The connection runs them in order; the first error fails the transaction.
+  const sent: Array<Promise<unknown>> = [];
+  const flush = (): void => {
     if (count === 0) return;
+    const values = arrays.map(pgArrayLiteral);
     // A named statement is parsed and planned once per connection.
-    await pg.query({ name, text, values: [...arrays, loadedAt] });
+    sent.push(pg.query({ name, text, values: [...values, loadedAt] }));
     arrays = fresh();
     count = 0;
   };
@@ -217,10 +221,31 @@ async function upsertUnnest(trx: Knex.Transaction, compiler: UpsertCompiler, typ
     for (let c = 0; c < width; c++) (arrays[c] as Cell[]).push(cells[at + c] ?? null);
     (arrays[width] as Cell[]).push(sourceKey);
     (arrays[width + 1] as Cell[]).push(position);
-    if (++count === PG_ROWS_PER_STATEMENT) await flush();
+    if (++count === PG_ROWS_PER_STATEMENT) flush();
   }
-  await flush();
+  flush();
+  const settled = await Promise.allSettled(sent);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
+
+/**
+ * One column's values as a PostgreSQL array literal for `$n::T[]`, e.g. `{"a","say \"hi\"",NULL,12,t}`: what pg's
+ * own serializer sends, built in one pass (strings quoted, `\` and `"` escaped only where a value holds them).
+ */
+export function pgArrayLiteral(values: readonly Cell[]): string {
+  const parts = new Array<string>(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) parts[i] = 'NULL';
+    else if (typeof v === 'boolean') parts[i] = v ? 't' : 'f';
+    else if (typeof v === 'number') parts[i] = String(v);
+    else parts[i] = `"${NEEDS_ESCAPE.test(v) ? v.replace(ESCAPED, '\\$&') : v}"`;
+  }
+  return `{${parts.join(',')}}`;
+}
+const NEEDS_ESCAPE = /["\\]/;
+const ESCAPED = /["\\]/g;
 
 /** Replaces a file's stored rejections, so reprocessing a file keeps the counts exact. */
 export async function replaceRejections(trx: Knex.Transaction, sourceKey: string, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {
