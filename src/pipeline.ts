@@ -159,10 +159,13 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
   startMore();
   while (committed < todo.length) {
     if (ready.length === 0) await waitForArrival(Infinity);
-    // Let the group fill until it is full (files or rows), nothing more can arrive, or the deadline passes.
     const deadline = performance.now() + GROUP_FILL_MS;
+    const full = (files: number, rows: number): boolean =>
+      files >= maxFiles || rows >= GROUP_MAX_ROWS || opts.stop.aborted || performance.now() >= deadline;
     let rows = ready.reduce((n, p) => n + rowsOf(p), 0);
-    while (ready.length < maxFiles && rows < GROUP_MAX_ROWS && inFlight > 0 && !opts.stop.aborted && performance.now() < deadline) {
+    // On a server the group's rows go in shared statements, so let it fill until it is full (files or rows), nothing
+    // more can arrive, or the deadline passes. SQLite starts writing at once and takes files in as they come (`more`).
+    while (commitContext.batchGroups && !full(ready.length, rows) && inFlight > 0) {
       await waitForArrival(Math.max(1, deadline - performance.now()));
       rows = ready.reduce((n, p) => n + rowsOf(p), 0);
     }
@@ -171,7 +174,24 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
     const group = ready.splice(0, n);
     committed += group.length;
     startMore();
-    const outcomes = await commitGroup(commitContext, group.filter((p) => p.kind !== 'stream'));
+    const more = async (): Promise<Prepared | null> => {
+      for (;;) {
+        if (full(group.length, rows)) return null;
+        const i = ready.findIndex((p) => p.kind !== 'stream');
+        if (i < 0) {
+          if (inFlight === 0) return null;
+          await waitForArrival(Math.max(1, deadline - performance.now()));
+          continue;
+        }
+        const p = ready.splice(i, 1)[0] as Prepared;
+        group.push(p);
+        committed++;
+        rows += rowsOf(p);
+        startMore();
+        if (p.kind !== 'cancelled' && p.kind !== 'elsewhere') return p; // those only need reporting
+      }
+    };
+    const outcomes = await commitGroup(commitContext, group.filter((p) => p.kind !== 'stream'), commitContext.batchGroups ? undefined : more);
     for (const p of group) if (p.kind === 'stream') outcomes.push(...(await commitStream(commitContext, p)));
     await ctx.registry.release(group.filter((p) => p.kind === 'cancelled').map((p) => p.item.key));
     report(ctx, group, outcomes, summary);

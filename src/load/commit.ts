@@ -42,16 +42,16 @@ export type Outcome =
  * (lost connection, server restart, lock timeouts) retry the whole group with backoff; nothing is marked
  * until a commit succeeds.
  */
-export async function commitGroup(ctx: CommitContext, group: readonly Prepared[]): Promise<Outcome[]> {
+export async function commitGroup(ctx: CommitContext, group: readonly Prepared[], more?: () => Promise<Prepared | null>): Promise<Outcome[]> {
   const work = group.filter((p) => p.kind !== 'cancelled' && p.kind !== 'elsewhere');
   if (work.length === 0) return [];
   const outcomes = await withRetries(
     { maxAttempts: Math.max(ctx.maxAttempts, 8), baseDelayMs: 500, maxDelayMs: 15_000 },
     async () => {
       try {
-        if (work.filter((p) => p.kind === 'load').length > 1) {
+        if (more || work.filter((p) => p.kind === 'load').length > 1) {
           try {
-            return await ctx.db.transaction((trx) => writeGroupTogether(ctx, trx, work));
+            return await ctx.db.transaction((trx) => writeGroupTogether(ctx, trx, work, more));
           } catch (err) {
             if (isTransientDbError(err)) throw err;
             // Some file was refused or lost its claim, and the transaction rolled back: write the group again file
@@ -77,9 +77,9 @@ export async function commitGroup(ctx: CommitContext, group: readonly Prepared[]
  * SQLite one would hold the original of every page the group touches in memory (temp_store=MEMORY) until the
  * commit (3,000-file bench: 206 MB peak RSS with it, 191 MB without); the caller rolls the transaction back instead.
  */
-function writeGroupTogether(ctx: CommitContext, trx: Knex.Transaction, work: readonly Prepared[]): Promise<Outcome[]> {
+function writeGroupTogether(ctx: CommitContext, trx: Knex.Transaction, work: Prepared[], more: (() => Promise<Prepared | null>) | undefined): Promise<Outcome[]> {
   const now = new Date();
-  return ctx.batchGroups ? writeGroupBatched(ctx, trx, work, now) : writeGroupInOne(ctx, trx, work, now);
+  return ctx.batchGroups ? writeGroupBatched(ctx, trx, work, now) : writeGroupInOne(ctx, trx, work, now, more);
 }
 
 /** Each file in its own savepoint: a file the database refuses is recorded failed, and the others commit. */
@@ -118,11 +118,22 @@ async function writeGroupFileByFile(ctx: CommitContext, trx: Knex.Transaction, w
   return outcomes;
 }
 
-/** SQLite: the group's files one after another, in the caller's transaction. */
-async function writeGroupInOne(ctx: CommitContext, trx: Knex.Transaction, work: readonly Prepared[], now: Date): Promise<Outcome[]> {
+/**
+ * SQLite: the group's files one after another, in the caller's transaction. With `more`, files that become ready
+ * meanwhile join the group (and `work`, so a retry or the file-by-file fallback covers them too) until `more`
+ * says the group is full: the writer starts on the first file instead of idling while the group fills.
+ */
+async function writeGroupInOne(ctx: CommitContext, trx: Knex.Transaction, work: Prepared[], now: Date, more: (() => Promise<Prepared | null>) | undefined): Promise<Outcome[]> {
   const prevs = await ctx.registry.lockEntries(trx, work.map((p) => p.item.key));
   const outcomes: Outcome[] = [];
-  for (const p of work) {
+  for (let i = 0; ; i++) {
+    if (i === work.length) {
+      const next = more ? await more() : null;
+      if (next === null) break;
+      work.push(next);
+      for (const [key, entry] of await ctx.registry.lockEntries(trx, [next.item.key])) prevs.set(key, entry);
+    }
+    const p = work[i] as Prepared;
     // SQLite writes synchronously: let fetches and decoding threads hand on their results between files, or they
     // starve while a whole group is written and the writer then starves waiting for them.
     await setImmediatePromise();
