@@ -2,11 +2,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ConfigError, describeError, IngestError } from './errors.js';
 import { redactText } from './redact.js';
-import { runCommand } from './commands/run.js';
-import { statusCommand } from './commands/status.js';
-import { inspectCommand } from './commands/inspect.js';
-import { reprocessCommand } from './commands/reprocess.js';
-import { explainCommand } from './commands/explain.js';
+import { explainCommand, inspectCommand, reprocessCommand, runCommand, statusCommand } from './commands/index.js';
 
 /** Exit codes: 0 success, 1 some files failed (run --once), 2 usage, configuration or start-up error. */
 export const EXIT = { ok: 0, filesFailed: 1, usage: 2 } as const;

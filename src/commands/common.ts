@@ -1,5 +1,4 @@
 import { resolve } from 'node:path';
-import type { Argv } from 'yargs';
 import { openRegistry, registryMode } from '../app.js';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { IngestError } from '../errors.js';
@@ -7,20 +6,7 @@ import { describeDbError, openDatabase, parseDatabaseUrl } from '../load/databas
 import type { Registry } from '../registry/types.js';
 import type { SettingKey } from '../config/schema.js';
 import { redactText } from '../redact.js';
-
-/** Options every command shares: which settings to use and how loudly to fail. */
-export interface CommonArgs {
-  profile?: string | undefined;
-  config?: string | undefined;
-  verbose?: boolean | undefined;
-}
-
-export function withCommonOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
-  return y
-    .option('profile', { type: 'string', describe: 'config.ini profile (default: $PROFILE or "default")' })
-    .option('config', { type: 'string', describe: 'path to config.ini (default: ./config.ini, else the packaged one)' })
-    .option('verbose', { type: 'boolean', describe: 'debug logs, and stack traces on errors' }) as Argv<T & CommonArgs>;
-}
+import type { CommonArgs } from './options.js';
 
 export function configFrom(args: CommonArgs, overrides: Partial<Record<SettingKey, string | number>> = {}): LoadedConfig {
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));

@@ -1,9 +1,9 @@
-import type { CommandModule } from 'yargs';
 import { suggest } from '../config/load.js';
 import { planKey, type PlanReason } from '../plan.js';
 import type { RegistryEntry } from '../registry/entry.js';
 import { readReprocessRequests, type ReprocessRequest } from '../registry/requests.js';
-import { configFrom, printOut, openRegistryForReading, withCommonOptions, type CommonArgs } from './common.js';
+import { configFrom, printOut, openRegistryForReading } from './common.js';
+import type { CommonArgs } from './options.js';
 
 export interface ExplainArgs extends CommonArgs {
   key: string;
@@ -119,15 +119,8 @@ export function formatExplanation(x: Explanation): string {
   return lines.join('\n');
 }
 
-export const explainCommand: CommandModule<object, ExplainArgs> = {
-  command: 'explain <key>',
-  describe: 'what the registry knows of one key and what the next cycle will do with it, and why (reads only)',
-  builder: (y) =>
-    withCommonOptions(y)
-      .positional('key', { type: 'string', demandOption: true, describe: 'a key of the bucket index' })
-      .option('json', { type: 'boolean', describe: 'print JSON' }) as never,
-  handler: async (args) => {
-    const x = await explainKey(args);
-    printOut(args.json ? JSON.stringify(x, null, 2) : formatExplanation(x));
-  },
-};
+/** What `explain` does once its command line is parsed (src/commands/index.ts loads this module only then). */
+export async function explainMain(args: ExplainArgs): Promise<void> {
+  const x = await explainKey(args);
+  printOut(args.json ? JSON.stringify(x, null, 2) : formatExplanation(x));
+}

@@ -1,8 +1,7 @@
-import type { CommandModule } from 'yargs';
-import { IngestError } from '../errors.js';
 import { describeDatabase, openExistingReadOnly, cut, type DatabaseReport } from '../inspect/database.js';
 import { parseDatabaseUrl } from '../load/database.js';
-import { configFrom, printOut, withCommonOptions, type CommonArgs } from './common.js';
+import { configFrom, printOut } from './common.js';
+import { DEFAULT_SAMPLES, type CommonArgs } from './options.js';
 
 export interface InspectArgs extends CommonArgs {
   samples?: number;
@@ -16,7 +15,6 @@ export interface InspectReport extends DatabaseReport {
   file: string | null;
 }
 
-export const DEFAULT_SAMPLES = 3;
 
 /** Reads the profile's database (read-only; a missing database is an error, never created). */
 export async function inspectReport(args: InspectArgs): Promise<InspectReport> {
@@ -54,20 +52,8 @@ export function formatInspect(r: InspectReport): string {
   return lines.join('\n');
 }
 
-export const inspectCommand: CommandModule<object, InspectArgs> = {
-  command: 'inspect',
-  describe: "the profile's database: row counts, sample rows per table, rejected records grouped by reason (reads only)",
-  builder: (y) =>
-    withCommonOptions(y)
-      .option('samples', { type: 'number', describe: `sample rows per table (default ${DEFAULT_SAMPLES})` })
-      .option('json', { type: 'boolean', describe: 'print JSON' })
-      .check((argv) => {
-        const n = argv.samples;
-        if (n !== undefined && !(Number.isInteger(n) && n >= 0 && n <= 10_000)) throw new IngestError('BI_USAGE', `--samples: expected an integer from 0 to 10000, got ${String(n)}`);
-        return true;
-      }) as never,
-  handler: async (args) => {
-    const report = await inspectReport(args);
-    printOut(args.json ? JSON.stringify(report, null, 2) : formatInspect(report));
-  },
-};
+/** What `inspect` does once its command line is parsed (src/commands/index.ts loads this module only then). */
+export async function inspectMain(args: InspectArgs): Promise<void> {
+  const report = await inspectReport(args);
+  printOut(args.json ? JSON.stringify(report, null, 2) : formatInspect(report));
+}

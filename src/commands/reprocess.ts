@@ -1,9 +1,9 @@
 import picomatch from 'picomatch';
-import type { CommandModule } from 'yargs';
 import { IngestError } from '../errors.js';
 import type { RegistryEntry } from '../registry/entry.js';
 import { appendReprocessRequests } from '../registry/requests.js';
-import { configFrom, printOut, openRegistryForReading, withCommonOptions, type CommonArgs } from './common.js';
+import { configFrom, printOut, openRegistryForReading } from './common.js';
+import type { CommonArgs } from './options.js';
 import { runHandler } from './run.js';
 
 export interface ReprocessArgs extends CommonArgs {
@@ -85,15 +85,7 @@ export async function reprocessHandler(args: ReprocessArgs): Promise<number> {
   }
 }
 
-export const reprocessCommand: CommandModule<object, ReprocessArgs> = {
-  command: 'reprocess [keys..]',
-  describe: 'mark files so the next cycle processes them again: keys, globs (quote them) or --failed',
-  builder: (y) =>
-    withCommonOptions(y)
-      .positional('keys', { type: 'string', array: true, describe: 'keys or globs (picomatch; * stops at /, ** does not) of keys the registry knows' })
-      .option('failed', { type: 'boolean', describe: 'every file recorded failed (their backoff is skipped)' })
-      .option('now', { type: 'boolean', describe: 'then run one cycle here (like run --once), unless a daemon holds the registry' }) as never,
-  handler: async (args) => {
-    process.exitCode = await reprocessHandler(args);
-  },
-};
+/** What `reprocess` does once its command line is parsed (src/commands/index.ts loads this module only then). */
+export async function reprocessMain(args: ReprocessArgs): Promise<void> {
+  process.exitCode = await reprocessHandler(args);
+}

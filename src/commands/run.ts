@@ -1,11 +1,11 @@
-import type { CommandModule } from 'yargs';
 import { openApp } from '../app.js';
 import { runDaemon } from '../daemon.js';
 import { startHttpServer, type RunningServer } from '../http/server.js';
 import { createLogger, type LogFormat } from '../log.js';
 import { terminalProgress } from '../progress.js';
 import { Telemetry } from '../telemetry.js';
-import { configFrom, withCommonOptions, type CommonArgs } from './common.js';
+import { configFrom } from './common.js';
+import type { CommonArgs } from './options.js';
 import { dryRunHandler } from './dry-run.js';
 
 export interface RunArgs extends CommonArgs {
@@ -84,19 +84,7 @@ function subscribeProgress(telemetry: Telemetry): (() => void) | undefined {
   return progress ? telemetry.subscribe(progress) : undefined;
 }
 
-export const runCommand: CommandModule<object, RunArgs> = {
-  command: ['run', '$0'],
-  describe: 'ingest the bucket: one cycle with --once, else every POLL_INTERVAL_SECONDS until SIGTERM',
-  builder: (y) =>
-    withCommonOptions(y)
-      .option('once', { type: 'boolean', describe: 'run one cycle and exit (exit 1 if files failed)' })
-      .option('force', { type: 'boolean', describe: 'process every listed file again, whatever the registry says' })
-      .option('dry-run', { type: 'boolean', describe: 'list, plan, fetch and validate, write nothing; print what each file would give' })
-      .option('json', { type: 'boolean', describe: 'with --dry-run: print the report as JSON' })
-      .option('concurrency', { type: 'number', describe: 'files fetched at once (CONCURRENCY)' })
-      .option('http-port', { type: 'number', describe: 'serve /healthz, /readyz, /metrics and /api on this port (HTTP_PORT; 0 = any free port)' })
-      .option('log-format', { choices: ['auto', 'json', 'pretty'] as const, describe: 'log format (LOG_FORMAT; auto = pretty on a terminal, else JSON lines)' }) as never,
-  handler: async (args) => {
-    process.exitCode = args['dry-run'] ? await dryRunHandler(args) : await runHandler(args);
-  },
-};
+/** What `run` does once its command line is parsed (src/commands/index.ts loads this module only then). */
+export async function runMain(args: RunArgs): Promise<void> {
+  process.exitCode = args['dry-run'] ? await dryRunHandler(args) : await runHandler(args);
+}

@@ -1,8 +1,8 @@
-import type { CommandModule } from 'yargs';
 import { describeError } from '../errors.js';
 import { readLastCycle, type LastCycle } from '../registry/last-cycle.js';
 import { readReprocessRequests } from '../registry/requests.js';
-import { configFrom, printOut, openRegistryForReading, withCommonOptions, type CommonArgs } from './common.js';
+import { configFrom, printOut, openRegistryForReading } from './common.js';
+import type { CommonArgs } from './options.js';
 
 export interface StatusArgs extends CommonArgs {
   json?: boolean;
@@ -100,12 +100,8 @@ export function formatLastCycle(c: LastCycle): string {
   return parts.length > 0 ? `${head}: ${parts.join('; ')}` : head;
 }
 
-export const statusCommand: CommandModule<object, StatusArgs> = {
-  command: 'status',
-  describe: 'what the registry knows: files by status, record totals, the last cycle, failed files and pending reprocessing',
-  builder: (y) => withCommonOptions(y).option('json', { type: 'boolean', describe: 'print JSON' }) as never,
-  handler: async (args) => {
-    const report = await statusReport(args);
-    printOut(args.json ? JSON.stringify(report, null, 2) : formatStatus(report));
-  },
-};
+/** What `status` does once its command line is parsed (src/commands/index.ts loads this module only then). */
+export async function statusMain(args: StatusArgs): Promise<void> {
+  const report = await statusReport(args);
+  printOut(args.json ? JSON.stringify(report, null, 2) : formatStatus(report));
+}

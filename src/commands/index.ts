@@ -1,0 +1,70 @@
+import type { CommandModule } from 'yargs';
+import { IngestError } from '../errors.js';
+import { DEFAULT_SAMPLES, withCommonOptions } from './options.js';
+import type { ExplainArgs } from './explain.js';
+import type { InspectArgs } from './inspect.js';
+import type { ReprocessArgs } from './reprocess.js';
+import type { RunArgs } from './run.js';
+import type { StatusArgs } from './status.js';
+
+/**
+ * The commands as yargs sees them: names, options and help text here, the code behind each in its own module,
+ * imported only when that command runs. `--help`, and each command, load just what they use.
+ */
+export const explainCommand: CommandModule<object, ExplainArgs> = {
+  command: 'explain <key>',
+  describe: 'what the registry knows of one key and what the next cycle will do with it, and why (reads only)',
+  builder: (y) =>
+    withCommonOptions(y)
+      .positional('key', { type: 'string', demandOption: true, describe: 'a key of the bucket index' })
+      .option('json', { type: 'boolean', describe: 'print JSON' }) as never,
+  handler: async (args) => (await import('./explain.js')).explainMain(args),
+};
+
+export const inspectCommand: CommandModule<object, InspectArgs> = {
+  command: 'inspect',
+  describe: "the profile's database: row counts, sample rows per table, rejected records grouped by reason (reads only)",
+  builder: (y) =>
+    withCommonOptions(y)
+      .option('samples', { type: 'number', describe: `sample rows per table (default ${DEFAULT_SAMPLES})` })
+      .option('json', { type: 'boolean', describe: 'print JSON' })
+      .check((argv) => {
+        const n = argv.samples;
+        if (n !== undefined && !(Number.isInteger(n) && n >= 0 && n <= 10_000)) throw new IngestError('BI_USAGE', `--samples: expected an integer from 0 to 10000, got ${String(n)}`);
+        return true;
+      }) as never,
+  handler: async (args) => (await import('./inspect.js')).inspectMain(args),
+};
+
+export const reprocessCommand: CommandModule<object, ReprocessArgs> = {
+  command: 'reprocess [keys..]',
+  describe: 'mark files so the next cycle processes them again: keys, globs (quote them) or --failed',
+  builder: (y) =>
+    withCommonOptions(y)
+      .positional('keys', { type: 'string', array: true, describe: 'keys or globs (picomatch; * stops at /, ** does not) of keys the registry knows' })
+      .option('failed', { type: 'boolean', describe: 'every file recorded failed (their backoff is skipped)' })
+      .option('now', { type: 'boolean', describe: 'then run one cycle here (like run --once), unless a daemon holds the registry' }) as never,
+  handler: async (args) => (await import('./reprocess.js')).reprocessMain(args),
+};
+
+export const runCommand: CommandModule<object, RunArgs> = {
+  command: ['run', '$0'],
+  describe: 'ingest the bucket: one cycle with --once, else every POLL_INTERVAL_SECONDS until SIGTERM',
+  builder: (y) =>
+    withCommonOptions(y)
+      .option('once', { type: 'boolean', describe: 'run one cycle and exit (exit 1 if files failed)' })
+      .option('force', { type: 'boolean', describe: 'process every listed file again, whatever the registry says' })
+      .option('dry-run', { type: 'boolean', describe: 'list, plan, fetch and validate, write nothing; print what each file would give' })
+      .option('json', { type: 'boolean', describe: 'with --dry-run: print the report as JSON' })
+      .option('concurrency', { type: 'number', describe: 'files fetched at once (CONCURRENCY)' })
+      .option('http-port', { type: 'number', describe: 'serve /healthz, /readyz, /metrics and /api on this port (HTTP_PORT; 0 = any free port)' })
+      .option('log-format', { choices: ['auto', 'json', 'pretty'] as const, describe: 'log format (LOG_FORMAT; auto = pretty on a terminal, else JSON lines)' }) as never,
+  handler: async (args) => (await import('./run.js')).runMain(args),
+};
+
+export const statusCommand: CommandModule<object, StatusArgs> = {
+  command: 'status',
+  describe: 'what the registry knows: files by status, record totals, the last cycle, failed files and pending reprocessing',
+  builder: (y) => withCommonOptions(y).option('json', { type: 'boolean', describe: 'print JSON' }) as never,
+  handler: async (args) => (await import('./status.js')).statusMain(args),
+};
