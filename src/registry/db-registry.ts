@@ -79,9 +79,10 @@ export interface DbRegistryOptions {
  * The registry as a table in the target database (REGISTRY=database).
  *
  * - Exactly-once effect: a file's entry is written in the same transaction as its rows.
- * - Scale-out: before fetching a file a worker claims it with a conditional UPDATE (`claimed_by`,
- *   `lease_expires_at`), which succeeds only if nobody holds a live lease and the entry is still the version
- *   the worker planned from; the lease is heartbeated while the file is processed. A worker that dies loses
+ * - Scale-out: before fetching a file a worker claims it with a conditional write (`claimed_by`,
+ *   `lease_expires_at`; the files entering its window together, one statement for the new keys), which succeeds
+ *   only if nobody holds a live lease and the entry is still the version the worker planned from; the lease is
+ *   heartbeated while the file is processed. A worker that dies loses
  *   its claims after LEASE_SECONDS and another takes the files over. At commit the entry is re-read
  *   `FOR UPDATE`, and a file whose claim was lost is rolled back and left to the new owner.
  * - One listing: the worker that finds the shared listing stale takes a short lease on it (compare-and-set),
