@@ -141,3 +141,29 @@ describe('database registry: claims and entries in batches', function () {
     }));
   }
 });
+
+describe('database registry: a claim that fails halfway', function () {
+  this.timeout(60_000);
+  for (const dialect of dialects()) {
+    it(`${dialect.name}: what it took is given back by release, not left to its lease`, () => withMigratedDatabase(dialect, async (db) => {
+      const a = new DbRegistry(db, { dialect: dialect.name, leaseMs: 60_000, listingFreshMs: 0, host: 'host-a' });
+      await a.refresh();
+      // A key done before, so the batch needs a second statement after the new keys' claim; that one fails.
+      expect(await a.claim([{ key: 'old.data', index: 0, reason: 'new' }])).to.deep.equal(new Set(['old.data']));
+      await db.transaction(async (trx) => {
+        await a.lockEntries(trx, ['old.data']);
+        await a.stage(trx, new Map([['old.data', entry({ status: 'failed' })]]));
+      });
+      await a.committed(new Map([['old.data', entry({ status: 'failed' })]]));
+      (a as unknown as { claimPlanned(): Promise<boolean> }).claimPlanned = () => Promise.reject(new Error('connection lost'));
+      const items = [{ key: 'new.data', index: 1, reason: 'new' as const }, { key: 'old.data', index: 0, reason: 'retry' as const }];
+      const err = await a.claim(items).then(() => null, (e: unknown) => e);
+      expect((err as Error).message).to.equal('connection lost');
+      expect((await db(FILES_TABLE).where({ key: 'new.data' }).first()).claimed_by, 'the new key was claimed').to.equal(a.workerId);
+      await a.release(items.map((i) => i.key));
+      const rows = (await db(FILES_TABLE).select('key', 'claimed_by')) as Array<{ key: string; claimed_by: string | null }>;
+      expect(rows.filter((r) => r.claimed_by !== null)).to.deep.equal([]);
+      await a.close();
+    }));
+  }
+});

@@ -198,19 +198,24 @@ export class DbRegistry implements Registry {
     const byKey = new Map(items.map((item) => [item.key, item]));
     const fresh = [...byKey.values()].filter((item) => !this.entries.has(item.key));
     const claimed = new Set<string>();
+    // Held (heartbeated, and given back by `release`) as soon as taken: if a later statement fails, the caller
+    // releases the batch, and a claim already taken must not sit out its lease.
+    const took = (key: string): void => {
+      claimed.add(key);
+      this.held.add(key);
+      this.startHeartbeat();
+    };
     for (let i = 0; i < fresh.length; i += CLAIMS_PER_STATEMENT) {
       const batch = fresh.slice(i, i + CLAIMS_PER_STATEMENT);
       const taken = this.opts.dialect === 'mysql' ? await this.claimNewMysql(batch, now) : await this.claimNew(batch, now);
-      for (const key of taken) claimed.add(key);
+      for (const key of taken) took(key);
     }
     // Keys done or failed before (retries, rechecks, reprocess requests): few, and each must still be the version
     // it was planned from, so one conditional UPDATE each.
     for (const item of byKey.values()) {
       const planned = this.entries.get(item.key);
-      if (planned && (await this.claimPlanned(item, planned, now))) claimed.add(item.key);
+      if (planned && (await this.claimPlanned(item, planned, now))) took(item.key);
     }
-    for (const key of claimed) this.held.add(key);
-    if (claimed.size > 0) this.startHeartbeat();
     return claimed;
   }
 
