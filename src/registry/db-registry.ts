@@ -301,38 +301,52 @@ export class DbRegistry implements Registry {
   }
 
   /**
-   * The group's entries in one `WITH v AS (VALUES …) UPDATE … FROM v` per STAGES_PER_STATEMENT keys (PostgreSQL, SQLite), each
-   * only where the claim is still ours; MySQL one UPDATE per key. A key not updated has lost its claim.
+   * The group's entries, STAGES_PER_STATEMENT keys per statement, each only where the claim is still ours:
+   * `WITH v AS (VALUES …) UPDATE … FROM v … RETURNING` on PostgreSQL and SQLite, `UPDATE … JOIN (SELECT … UNION
+   * ALL …)` on MySQL (no RETURNING there: every row it updates goes from our claim to none, so the count of
+   * updated rows tells). A key not updated has lost its claim.
    */
   async stage(trx: Knex.Transaction, entries: ReadonlyMap<string, RegistryEntry>): Promise<void> {
     const all = [...entries];
-    if (this.opts.dialect === 'mysql') {
-      for (const [key, entry] of all) {
-        const updated = await trx(FILES_TABLE).where({ key, claimed_by: this.workerId }).update({ ...toColumns(entry), claimed_by: null, lease_expires_at: null });
-        if (Number(updated) !== 1) throw new LeaseLostError(key);
-      }
-      return;
-    }
-    const t = `"${FILES_TABLE}"`;
-    const set = STAGED.filter((c) => c.name !== 'key').map((c) => `"${c.name}" = v."${c.name}"`);
     for (let i = 0; i < all.length; i += STAGES_PER_STATEMENT) {
       const batch = all.slice(i, i + STAGES_PER_STATEMENT);
-      const row = `(${STAGED.map((c) => `CAST(? AS ${c.type})`).join(', ')})`;
       const bindings: Knex.Value[] = [];
       for (const [key, entry] of batch) {
         const columns: Record<string, unknown> = { ...toColumns(entry), key };
         for (const c of STAGED) bindings.push(c.name === 'reprocess' ? (columns.reprocess ? 1 : 0) : (columns[c.name] as Knex.Value | undefined) ?? null);
       }
       bindings.push(this.workerId);
-      const result = (await trx.raw(
-        `WITH v(${STAGED.map((c) => `"${c.name}"`).join(', ')}) AS (VALUES ${batch.map(() => row).join(', ')}) ` +
-          `UPDATE ${t} SET ${set.join(', ')}, "claimed_by" = NULL, "lease_expires_at" = NULL FROM v ` +
-          `WHERE ${t}."key" = v."key" AND ${t}."claimed_by" = ? RETURNING ${t}."key"`,
-        bindings,
-      )) as { rows?: Array<{ key: string }> } | Array<{ key: string }>;
-      const done = new Set((Array.isArray(result) ? result : result.rows ?? []).map((r) => r.key));
-      for (const [key] of batch) if (!done.has(key)) throw new LeaseLostError(key);
+      if (this.opts.dialect === 'mysql') await this.stageMysql(trx, batch.map(([key]) => key), bindings);
+      else await this.stageReturning(trx, batch.map(([key]) => key), bindings);
     }
+  }
+
+  private async stageReturning(trx: Knex.Transaction, keys: readonly string[], bindings: Knex.Value[]): Promise<void> {
+    const t = `"${FILES_TABLE}"`;
+    const row = `(${STAGED.map((c) => `CAST(? AS ${c.type})`).join(', ')})`;
+    const result = (await trx.raw(
+      `WITH v(${STAGED.map((c) => `"${c.name}"`).join(', ')}) AS (VALUES ${keys.map(() => row).join(', ')}) ` +
+        `UPDATE ${t} SET ${STAGED.filter((c) => c.name !== 'key').map((c) => `"${c.name}" = v."${c.name}"`).join(', ')}, ` +
+        `"claimed_by" = NULL, "lease_expires_at" = NULL FROM v WHERE ${t}."key" = v."key" AND ${t}."claimed_by" = ? RETURNING ${t}."key"`,
+      bindings,
+    )) as { rows?: Array<{ key: string }> } | Array<{ key: string }>;
+    const done = new Set((Array.isArray(result) ? result : result.rows ?? []).map((r) => r.key));
+    for (const key of keys) if (!done.has(key)) throw new LeaseLostError(key);
+  }
+
+  private async stageMysql(trx: Knex.Transaction, keys: readonly string[], bindings: Knex.Value[]): Promise<void> {
+    const first = `SELECT ${STAGED.map((c) => `? AS \`${c.name}\``).join(', ')}`;
+    const rest = ` UNION ALL SELECT ${STAGED.map(() => '?').join(', ')}`;
+    const [result] = (await trx.raw(
+      `UPDATE \`${FILES_TABLE}\` AS f JOIN (${first}${rest.repeat(keys.length - 1)}) AS v ON f.\`key\` = v.\`key\` ` +
+        `SET ${STAGED.filter((c) => c.name !== 'key').map((c) => `f.\`${c.name}\` = v.\`${c.name}\``).join(', ')}, ` +
+        'f.`claimed_by` = NULL, f.`lease_expires_at` = NULL WHERE f.`claimed_by` = ?',
+      bindings,
+    )) as [{ affectedRows: number }];
+    if (result.affectedRows === keys.length) return;
+    // Someone else's claim, most likely; failing that, the first key (the transaction rolls back either way).
+    const other = (await trx(FILES_TABLE).select('key').whereIn('key', keys).whereNotNull('claimed_by').first()) as { key: string } | undefined;
+    throw new LeaseLostError(other?.key ?? (keys[0] as string));
   }
 
   async committed(changes: ReadonlyMap<string, RegistryEntry>): Promise<void> {
