@@ -217,13 +217,18 @@ async function upsertUnnest(trx: Knex.Transaction, compiler: UpsertCompiler, typ
     arrays = fresh();
     count = 0;
   };
-  for (const { cells, at, sourceKey, position } of rows) {
-    for (let c = 0; c < width; c++) (arrays[c] as Cell[]).push(cells[at + c] ?? null);
-    (arrays[width] as Cell[]).push(sourceKey);
-    (arrays[width + 1] as Cell[]).push(position);
-    if (++count === PG_ROWS_PER_STATEMENT) flush();
+  try {
+    for (const { cells, at, sourceKey, position } of rows) {
+      for (let c = 0; c < width; c++) (arrays[c] as Cell[]).push(cells[at + c] ?? null);
+      (arrays[width] as Cell[]).push(sourceKey);
+      (arrays[width + 1] as Cell[]).push(position);
+      if (++count === PG_ROWS_PER_STATEMENT) flush();
+    }
+    flush();
+  } finally {
+    // Even if building a batch threw, wait for what was sent, so no statement's failure goes unobserved.
+    await Promise.allSettled(sent);
   }
-  flush();
   const settled = await Promise.allSettled(sent);
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
