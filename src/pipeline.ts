@@ -96,7 +96,10 @@ async function claimAll(ctx: PipelineContext, items: readonly PlanItem[], opts: 
   }
 }
 
-/** How long a group waits for more files once its first is ready: fewer, larger commits (one fsync each). */
+/**
+ * How long a group takes in more files once its first is ready: fewer, larger commits (one fsync each). On a server
+ * the group waits this long to fill before it is written; SQLite writes each file as it comes, for at most this long.
+ */
 const GROUP_FILL_MS = 300;
 /** Rows after which a group commits without waiting for more files. */
 const GROUP_MAX_ROWS = 50_000;
@@ -104,7 +107,8 @@ const GROUP_MAX_ROWS = 50_000;
 /**
  * Prepares CONCURRENCY files at once and commits them as they become ready, several per transaction. The order
  * does not matter for the result (upserts keep the row of the later file in the index), so a slow file holds up
- * nobody. At most `window` files are prepared but not yet committed, which bounds memory by settings.
+ * nobody. At most `window` files are prepared but not yet taken into a group, and a group holds at most
+ * COMMIT_MAX_FILES, which bounds memory by settings.
  */
 async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: readonly PlanItem[], summary: CycleSummary): Promise<void> {
   const limit = pLimit(ctx.settings.CONCURRENCY);
