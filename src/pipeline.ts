@@ -90,8 +90,7 @@ async function claimAll(ctx: PipelineContext, items: readonly PlanItem[], opts: 
     const claimed = await retryDb(ctx, `claiming ${items.length} file(s)`, () => ctx.registry.claim(items), opts.abort);
     return (item) => (claimed.has(item.key) ? 'claimed' : 'elsewhere');
   } catch (err) {
-    const error = describeError(err);
-    for (const item of items) ctx.telemetry.claimFailed(item.key, error);
+    ctx.telemetry.claimFailed(items.map((item) => item.key), describeError(err));
     return () => 'cancelled';
   }
 }

@@ -189,8 +189,10 @@ export class Telemetry {
     this.log.warn({ event: 'CycleRecordError', error }, `could not record the last cycle: ${error}`);
   }
 
-  claimFailed(key: string, error: string): void {
-    this.log.warn({ event: 'ClaimError', key, error }, `${key}: could not claim it (${error}); leaving it for a later cycle`);
+  /** One line for a batch of claims that failed together (they share the database error). */
+  claimFailed(keys: readonly string[], error: string): void {
+    const what = keys.length === 1 ? `${keys[0]}: could not claim it` : `could not claim ${keys.length} files (${keys[0]}, …)`;
+    this.log.warn({ event: 'ClaimError', keys, error }, `${what} (${error}); leaving ${keys.length === 1 ? 'it' : 'them'} for a later cycle`);
   }
 
   httpResponse(status: number): void {
