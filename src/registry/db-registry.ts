@@ -82,9 +82,9 @@ export interface DbRegistryOptions {
  * - Scale-out: before fetching a file a worker claims it with a conditional write (`claimed_by`,
  *   `lease_expires_at`; the files entering its window together, one statement for the new keys), which succeeds
  *   only if nobody holds a live lease and the entry is still the version the worker planned from; the lease is
- *   heartbeated while the file is processed. A worker that dies loses
- *   its claims after LEASE_SECONDS and another takes the files over. At commit the entry is re-read
- *   `FOR UPDATE`, and a file whose claim was lost is rolled back and left to the new owner.
+ *   heartbeated while the file is processed. A worker that dies loses its claims after LEASE_SECONDS and another
+ *   takes the files over. At commit the entries are re-read `FOR UPDATE`, and a file whose claim was lost is
+ *   rolled back and left to the new owner.
  * - One listing: the worker that finds the shared listing stale takes a short lease on it (compare-and-set),
  *   fetches the index and stores it; the others wait for it and reuse it.
  */
