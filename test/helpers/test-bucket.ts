@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
+import { tempDir } from './cli.js';
 
 export type Fault =
   /** Respond with this status (e.g. 500, 503, 429 with Retry-After '1' or an HTTP date). */
@@ -266,5 +267,33 @@ export async function startTestBucket(opts: TestBucketOptions): Promise<TestBuck
       });
       return closing;
     },
+  };
+}
+
+/**
+ * For a `describe` block: one bucket shared by its tests (started before them, closed after them), working
+ * directories for its runs, and anything else to undo once they are done (`defer`).
+ */
+export function sharedBucket(options: TestBucketOptions): { bucket(): TestBucket; dir(): Promise<string>; defer(undo: () => Promise<void>): void } {
+  let bucket: TestBucket | undefined;
+  const undo: Array<() => Promise<void>> = [];
+  before(async () => {
+    bucket = await startTestBucket(options);
+  });
+  after(async () => {
+    await bucket?.close();
+    for (const u of undo) await u();
+  });
+  return {
+    bucket: () => {
+      if (!bucket) throw new Error('sharedBucket: the bucket starts in a before() hook; use it inside tests');
+      return bucket;
+    },
+    dir: async () => {
+      const t = await tempDir();
+      undo.push(t.cleanup);
+      return t.dir;
+    },
+    defer: (u) => undo.push(u),
   };
 }

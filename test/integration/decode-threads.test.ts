@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { events, runCli, tempDir } from '../helpers/cli.js';
+import { events, runCli } from '../helpers/cli.js';
 import { fixture } from '../helpers/bucket-fixture.js';
 import { dumpSqlite } from '../helpers/tables.js';
-import { startTestBucket, type TestBucket } from '../helpers/test-bucket.js';
+import { sharedBucket } from '../helpers/test-bucket.js';
 
 /**
  * Whole files are parsed and validated in decoding threads (DECODE_THREADS) or in the main thread (0): the
@@ -15,26 +15,17 @@ describe('decoding threads (integration)', function () {
   const data = fixture({ files: 12, recordsPerFile: 400, seed: 21, invalidRate: 0.05, duplicateRate: 0.05 });
   const files = { ...data.files, 'not-json.data': '[{"type":"song","data":', 'object.data': '{"type":"song"}' };
   const keys = [...data.keys.slice(0, 6), 'not-json.data', ...data.keys.slice(6), 'object.data'];
-  let bucket: TestBucket;
-  const cleanups: Array<() => Promise<void>> = [];
-  before(async () => {
-    bucket = await startTestBucket({ files, index: keys.join('\n') });
-  });
-  after(async () => {
-    await bucket.close();
-    for (const c of cleanups) await c();
-  });
+  const shared = sharedBucket({ files, index: keys.join('\n') });
 
   const run = async (threads: string) => {
-    const t = await tempDir();
-    cleanups.push(t.cleanup);
+    const dir = await shared.dir();
     const r = await runCli(['run', '--once'], {
-      cwd: t.dir,
-      env: { BUCKET_URL: bucket.url, DATABASE_URL: 'sqlite://db.sqlite3', REGISTRY_PATH: 'registry.json', DECODE_THREADS: threads, CONCURRENCY: '6', COMMIT_MAX_FILES: '4' },
+      cwd: dir,
+      env: { BUCKET_URL: shared.bucket().url, DATABASE_URL: 'sqlite://db.sqlite3', REGISTRY_PATH: 'registry.json', DECODE_THREADS: threads, CONCURRENCY: '6', COMMIT_MAX_FILES: '4' },
     });
-    const registry = JSON.parse(readFileSync(join(t.dir, 'registry.json'), 'utf8')) as { entries: Record<string, { status: string; error: string | null; loaded: number; rejected: number; skipped: number }> };
+    const registry = JSON.parse(readFileSync(join(dir, 'registry.json'), 'utf8')) as { entries: Record<string, { status: string; error: string | null; loaded: number; rejected: number; skipped: number }> };
     const entries = Object.fromEntries(Object.entries(registry.entries).map(([k, e]) => [k, { status: e.status, error: e.error, loaded: e.loaded, rejected: e.rejected, skipped: e.skipped }]));
-    return { ...r, tables: await dumpSqlite(join(t.dir, 'db.sqlite3')), entries, finished: events(r.stdout).find((e) => e.event === 'CycleFinished') };
+    return { ...r, tables: await dumpSqlite(join(dir, 'db.sqlite3')), entries, finished: events(r.stdout).find((e) => e.event === 'CycleFinished') };
   };
 
   it('load the same rows, rejections and registry entries as the main thread, and fail the same broken files', async () => {

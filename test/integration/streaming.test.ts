@@ -1,10 +1,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { events, runCli, tempDir } from '../helpers/cli.js';
+import { events, runCli } from '../helpers/cli.js';
 import { fixture } from '../helpers/bucket-fixture.js';
 import { dumpSqlite } from '../helpers/tables.js';
-import { startTestBucket, type TestBucket } from '../helpers/test-bucket.js';
+import { sharedBucket, startTestBucket } from '../helpers/test-bucket.js';
 
 /**
  * Files over STREAM_ABOVE_MB are read in batches as they arrive. The streamed path must end with exactly the
@@ -17,20 +17,11 @@ describe('streamed large files (integration)', function () {
   const small = fixture({ files: 3, recordsPerFile: 50, seed: 9 });
   const files = { ...big.files, ...small.files };
   const keys = [...big.keys, ...small.keys];
-  let bucket: TestBucket;
-  const cleanups: Array<() => Promise<void>> = [];
-  before(async () => {
-    bucket = await startTestBucket({ files, index: keys.join('\n') });
-  });
-  after(async () => {
-    await bucket.close();
-    for (const c of cleanups) await c();
-  });
-  const run = async (extra: Record<string, string>, url = bucket.url) => {
-    const t = await tempDir();
-    cleanups.push(t.cleanup);
-    const r = await runCli(['run', '--once'], { cwd: t.dir, env: { BUCKET_URL: url, DATABASE_URL: 'sqlite://db.sqlite3', RETRY_FAILED_SECONDS: '0', ...extra } });
-    return { ...r, dir: t.dir, finished: events(r.stdout).find((e) => e.event === 'CycleFinished') };
+  const shared = sharedBucket({ files, index: keys.join('\n') });
+  const run = async (extra: Record<string, string>, url = shared.bucket().url) => {
+    const dir = await shared.dir();
+    const r = await runCli(['run', '--once'], { cwd: dir, env: { BUCKET_URL: url, DATABASE_URL: 'sqlite://db.sqlite3', RETRY_FAILED_SECONDS: '0', ...extra } });
+    return { ...r, dir: dir, finished: events(r.stdout).find((e) => e.event === 'CycleFinished') };
   };
 
   it('loads the same rows, rejections and counts as the whole-file path, over HTTP and from a directory', async () => {
@@ -55,14 +46,14 @@ describe('streamed large files (integration)', function () {
 
   it('a streamed body that breaks off leaves nothing of the file, records it failed, and the next cycle loads it', async () => {
     const key = big.keys[0]!;
-    bucket.addFaults(key, [{ kind: 'truncate' }]);
+    shared.bucket().addFaults(key, [{ kind: 'truncate' }]);
     const first = await run({ STREAM_ABOVE_MB: '1' });
     expect(first.code).to.equal(1);
     const partial = await dumpSqlite(join(first.dir, 'db.sqlite3'));
     expect(Object.values(partial).flat().some((row) => row.source_key === key)).to.equal(false);
     const status = JSON.parse((await runCli(['status', '--json'], { cwd: first.dir, env: { DATABASE_URL: 'sqlite://db.sqlite3' } })).stdout) as { failed: Array<{ key: string; error: string }> };
     expect(status.failed.map((f) => f.key)).to.deep.equal([key]);
-    const again = await runCli(['run', '--once'], { cwd: first.dir, env: { BUCKET_URL: bucket.url, DATABASE_URL: 'sqlite://db.sqlite3', STREAM_ABOVE_MB: '1', RETRY_FAILED_SECONDS: '0' } });
+    const again = await runCli(['run', '--once'], { cwd: first.dir, env: { BUCKET_URL: shared.bucket().url, DATABASE_URL: 'sqlite://db.sqlite3', STREAM_ABOVE_MB: '1', RETRY_FAILED_SECONDS: '0' } });
     expect(again.code, again.stderr).to.equal(0);
     expect(events(again.stdout).find((e) => e.event === 'CycleFinished')).to.include({ filesDone: 1 });
   });
@@ -70,7 +61,7 @@ describe('streamed large files (integration)', function () {
   it('reads an index larger than STREAM_ABOVE_MB whole', async () => {
     // 1.2 MB of blank lines after the keys: over the threshold, and cleaned away.
     const padded = await startTestBucket({ files: small.files, index: `${small.keys.join('\r\n')}${'\r\n '.repeat(400_000)}` });
-    cleanups.push(() => padded.close());
+    shared.defer(() => padded.close());
     const r = await run({ STREAM_ABOVE_MB: '1' }, padded.url);
     expect(r.code, r.stderr).to.equal(0);
     expect(r.finished).to.include({ listed: 3, filesDone: 3 });
