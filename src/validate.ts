@@ -50,7 +50,7 @@ export interface ValidatedFile {
 /** `firstIndex`: position in the file of `records[0]` (streamed files arrive in batches). */
 export function validateRecords(records: readonly unknown[], now: string, firstIndex = 0): ValidatedFile {
   const out: ValidatedFile = { rows: new Map(), rejections: [], loaded: 0, skipped: 0 };
-  const byKey = new Map<RecordType, Map<string, Row>>();
+  const byKey = new Map<RecordType, Map<string, Cell[]>>();
   for (let i = 0; i < records.length; i++) {
     const raw = records[i];
     const result = classifyRecord(raw, i, now);
@@ -62,7 +62,8 @@ export function validateRecords(records: readonly unknown[], now: string, firstI
       }
       let table = byKey.get(result.type);
       if (!table) byKey.set(result.type, (table = new Map()));
-      table.set(JSON.stringify(result.type.key.map((column) => result.row[column])), result.row);
+      const cells = result.type.columns.map((column) => result.row[column.name] ?? null);
+      table.set(keyAt(result.type, cells, 0), cells);
       out.loaded++;
     } else if (result.kind === 'skip') {
       out.skipped++;
@@ -72,7 +73,7 @@ export function validateRecords(records: readonly unknown[], now: string, firstI
   }
   for (const [type, rows] of byKey) {
     const cells: Cell[] = [];
-    for (const row of rows.values()) for (const column of type.columns) cells.push(row[column.name] ?? null);
+    for (const row of rows.values()) for (const cell of row) cells.push(cell);
     out.rows.set(type, cells);
   }
   return out;

@@ -217,6 +217,7 @@ async function upsertUnnest(trx: Knex.Transaction, compiler: UpsertCompiler, typ
     arrays = fresh();
     count = 0;
   };
+  let settled: Array<PromiseSettledResult<unknown>> = [];
   try {
     for (const { cells, at, sourceKey, position } of rows) {
       for (let c = 0; c < width; c++) (arrays[c] as Cell[]).push(cells[at + c] ?? null);
@@ -227,9 +228,8 @@ async function upsertUnnest(trx: Knex.Transaction, compiler: UpsertCompiler, typ
     flush();
   } finally {
     // Even if building a batch threw, wait for what was sent, so no statement's failure goes unobserved.
-    await Promise.allSettled(sent);
+    settled = await Promise.allSettled(sent);
   }
-  const settled = await Promise.allSettled(sent);
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
 }
