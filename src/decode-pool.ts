@@ -55,8 +55,9 @@ export function decodeThreads(setting: number | 'auto'): number {
 /**
  * Decoding threads, started by `warm` or on first use, and given work least-busy first. `JSON.parse` and
  * validation of whole bodies run there, on another core, while the main thread fetches and writes; rows come back
- * as flat arrays of cells, which structured clone copies cheaply. A body is moved, not copied, when its buffer is its own. A thread
- * that dies fails the files it held (recorded failed, retried on a later cycle) and is replaced on next use.
+ * as flat arrays of cells, which structured clone copies cheaply. A body is moved, not copied, when its buffer is
+ * its own. A thread that dies fails the files it held (recorded failed, retried on a later cycle) and is replaced
+ * on next use.
  */
 export class DecodePool implements Decoder {
   private threads: Thread[] = [];

@@ -131,7 +131,7 @@ async function writeGroupInOne(ctx: CommitContext, trx: Knex.Transaction, work: 
       const next = more ? await more() : null;
       if (next === null) break;
       work.push(next);
-      for (const [key, entry] of await ctx.registry.lockEntries(trx, [next.item.key])) prevs.set(key, entry);
+      prevs.set(next.item.key, await lockEntry(ctx, trx, next.item.key));
     }
     const p = work[i] as Prepared;
     // SQLite writes synchronously: let fetches and decoding threads hand on their results between files, or they
