@@ -29,6 +29,8 @@ RUN npm ci --no-audit --no-fund
 
 COPY tsconfig*.json ./
 COPY src ./src
+COPY scripts ./scripts
+# tsc, then esbuild links dist/bundle/ (the CLI the image runs; the database drivers stay in node_modules).
 RUN npm run build \
     && npm prune --omit=dev --no-audit --no-fund
 
@@ -75,5 +77,5 @@ EXPOSE 9464
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["node", "-e", "const p=Number(process.env.HTTP_PORT);if(!Number.isInteger(p)||p<=0)process.exit(0);fetch('http://127.0.0.1:'+p+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),e=>{console.error(String(e));process.exit(1)})"]
 
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/cli.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/bundle/cli.js"]
 CMD ["run", "--profile", "docker"]

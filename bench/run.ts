@@ -22,7 +22,7 @@ import { redactUrl } from '../src/redact.js';
 import { INDEX_KEY, writeBucket, type BucketSummary } from './generate.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'dist', 'cli.js');
+const CLI = join(ROOT, 'dist', 'bundle', 'cli.js');
 const LIMIT = join(ROOT, 'bench', 'limit.mjs');
 const GENERATOR = join(ROOT, 'bench', 'generate.ts');
 const GNU_TIME = '/usr/bin/time';

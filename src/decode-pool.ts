@@ -109,8 +109,9 @@ export class DecodePool implements Decoder {
     // A small young generation: a thread's garbage is one file's parse at a time, and V8's default (up to 3 × 16 MB
     // per thread) added ~30 MB of peak RSS for no speed we could measure (README, Performance).
     const options = { resourceLimits: { maxYoungGenerationSizeMb: 4 } };
-    // Built: dist/decode-worker.js. From source (the tests run under tsx) the thread registers tsx itself first:
-    // a worker's entry is loaded before `--import` hooks of its execArgv apply.
+    // Built: decode-worker.js beside this module (dist/, or dist/bundle/ for the bundled CLI). From source (the tests
+    // run under tsx) the thread registers tsx itself first: a worker's entry is loaded before `--import` hooks of its
+    // execArgv apply.
     const worker = import.meta.url.endsWith('.ts')
       ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./decode-worker.ts', import.meta.url).href)}); });`, { ...options, eval: true })
       : new Worker(new URL('./decode-worker.js', import.meta.url), options);

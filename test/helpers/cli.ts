@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-export const CLI = resolve('dist/cli.js');
+export const CLI = resolve('dist/bundle/cli.js');
 
 export interface CliResult {
   code: number | null;
