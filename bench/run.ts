@@ -399,6 +399,14 @@ function medians(reps: Repetition[]): Metrics | null {
   };
 }
 
+/** The daemon's wall time over the limit's, for each repetition in which both exited 0. */
+function pairedRatios(daemon: Repetition[], limit: Repetition[]): number[] {
+  return daemon.flatMap((d) => {
+    const l = limit.find((x) => x.rep === d.rep);
+    return d.exitCode === 0 && l?.exitCode === 0 ? [d.wallSeconds / l.wallSeconds] : [];
+  });
+}
+
 function lastLines(text: string, n = 5): string {
   return text.trim().split('\n').slice(-n).map((l) => `      ${l}`).join('\n');
 }
@@ -584,6 +592,9 @@ async function main(): Promise<void> {
 
   const med = { daemon: medians(runs.daemon), limit: medians(runs.limit) };
   const ratio = med.daemon && med.limit ? med.daemon.wallSeconds / med.limit.wallSeconds : null;
+  // Each limit run follows its daemon run within seconds, so a pair shares the machine's mood of the moment;
+  // the spread of these ratios shows how far one figure can be trusted on a noisy machine.
+  const paired = pairedRatios(runs.daemon, runs.limit);
 
   say();
   const header = ['run', 'rep', 'wall s', 'records/s', 'valid rows/s', 'MB/s', 'peak RSS MB', 'exit'];
@@ -600,6 +611,9 @@ async function main(): Promise<void> {
   if (daemonSkipped !== null) say(daemonSkipped);
   if (ratio !== null) {
     say(`daemon / limit (median wall time): ${ratio.toFixed(2)}×${userDbIsSqlite || limitDb ? '' : ' (the limit ran on SQLite, the daemon did not)'}`);
+    if (paired.length > 1) {
+      say(`daemon / limit, rep by rep: median ${median(paired).toFixed(2)}× (${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)}×)`);
+    }
   } else if (opts.skipLimit) {
     say('limit baseline skipped (--skip-limit)');
   }
@@ -624,6 +638,7 @@ async function main(): Promise<void> {
     repetitions: [...runs.daemon, ...runs.limit],
     medians: med,
     daemonOverLimit: ratio,
+    daemonOverLimitByRep: paired,
     warnings,
   };
   await mkdir(opts.out, { recursive: true });
