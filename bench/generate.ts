@@ -21,7 +21,7 @@
  *   node --import tsx bench/generate.ts --out DIR --files N --records M [--seed S]
  *     [--invalid-rate R] [--book-rate R] [--duplicate-rate R]
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -490,6 +490,42 @@ export async function writeBucket(dir: string, opts: GenerateOptions): Promise<B
     summary.skipped += file.skipped;
     summary.records += file.valid + file.invalid + file.skipped;
     summary.bytes += Buffer.byteLength(file.body);
+  }
+  await writeFile(join(dir, INDEX_KEY), indexText(summary.keys));
+  return summary;
+}
+
+/**
+ * Writes the records `opts` describes as ONE data file, `key`, one JSON array (each generated file's records in
+ * turn, compact and pretty-printed runs alike), plus `files_list.data` naming it. Streamed to disk a generated
+ * file at a time, so a file of several GB never sits in memory here either.
+ */
+export async function writeOneFileBucket(dir: string, opts: GenerateOptions, key = 'all-records.data'): Promise<BucketSummary> {
+  await mkdir(dir, { recursive: true });
+  const summary: BucketSummary = { keys: [key], records: 0, valid: 0, invalid: 0, skipped: 0, bytes: 0 };
+  const out = await open(join(dir, key), 'w');
+  try {
+    let first = true;
+    const write = async (text: string): Promise<void> => {
+      await out.write(text);
+      summary.bytes += Buffer.byteLength(text);
+    };
+    await write('[');
+    for (const file of generateFiles(opts)) {
+      // Pretty-printed bodies end with a newline: trim before taking the brackets off.
+      const inner = file.body.trim().slice(1, -1).trim();
+      if (inner !== '') {
+        await write(first ? inner : `,${inner}`);
+        first = false;
+      }
+      summary.valid += file.valid;
+      summary.invalid += file.invalid;
+      summary.skipped += file.skipped;
+      summary.records += file.valid + file.invalid + file.skipped;
+    }
+    await write(']');
+  } finally {
+    await out.close();
   }
   await writeFile(join(dir, INDEX_KEY), indexText(summary.keys));
   return summary;

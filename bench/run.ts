@@ -3,7 +3,7 @@
  * baseline (bench/limit.mjs) that does the least work ending in the same rows. See bench/README.md.
  *
  *   npm run bench -- [--files 300] [--records 1000] [--concurrency 16] [--reps 3] [--seed 1]
- *                    [--database-url URL] [--skip-limit] [--out bench/results]
+ *                    [--database-url URL] [--skip-limit] [--one-file] [--out bench/results]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -19,7 +19,7 @@ import type { Knex } from 'knex';
 import { openDatabase, parseDatabaseUrl } from '../src/load/database.js';
 import { SETTING_KEYS } from '../src/config/schema.js';
 import { redactUrl } from '../src/redact.js';
-import { INDEX_KEY, writeBucket, type BucketSummary } from './generate.js';
+import { INDEX_KEY, writeBucket, writeOneFileBucket, type BucketSummary } from './generate.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'bundle', 'cli.js');
@@ -39,11 +39,13 @@ interface BenchOptions {
   /** undefined: a fresh SQLite file per repetition. */
   databaseUrl: string | undefined;
   skipLimit: boolean;
+  /** The same records in ONE file (the large-file memory case); implies skipLimit. */
+  oneFile: boolean;
   out: string;
 }
 
 const USAGE = `usage: npm run bench -- [--files N] [--records N] [--concurrency N] [--reps N] [--seed N]
-                        [--database-url URL] [--skip-limit] [--out DIR]`;
+                        [--database-url URL] [--skip-limit] [--one-file] [--out DIR]`;
 
 function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -57,6 +59,7 @@ function parseOptions(argv: string[]): BenchOptions {
       seed: { type: 'string', default: '1' },
       'database-url': { type: 'string' },
       'skip-limit': { type: 'boolean', default: false },
+      'one-file': { type: 'boolean', default: false },
       out: { type: 'string', default: join('bench', 'results') },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -77,7 +80,9 @@ function parseOptions(argv: string[]): BenchOptions {
     reps: int('reps', values.reps, 1),
     seed: int('seed', values.seed, 0),
     databaseUrl: values['database-url'],
-    skipLimit: values['skip-limit'],
+    // The limit reads a file into one string for JSON.parse, and V8 strings end at 512 MB.
+    skipLimit: values['skip-limit'] || values['one-file'],
+    oneFile: values['one-file'],
     out: resolve(values.out),
   };
 }
@@ -95,7 +100,7 @@ interface Bucket {
 async function ensureBucket(opts: BenchOptions): Promise<Bucket> {
   // The generator's own text is part of the cache key, so editing it regenerates the bucket.
   const generatorHash = createHash('sha1').update(readFileSync(GENERATOR)).digest('hex').slice(0, 10);
-  const dir = join(os.tmpdir(), 'bucket-ingest-bench', `f${opts.files}-r${opts.records}-s${opts.seed}-g${generatorHash}`);
+  const dir = join(os.tmpdir(), 'bucket-ingest-bench', `f${opts.files}-r${opts.records}-s${opts.seed}${opts.oneFile ? '-one' : ''}-g${generatorHash}`);
   const summaryPath = join(dir, '.bench-summary.json');
   if (existsSync(summaryPath)) {
     const summary = JSON.parse(await readFile(summaryPath, 'utf8')) as Bucket['summary'];
@@ -104,7 +109,8 @@ async function ensureBucket(opts: BenchOptions): Promise<Bucket> {
   const started = performance.now();
   const tmp = `${dir}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
-  const { keys, ...counts } = await writeBucket(tmp, { files: opts.files, recordsPerFile: opts.records, seed: opts.seed });
+  const generate = opts.oneFile ? writeOneFileBucket : writeBucket;
+  const { keys, ...counts } = await generate(tmp, { files: opts.files, recordsPerFile: opts.records, seed: opts.seed });
   const summary = { files: keys.length, ...counts };
   await writeFile(join(tmp, '.bench-summary.json'), JSON.stringify(summary));
   await rm(dir, { recursive: true, force: true });
@@ -458,7 +464,8 @@ async function main(): Promise<void> {
   const bucket = await ensureBucket(opts);
   const s = bucket.summary;
   const mb = s.bytes / 1e6;
-  say(`bucket: ${s.files} files × ${opts.records} records (seed ${opts.seed}), ${fmtInt(s.records)} records, ${fmtInt(s.valid)} valid, ${fmtInt(s.invalid)} invalid, ${fmtInt(s.skipped)} skipped, ${mb.toFixed(1)} MB`);
+  const shape = opts.oneFile ? `1 file holding ${opts.files} × ${opts.records} records` : `${s.files} files × ${opts.records} records`;
+  say(`bucket: ${shape} (seed ${opts.seed}), ${fmtInt(s.records)} records, ${fmtInt(s.valid)} valid, ${fmtInt(s.invalid)} invalid, ${fmtInt(s.skipped)} skipped, ${mb.toFixed(1)} MB`);
   say(`        ${bucket.cached ? 'cached' : `generated in ${bucket.generateSeconds.toFixed(1)} s`}: ${bucket.dir}`);
   const server = await startStaticServer(bucket.dir);
   say(`server: ${server.url} (keep-alive, Content-Length, ETag)`);
@@ -615,7 +622,7 @@ async function main(): Promise<void> {
       say(`daemon / limit, rep by rep: median ${median(paired).toFixed(2)}× (${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)}×)`);
     }
   } else if (opts.skipLimit) {
-    say('limit baseline skipped (--skip-limit)');
+    say(`limit baseline skipped (${opts.oneFile ? '--one-file: the limit parses a file as one string, and V8 strings end at 512 MB' : '--skip-limit'})`);
   }
   if (warnings.length > 0) say(`${warnings.length} warning(s), see above`);
 

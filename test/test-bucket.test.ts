@@ -5,7 +5,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { generateFiles, indexText, writeBucket, type GenerateOptions } from '../bench/generate.js';
+import { generateFiles, indexText, writeBucket, writeOneFileBucket, type GenerateOptions } from '../bench/generate.js';
 import { startTestBucket, type TestBucket, type TestBucketOptions } from './helpers/test-bucket.js';
 
 interface RawResponse {
@@ -465,6 +465,30 @@ describe('bench generator', () => {
         bytes += Buffer.byteLength(onDisk);
       }
       expect(summary.bytes).to.equal(bytes);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writeOneFileBucket writes every generated record, in order, as one JSON array, and sums the counts', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bucket-gen-'));
+    try {
+      // Enough files that both compact and pretty-printed ones (with their trailing newline) are joined.
+      const opts: GenerateOptions = { files: 12, recordsPerFile: 30, seed: 5 };
+      const files = [...generateFiles(opts)];
+      expect(files.some((f) => f.body.endsWith('\n')) && files.some((f) => !f.body.endsWith('\n'))).to.equal(true);
+      const summary = await writeOneFileBucket(dir, opts, 'one.data');
+      expect(summary.keys).to.deep.equal(['one.data']);
+      expect(await readFile(join(dir, 'files_list.data'), 'utf8')).to.equal('one.data');
+      const body = await readFile(join(dir, 'one.data'), 'utf8');
+      expect(JSON.parse(body)).to.deep.equal(files.flatMap((f) => JSON.parse(f.body) as unknown[]));
+      expect(summary.bytes).to.equal(Buffer.byteLength(body));
+      expect(summary.records).to.equal(12 * 30);
+      expect(summary).to.include({
+        valid: files.reduce((n, f) => n + f.valid, 0),
+        invalid: files.reduce((n, f) => n + f.invalid, 0),
+        skipped: files.reduce((n, f) => n + f.skipped, 0),
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
