@@ -83,6 +83,46 @@ describe('JSON registry', () => {
     expect(err.message).to.contain('p.json.journal').and.contain('line 1');
   });
 
+  it('refuses a journal line whose entry is not a registry entry, naming the line', async () => {
+    const reg = await JsonRegistry.open(path, { writable: true });
+    await reg.close();
+    appendFileSync(`${path}.journal`, `${JSON.stringify({ k: 'a', e: entry() })}\n${JSON.stringify({ k: 'b', e: { ...entry(), attempts: 'two' } })}\n`);
+    const err = (await JsonRegistry.open(path, { writable: false }).catch((e: unknown) => e)) as IngestError;
+    expect(err.code).to.equal('BI_REGISTRY_CORRUPT');
+    expect(err.message).to.contain('p.json.journal').and.contain('line 2');
+  });
+
+  it('folds the journal only once it holds as many lines as the snapshot has entries (and compactEvery)', async () => {
+    const reg = await JsonRegistry.open(path, { writable: true, compactEvery: 2 });
+    const journalLines = (): number => readFileSync(`${path}.journal`, 'utf8').split('\n').filter(Boolean).length;
+    await reg.commit(new Map([['a', entry()], ['b', entry()]]));
+    expect(journalLines(), '2 lines, 2 entries: folded').to.equal(0);
+    await reg.commit(new Map([['c', entry()]]));
+    await reg.commit(new Map([['a', entry({ loaded: 5 })]]));
+    expect(journalLines(), '2 lines, 3 entries: kept').to.equal(2);
+    await reg.commit(new Map([['b', entry({ loaded: 6 })]]));
+    expect(journalLines(), '3 lines, 3 entries: folded').to.equal(0);
+    const snapshot = JSON.parse(readFileSync(path, 'utf8')) as { entries: Record<string, RegistryEntry> };
+    expect(snapshot.entries.a?.loaded).to.equal(5);
+    expect(snapshot.entries.b?.loaded).to.equal(6);
+    await reg.close();
+  });
+
+  it('writes a large snapshot in pieces that make one JSON document, whatever the keys hold', async () => {
+    const odd = ['"quoted"', 'back\\slash', 'новый файл.data', '__proto__', '123', 'tab\there', 'emoji 🎉.data'];
+    const keys = [...odd, ...Array.from({ length: 1234 }, (_, i) => `k${i}.data`)];
+    const reg = await JsonRegistry.open(path, { writable: true, compactEvery: 1_000_000 });
+    await reg.commit(new Map(keys.map((k, i) => [k, entry({ loaded: i })] as [string, RegistryEntry])));
+    await reg.close();
+    const text = readFileSync(path, 'utf8');
+    const parsed = JSON.parse(text) as { version: number; entries: Record<string, RegistryEntry> };
+    expect(parsed.version).to.equal(1);
+    expect(Object.keys(parsed.entries)).to.have.members(keys);
+    const again = await JsonRegistry.open(path, { writable: false });
+    expect(again.size).to.equal(keys.length);
+    for (const [i, k] of keys.entries()) expect(again.get(k)?.loaded, k).to.equal(i);
+  });
+
   it('lets only one writer hold a registry, and takes over a lock whose process is gone', async () => {
     const first = await JsonRegistry.open(path, { writable: true });
     writeFileSync(`${path}.lock`, String(process.ppid)); // a live process that is not us

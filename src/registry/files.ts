@@ -13,17 +13,33 @@ export async function readIfExists(path: string): Promise<string | null> {
   }
 }
 
+/** Pieces of a streamed file are written in writes of about this many characters. */
+const WRITE_CHUNK = 1 << 20;
+
 /**
  * Replaces a file so that a crash leaves the old or the new contents, never a mix: write a temp file, fsync
- * it, rename it over the target, fsync the directory (the rename itself is durable only then).
+ * it, rename it over the target, fsync the directory (the rename itself is durable only then). `content` may be
+ * given in pieces, so a large file (a registry of 100,000 entries is ~35 MB) is never one string in memory.
  */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
+export async function writeFileAtomic(path: string, content: string | Iterable<string>): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     await mkdir(dirname(path), { recursive: true });
     const handle = await open(tmp, 'w');
     try {
-      await handle.writeFile(text);
+      if (typeof content === 'string') {
+        await handle.writeFile(content);
+      } else {
+        let pending = '';
+        for (const piece of content) {
+          pending += piece;
+          if (pending.length >= WRITE_CHUNK) {
+            await handle.write(pending);
+            pending = '';
+          }
+        }
+        if (pending !== '') await handle.write(pending);
+      }
       await handle.sync();
     } finally {
       await handle.close();
