@@ -3,7 +3,7 @@
  * baseline (bench/limit.mjs) that does the least work ending in the same rows. See bench/README.md.
  *
  *   npm run bench -- [--files 300] [--records 1000] [--concurrency 16] [--reps 3] [--seed 1]
- *                    [--database-url URL] [--skip-limit] [--one-file] [--out bench/results]
+ *                    [--database-url URL] [--skip-limit] [--one-file] [--again] [--out bench/results]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import type { Knex } from 'knex';
 import { openDatabase, parseDatabaseUrl } from '../src/load/database.js';
 import { SETTING_KEYS } from '../src/config/schema.js';
+import { FILES_TABLE } from '../src/load/schema.js';
 import { redactUrl } from '../src/redact.js';
 import { INDEX_KEY, writeBucket, writeOneFileBucket, type BucketSummary } from './generate.js';
 
@@ -41,11 +42,13 @@ interface BenchOptions {
   skipLimit: boolean;
   /** The same records in ONE file (the large-file memory case); implies skipLimit. */
   oneFile: boolean;
+  /** After each daemon run, a second `run --once` over the same database and registry (the no-op cycle). */
+  again: boolean;
   out: string;
 }
 
 const USAGE = `usage: npm run bench -- [--files N] [--records N] [--concurrency N] [--reps N] [--seed N]
-                        [--database-url URL] [--skip-limit] [--one-file] [--out DIR]`;
+                        [--database-url URL] [--skip-limit] [--one-file] [--again] [--out DIR]`;
 
 function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -60,6 +63,7 @@ function parseOptions(argv: string[]): BenchOptions {
       'database-url': { type: 'string' },
       'skip-limit': { type: 'boolean', default: false },
       'one-file': { type: 'boolean', default: false },
+      again: { type: 'boolean', default: false },
       out: { type: 'string', default: join('bench', 'results') },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -83,6 +87,7 @@ function parseOptions(argv: string[]): BenchOptions {
     // The limit reads a file into one string for JSON.parse, and V8 strings end at 512 MB.
     skipLimit: values['skip-limit'] || values['one-file'],
     oneFile: values['one-file'],
+    again: values.again,
     out: resolve(values.out),
   };
 }
@@ -342,6 +347,38 @@ async function onServer(databaseUrl: string, sql: string, name: string): Promise
   }
 }
 
+/**
+ * A fingerprint of everything the registry holds: the JSON registry's snapshot and journal, and the database
+ * registry's `ingest_files` rows (the shared listing, `ingest_listing`, is a cache every cycle refreshes).
+ */
+async function registryFingerprint(registryPath: string, databaseUrl: string): Promise<string> {
+  const hash = createHash('sha1');
+  for (const path of [registryPath, `${registryPath}.journal`]) {
+    hash.update(path).update(existsSync(path) ? await readFile(path) : 'absent');
+  }
+  const db = await knexFor(databaseUrl);
+  try {
+    if (await db.schema.hasTable(FILES_TABLE)) hash.update(JSON.stringify(await db(FILES_TABLE).orderBy('key')));
+  } finally {
+    await db.destroy();
+  }
+  return hash.digest('hex');
+}
+
+/** The CycleFinished line among a run's JSON log lines, or null. */
+function cycleFinished(stdout: string): { seconds: number; planned: number } | null {
+  for (const text of stdout.split('\n').reverse()) {
+    if (!text.includes('"CycleFinished"')) continue;
+    try {
+      const line = JSON.parse(text) as { event?: unknown; seconds?: unknown; planned?: unknown };
+      if (line.event === 'CycleFinished' && typeof line.seconds === 'number' && typeof line.planned === 'number') return { seconds: line.seconds, planned: line.planned };
+    } catch {
+      // a line cut by the output tail: keep looking
+    }
+  }
+  return null;
+}
+
 async function countRows(databaseUrl: string): Promise<RowCounts> {
   const db = await knexFor(databaseUrl);
   try {
@@ -374,8 +411,23 @@ interface Repetition {
   mbPerSecond: number;
   httpRequests: number;
   rows: RowCounts | null;
+  /** With --again: the second cycle, which should find nothing to do. */
+  again: AgainRun | null;
   ok: boolean;
   warnings: string[];
+}
+
+interface AgainRun {
+  /** The whole process: start-up, opening the database and registry, the cycle, exit. */
+  wallSeconds: number;
+  /** The cycle alone, as its CycleFinished line gives it (registry refresh, listing, planning, loading nothing). */
+  cycleSeconds: number | null;
+  /** Files the cycle planned to process (0 expected). */
+  planned: number | null;
+  exitCode: number | null;
+  httpRequests: number;
+  /** Whether the registry (the JSON file and its journal, or the `ingest_files` table) is byte for byte the same. */
+  registryUnchanged: boolean | null;
 }
 
 interface Metrics {
@@ -526,6 +578,7 @@ async function main(): Promise<void> {
       mbPerSecond: mb / child.wallSeconds,
       httpRequests: server.requests() - requestsBefore,
       rows: null,
+      again: null,
       ok: false,
       warnings: [],
     };
@@ -558,6 +611,28 @@ async function main(): Promise<void> {
       result.ok = result.warnings.length === 0;
     }
     if (result.httpRequests < s.files + 1) repWarn(`only ${result.httpRequests} HTTP requests for ${s.files} files + the index`);
+    if (runner === 'daemon' && opts.again) {
+      const registryPath = join(scratch, 'registry.json');
+      const before = await registryFingerprint(registryPath, databaseUrl).catch((err: Error) => repWarn(`cannot read the registry: ${err.message}`));
+      const requests = server.requests();
+      // JSON lines on stdout, to read the cycle's own summary.
+      const second = await runNode(args, { ...env, LOG_LEVEL: 'info', LOG_FORMAT: 'json' }, rssMethod, scratch);
+      const finished = cycleFinished(second.stdout);
+      const after = await registryFingerprint(registryPath, databaseUrl).catch((err: Error) => repWarn(`cannot read the registry: ${err.message}`));
+      result.again = {
+        wallSeconds: second.wallSeconds,
+        cycleSeconds: finished?.seconds ?? null,
+        planned: finished?.planned ?? null,
+        exitCode: second.exitCode,
+        httpRequests: server.requests() - requests,
+        registryUnchanged: typeof before === 'string' && typeof after === 'string' ? before === after : null,
+      };
+      if (second.exitCode !== 0) repWarn(`the second cycle exited ${second.exitCode ?? second.signal}\n${lastLines(second.stderr || second.stdout)}`);
+      if (result.again.registryUnchanged === false) repWarn('the second cycle, with nothing to do, changed the registry');
+      if (finished === null) repWarn('the second cycle logged no CycleFinished line');
+      else if (finished.planned !== 0) repWarn(`the second cycle planned ${finished.planned} file(s), expected none`);
+      result.ok = result.ok && result.warnings.length === 0;
+    }
     if (result.ok) {
       await rm(scratch, { recursive: true, force: true });
       await fresh.drop().catch((err: Error) => repWarn(`cannot drop the run's database: ${err.message}`));
@@ -567,7 +642,8 @@ async function main(): Promise<void> {
 
   const line = (r: Repetition): string =>
     `${r.runner.padEnd(6)} rep ${r.rep}: ${r.wallSeconds.toFixed(2)} s, ${fmtInt(r.recordsPerSecond)} records/s, ${fmtInt(r.validRowsPerSecond)} valid rows/s, ` +
-    `${r.mbPerSecond.toFixed(2)} MB/s, peak RSS ${fmt(r.peakRssMB, 0)} MB${r.rows ? `, rows ${r.rows.songs}/${r.rows.movies}/${r.rows.apps} songs/movies/apps, ${r.rows.rejected_records ?? '-'} rejected` : ''}`;
+    `${r.mbPerSecond.toFixed(2)} MB/s, peak RSS ${fmt(r.peakRssMB, 0)} MB${r.rows ? `, rows ${r.rows.songs}/${r.rows.movies}/${r.rows.apps} songs/movies/apps, ${r.rows.rejected_records ?? '-'} rejected` : ''}` +
+    (r.again ? `\n       again: ${r.again.wallSeconds.toFixed(2)} s in all, the cycle ${fmt(r.again.cycleSeconds, 2)} s, ${r.again.httpRequests} HTTP request(s), registry ${r.again.registryUnchanged === null ? 'not read' : r.again.registryUnchanged ? 'unchanged' : 'CHANGED'}` : '');
 
   // Daemon and limit alternate, so slow drift of the machine (thermal, other load) hits both alike.
   for (let rep = 1; rep <= opts.reps; rep++) {
@@ -624,6 +700,13 @@ async function main(): Promise<void> {
   } else if (opts.skipLimit) {
     say(`limit baseline skipped (${opts.oneFile ? '--one-file: the limit parses a file as one string, and V8 strings end at 512 MB' : '--skip-limit'})`);
   }
+  const againSeconds = runs.daemon.flatMap((r) => (r.again?.exitCode === 0 ? [r.again.wallSeconds] : []));
+  const againCycles = runs.daemon.flatMap((r) => (r.again?.exitCode === 0 && r.again.cycleSeconds !== null ? [r.again.cycleSeconds] : []));
+  if (againSeconds.length > 0) {
+    const unchanged = runs.daemon.filter((r) => r.again?.registryUnchanged === true).length;
+    say(`second run (nothing new; ${s.files} keys done): median ${median(againSeconds).toFixed(2)} s in all, ` +
+      `the cycle itself ${againCycles.length > 0 ? `${median(againCycles).toFixed(2)} s` : 'not logged'}; registry unchanged in ${unchanged} of ${runs.daemon.filter((r) => r.again).length}`);
+  }
   if (warnings.length > 0) say(`${warnings.length} warning(s), see above`);
 
   const cpus = os.cpus();
@@ -646,6 +729,8 @@ async function main(): Promise<void> {
     medians: med,
     daemonOverLimit: ratio,
     daemonOverLimitByRep: paired,
+    secondRunMedianSeconds: againSeconds.length > 0 ? median(againSeconds) : null,
+    secondCycleMedianSeconds: againCycles.length > 0 ? median(againCycles) : null,
     warnings,
   };
   await mkdir(opts.out, { recursive: true });
