@@ -166,15 +166,20 @@ describe('operator commands (integration)', function () {
         const busy = await cli(['reprocess', '--now', keys[2] as string]);
         expect(busy.code, busy.stderr).to.equal(0);
         expect(busy.stdout).to.match(/in use by process \d+, a running daemon: it picks the request up at the start of its next cycle/);
+        // Done once the daemon has processed the file and consumed every request. A request whose file the daemon
+        // took away in the middle of the append is appended again (the daemon may have read it too early), so the
+        // daemon may take it in a cycle after the one that processed the file: wait for that too.
+        const requestsLeft = (): boolean => existsSync(`${registryPath()}.requests`) || existsSync(`${registryPath()}.requests.applying`);
         const pickedUp = () => events(daemon.output()).some((e) => e.event === 'CycleFinished' && e.filesDone === 1);
-        while (!pickedUp() && Date.now() < until) await sleep(20);
+        while ((!pickedUp() || requestsLeft()) && Date.now() < until) await sleep(20);
         expect(pickedUp(), daemon.output()).to.equal(true);
+        expect(requestsLeft(), 'requests left after the daemon took them').to.equal(false);
       } finally {
         daemon.child.kill('SIGTERM');
         await daemon.finished;
       }
-      expect((await attempts())[keys[2] as string]).to.equal(2);
-      expect(existsSync(`${registryPath()}.requests`)).to.equal(false);
+      // Processed again, once; twice only if the request had to be appended twice (see above).
+      expect((await attempts())[keys[2] as string]).to.be.within(2, 3);
     });
   });
 
