@@ -2,9 +2,9 @@
  * Second step of `npm run build`: links tsc's output (dist/cli.js and the decoding thread's dist/decode-worker.js)
  * into dist/bundle/, the files `bucket-ingest`, `npm start` and the Docker image run.
  *
- * Why: Node 20 spends ~0.3 s of every start resolving, stat-ing and reading the ~800 modules of knex, undici, yargs,
- * pino and prom-client one by one (README → Performance). One bundle read cuts that by about two thirds, which is
- * most of a `run --once` cycle's fixed cost and makes `status`/`inspect` answer sooner.
+ * Why: Node 20 spends ~0.35 s of every start resolving, stat-ing and reading the ~800 modules of knex, undici,
+ * yargs, pino and prom-client one by one (README → Performance). Bundled, that takes ~0.15 s: most of a
+ * `run --once` cycle's fixed cost, and `status`/`inspect` answer sooner.
  *
  * What stays in node_modules: the database drivers (better-sqlite3 is a native addon; pg and mysql2 load only when a
  * URL names them) and the drivers knex can name but this package does not install. Bundled CommonJS packages get
