@@ -110,11 +110,13 @@ describe('JSON registry', () => {
 
   it('writes a large snapshot in pieces that make one JSON document, whatever the keys hold', async () => {
     const odd = ['"quoted"', 'back\\slash', 'новый файл.data', '__proto__', '123', 'tab\there', 'emoji 🎉.data'];
-    const keys = [...odd, ...Array.from({ length: 1234 }, (_, i) => `k${i}.data`)];
+    // ~4,000 entries: ~1.4 MB, more than one of writeFileAtomic's 1 MB writes.
+    const keys = [...odd, ...Array.from({ length: 4000 }, (_, i) => `k${i}.data`)];
     const reg = await JsonRegistry.open(path, { writable: true, compactEvery: 1_000_000 });
     await reg.commit(new Map(keys.map((k, i) => [k, entry({ loaded: i })] as [string, RegistryEntry])));
     await reg.close();
     const text = readFileSync(path, 'utf8');
+    expect(text.length).to.be.greaterThan(1 << 20);
     const parsed = JSON.parse(text) as { version: number; entries: Record<string, RegistryEntry> };
     expect(parsed.version).to.equal(1);
     expect(Object.keys(parsed.entries)).to.have.members(keys);

@@ -13,7 +13,10 @@ export async function readIfExists(path: string): Promise<string | null> {
   }
 }
 
-/** Pieces of a streamed file are written in writes of about this many characters. */
+/**
+ * Pieces of a streamed file are written in writes of about this many characters (each with `writeFile`, which,
+ * on a handle, writes on from the current position until all of it is written; `write` may write only part).
+ */
 const WRITE_CHUNK = 1 << 20;
 
 /**
@@ -34,11 +37,11 @@ export async function writeFileAtomic(path: string, content: string | Iterable<s
         for (const piece of content) {
           pending += piece;
           if (pending.length >= WRITE_CHUNK) {
-            await handle.write(pending);
+            await handle.writeFile(pending);
             pending = '';
           }
         }
-        if (pending !== '') await handle.write(pending);
+        if (pending !== '') await handle.writeFile(pending);
       }
       await handle.sync();
     } finally {
