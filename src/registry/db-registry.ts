@@ -63,6 +63,13 @@ const STAGED: ReadonlyArray<{ name: keyof FileRow; type: string }> = [
   { name: 'checked_at', type: 'text' }, { name: 'next_attempt_at', type: 'text' }, { name: 'reprocess', type: 'boolean' },
 ];
 
+/** What `RETURNING "key"` gives through knex's raw: pg's result object, or better-sqlite3's rows. */
+type RawKeys = { rows?: Array<{ key: string }> } | Array<{ key: string }>;
+
+function returnedKeys(result: RawKeys): string[] {
+  return (Array.isArray(result) ? result : result.rows ?? []).map((r) => r.key);
+}
+
 /** A worker reads the whole registry table at least this often, changed or not (see `summary`). */
 const FULL_REFRESH_MS = 5 * 60_000;
 
@@ -255,8 +262,8 @@ export class DbRegistry implements Registry {
         FILES_TABLE, 'claimed_by', FILES_TABLE, 'lease_expires_at', now, FILES_TABLE, 'claimed_by', this.workerId, FILES_TABLE, 'status',
         'key',
       ],
-    )) as { rows?: Array<{ key: string }> } | Array<{ key: string }>;
-    return (Array.isArray(result) ? result : result.rows ?? []).map((r) => r.key);
+    )) as RawKeys;
+    return returnedKeys(result);
   }
 
   /**
@@ -329,8 +336,8 @@ export class DbRegistry implements Registry {
         `UPDATE ${t} SET ${STAGED.filter((c) => c.name !== 'key').map((c) => `"${c.name}" = v."${c.name}"`).join(', ')}, ` +
         `"claimed_by" = NULL, "lease_expires_at" = NULL FROM v WHERE ${t}."key" = v."key" AND ${t}."claimed_by" = ? RETURNING ${t}."key"`,
       bindings,
-    )) as { rows?: Array<{ key: string }> } | Array<{ key: string }>;
-    const done = new Set((Array.isArray(result) ? result : result.rows ?? []).map((r) => r.key));
+    )) as RawKeys;
+    const done = new Set(returnedKeys(result));
     for (const key of keys) if (!done.has(key)) throw new LeaseLostError(key);
   }
 
