@@ -30,19 +30,15 @@ export async function writeFileAtomic(path: string, content: string | Iterable<s
     await mkdir(dirname(path), { recursive: true });
     const handle = await open(tmp, 'w');
     try {
-      if (typeof content === 'string') {
-        await handle.writeFile(content);
-      } else {
-        let pending = '';
-        for (const piece of content) {
-          pending += piece;
-          if (pending.length >= WRITE_CHUNK) {
-            await handle.writeFile(pending);
-            pending = '';
-          }
+      let pending = '';
+      for (const piece of typeof content === 'string' ? [content] : content) {
+        pending += piece;
+        if (pending.length >= WRITE_CHUNK) {
+          await handle.writeFile(pending);
+          pending = '';
         }
-        if (pending !== '') await handle.writeFile(pending);
       }
+      if (pending !== '') await handle.writeFile(pending);
       await handle.sync();
     } finally {
       await handle.close();
