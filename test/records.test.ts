@@ -121,6 +121,27 @@ describe('records', () => {
         expect(normalizeTitle(input)).to.equal(expected);
       });
     }
+
+    // The documented steps, as regular expressions: ASCII titles take a one-pass path that must agree with them.
+    const reference = (s: string): string => s.normalize('NFC').toLowerCase().replace(/\s+/gu, '_')
+      .replace(/[^\p{L}\p{M}\p{N}_]+/gu, '').replace(/_{2,}/g, '_').replace(/^_+|_+$/g, '');
+    it('gives the documented steps\' result for every ASCII character, in random titles', () => {
+      let seed = 7;
+      const next = (n: number): number => {
+        seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+        return (seed >>> 8) % n;
+      };
+      // Every ASCII code point, with whitespace, `_` and a few letters made common so runs and edges occur often.
+      const alphabet = [...Array.from({ length: 128 }, (_, c) => String.fromCharCode(c)), ...' _ _\t\n\r\v\fAaZz09-'];
+      for (let i = 0; i < 20_000; i++) {
+        const title = Array.from({ length: next(12) }, () => alphabet[next(alphabet.length)]).join('');
+        expect(normalizeTitle(title), JSON.stringify(title)).to.equal(reference(title));
+      }
+    });
+
+    it('gives the same result when called again, and for the next title', () => {
+      for (const title of ['Up', 'Up', 'Amélie', 'Amélie', ' Up ', 'UP', 'Up']) expect(normalizeTitle(title)).to.equal(reference(title));
+    });
   });
 
   describe('song', () => {

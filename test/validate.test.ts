@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { decodeBody } from '../src/decode.js';
 import type { IngestError } from '../src/errors.js';
 import { song } from '../src/records/index.js';
-import { rowsOf, validateRecords } from '../src/validate.js';
+import type { Cell } from '../src/records/types.js';
+import { keyAt, rowsOf, validateRecords } from '../src/validate.js';
 
 const NOW = '2026-01-01T00:00:00.000Z';
 const s = (title: string, year: number | string) => ({ type: 'song', data: { artist_name: 'A', title, year, release: 'R' } });
@@ -31,6 +32,21 @@ describe('validateRecords', () => {
     const a = { type: 'song', data: { artist_name: 'a b', title: 'c', year: 1, release: 'r' } };
     const b = { type: 'song', data: { artist_name: 'a', title: 'b c', year: 1, release: 'r' } };
     expect(rowsOf(song, validateRecords([a, b], NOW).rows.get(song)!)).to.have.length(2);
+  });
+
+  it('gives two keys the same string only when their cells are equal', () => {
+    // Values that a naive joining of cells would confuse: separators, lengths and type tags inside the values.
+    const values: Cell[] = ['', 'a', 'a b', 'b c', '1:a', '1', '2:', ':', ';', 'n1;', 'z;', '0:', 'é', '😀', 1, 0, 12, -1, 1.5, true, false, null];
+    const seen = new Map<string, string>();
+    for (const x of values) {
+      for (const y of values) {
+        const key = keyAt(song, [x, y, 0, 'r', NOW], 0);
+        const tuple = JSON.stringify([x, y]);
+        expect(seen.get(key) ?? tuple, `${tuple} and ${seen.get(key)} share the key ${key}`).to.equal(tuple);
+        seen.set(key, tuple);
+      }
+    }
+    expect(seen.size).to.equal(values.length ** 2);
   });
 });
 
