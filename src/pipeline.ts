@@ -100,19 +100,59 @@ async function claimAll(ctx: PipelineContext, items: readonly PlanItem[], opts: 
  * the group waits this long to fill before it is written; SQLite writes each file as it comes, for at most this long.
  */
 const GROUP_FILL_MS = 300;
-/** Rows after which a group commits without waiting for more files. */
-const GROUP_MAX_ROWS = 50_000;
+/**
+ * Rows after which a group commits without waiting for more files (a group's files stay in memory until it commits,
+ * for a retry). About what 32 files of 1,000 records hold: 25,000 and 50,000 raised the 3,000-file bench's peak RSS
+ * by 4–8 MB (README, Performance).
+ */
+const GROUP_MAX_ROWS = 20_000;
+/**
+ * Beyond 2 × CONCURRENCY files, more files enter the window (claimed, fetched, decoded, waiting for the loader) only
+ * while the window holds fewer rows than this: the rows of its decoded files, and its files in flight at the mean
+ * rows per file of this cycle so far.
+ */
+export const WINDOW_MAX_ROWS = 16_000;
+
+/** What the window holds (see loadAsReady): files in flight, and decoded files waiting for the loader. */
+export interface WindowState {
+  inFlight: number;
+  waiting: number;
+  waitingRows: number;
+  /** Files of this cycle decoded so far, and their rows: the mean stands in for the files still in flight. */
+  decodedFiles: number;
+  decodedRows: number;
+}
+
+/**
+ * Whether one more file may enter the window: at most `maxInFlight` (2 × CONCURRENCY) in flight; below that many in
+ * all, always; beyond, up to `maxFiles` (COMMIT_MAX_FILES) while the window's rows (those of the waiting files, and
+ * the files in flight at the mean so far) stay under WINDOW_MAX_ROWS.
+ */
+export function windowHasRoom(w: WindowState, limits: { maxInFlight: number; maxFiles: number }): boolean {
+  if (w.inFlight >= limits.maxInFlight) return false;
+  const files = w.inFlight + w.waiting;
+  if (files < limits.maxInFlight) return true;
+  if (files >= limits.maxFiles || w.decodedFiles === 0) return false;
+  return w.waitingRows + (w.inFlight * w.decodedRows) / w.decodedFiles < WINDOW_MAX_ROWS;
+}
+
+/** Rows a prepared file brings to its group. */
+const rowsOf = (p: Prepared): number => (p.kind === 'load' ? p.file.loaded : 0);
 
 /**
  * Prepares CONCURRENCY files at once and commits them as they become ready, several per transaction. The order
  * does not matter for the result (upserts keep the row of the later file in the index), so a slow file holds up
- * nobody. At most `window` files are prepared but not yet taken into a group, and a group holds at most
- * COMMIT_MAX_FILES, which bounds memory by settings.
+ * nobody.
+ *
+ * Memory is bounded by settings, not by the bucket. The window (files claimed but not yet taken into a group) holds
+ * 2 × CONCURRENCY files, and up to COMMIT_MAX_FILES while its files are small (WINDOW_MAX_ROWS); a group holds at
+ * most COMMIT_MAX_FILES files and about GROUP_MAX_ROWS rows. So a bucket of small files commits hundreds of files
+ * at a time (one fsync each group), and a bucket of large files keeps the window it would have had.
  */
 async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: readonly PlanItem[], summary: CycleSummary): Promise<void> {
   const limit = pLimit(ctx.settings.CONCURRENCY);
   const maxFiles = ctx.settings.COMMIT_MAX_FILES;
-  const window = Math.max(ctx.settings.CONCURRENCY * 2, maxFiles);
+  const maxInFlight = ctx.settings.CONCURRENCY * 2;
   const commitContext: CommitContext = {
     db: ctx.db, registry: ctx.registry, compiler: ctx.compiler, maxAttempts: ctx.settings.MAX_ATTEMPTS,
     batchGroups: ctx.compiler.dialect !== 'sqlite',
@@ -121,6 +161,9 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
     onRetry: (info) => ctx.telemetry.databaseRetry(info),
   };
   const ready: Prepared[] = [];
+  let readyRows = 0; // rows of the files in `ready`
+  let decodedFiles = 0; // files of this cycle that have arrived, and their rows: the mean sizes the window
+  let decodedRows = 0;
   let inFlight = 0;
   let started = 0;
   let committed = 0;
@@ -128,6 +171,9 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
   const arrived = (p: Prepared): void => {
     inFlight--;
     ready.push(p);
+    readyRows += rowsOf(p);
+    decodedFiles++;
+    decodedRows += rowsOf(p);
     const w = wake;
     wake = null;
     w?.();
@@ -137,7 +183,8 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
   // Files are claimed as they enter the window, all of those at once, and fetched CONCURRENCY at a time.
   const startMore = (): void => {
     const batch: PlanItem[] = [];
-    while (started < todo.length && inFlight + ready.length < window) {
+    const limits = { maxInFlight, maxFiles };
+    while (started < todo.length && windowHasRoom({ inFlight, waiting: ready.length, waitingRows: readyRows, decodedFiles, decodedRows }, limits)) {
       batch.push(todo[started++] as PlanItem);
       inFlight++;
     }
@@ -150,7 +197,12 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
       }
     });
   };
-  const rowsOf = (p: Prepared): number => (p.kind === 'load' ? p.file.loaded : 0);
+  /** Takes `count` files from `ready` at `at`. */
+  const take = (at: number, count: number): Prepared[] => {
+    const taken = ready.splice(at, count);
+    for (const p of taken) readyRows -= rowsOf(p);
+    return taken;
+  };
   const waitForArrival = (ms: number): Promise<void> => new Promise((resolve) => {
     const timer = ms === Infinity ? undefined : setTimeout(resolve, ms);
     wake = () => {
@@ -165,16 +217,16 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
     const deadline = performance.now() + GROUP_FILL_MS;
     const full = (files: number, rows: number): boolean =>
       files >= maxFiles || rows >= GROUP_MAX_ROWS || opts.stop.aborted || performance.now() >= deadline;
-    let rows = ready.reduce((n, p) => n + rowsOf(p), 0);
+    let rows = readyRows;
     // On a server the group's rows go in shared statements, so let it fill until it is full (files or rows), nothing
     // more can arrive, or the deadline passes. SQLite starts writing at once and takes files in as they come (`more`).
     while (commitContext.batchGroups && !full(ready.length, rows) && inFlight > 0) {
       await waitForArrival(Math.max(1, deadline - performance.now()));
-      rows = ready.reduce((n, p) => n + rowsOf(p), 0);
+      rows = readyRows;
     }
     let n = 0;
     for (rows = 0; n < ready.length && n < maxFiles && rows < GROUP_MAX_ROWS; n++) rows += rowsOf(ready[n] as Prepared);
-    const group = ready.splice(0, n);
+    const group = take(0, n);
     committed += group.length;
     startMore();
     const more = async (): Promise<Prepared | null> => {
@@ -186,7 +238,7 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
           await waitForArrival(Math.max(1, deadline - performance.now()));
           continue;
         }
-        const p = ready.splice(i, 1)[0] as Prepared;
+        const p = take(i, 1)[0] as Prepared;
         group.push(p);
         committed++;
         rows += rowsOf(p);

@@ -131,7 +131,7 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     STREAM_ABOVE_MB: '8',
     RECHECK_DONE_SECONDS: '3600',
     RETRY_FAILED_SECONDS: '60',
-    COMMIT_MAX_FILES: '32',
+    COMMIT_MAX_FILES: '1000',
     DECODE_THREADS: 'auto',
     LOG_LEVEL: 'info',
     LOG_FORMAT: 'auto',

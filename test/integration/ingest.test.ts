@@ -111,6 +111,25 @@ describe('ingest over HTTP (integration)', function () {
     expect(Object.values(entries).every((e) => e.attempts === 2 && e.status === 'done')).to.equal(true);
   });
 
+  it('commits many small files at a time by default (one loaded_at per transaction)', async () => {
+    // One record per file: a window and a group of a fixed 32 files would need at least 8 commits for 240 files.
+    const fx = fixture({ files: 240, recordsPerFile: 1, seed: 5, invalidRate: 0, bookRate: 0, duplicateRate: 0 });
+    bucket = await startTestBucket({ files: fx.files });
+    const r = await run([], { CONCURRENCY: '4' });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(events(r.stdout).find((e) => e.event === 'CycleFinished')).to.include({ filesDone: 240, recordsLoaded: 240 });
+    const db = knexFactory({ client: 'better-sqlite3', connection: { filename: dbFile() }, useNullAsDefault: true });
+    try {
+      const rows = await db.raw<Array<{ loaded_at: string; files: number }>>(
+        'SELECT loaded_at, COUNT(DISTINCT source_key) AS files FROM (SELECT loaded_at, source_key FROM songs UNION ALL ' +
+        'SELECT loaded_at, source_key FROM movies UNION ALL SELECT loaded_at, source_key FROM apps) GROUP BY loaded_at');
+      expect(rows.reduce((n, r) => n + r.files, 0)).to.equal(240);
+      expect(Math.max(...rows.map((r) => r.files))).to.be.above(32);
+    } finally {
+      await db.destroy();
+    }
+  });
+
   it('processes a file again when its ETag changes, replacing its rejections', async () => {
     const a = JSON.stringify([
       { type: 'song', data: { artist_name: 'A', title: 'T', year: 1, release: 'R' } },
