@@ -54,9 +54,11 @@ export function parseDatabaseUrl(url: string, cwd = process.cwd()): DatabaseTarg
 
 /**
  * WAL with synchronous=FULL: a commit is durable before the registry marks its files done. A 16 MB page cache
- * keeps a group's transaction from spilling to the WAL before it commits, without inflating the RSS.
+ * keeps a group's transaction from spilling to the WAL before it commits, without inflating the RSS. A new database
+ * gets 16 KB pages (an existing one keeps its own): with random keys a group dirties pages all over each index,
+ * and larger pages made the 300-file bench's upserts and commits ~10% faster, the same at 3,000 files.
  */
-const SQLITE_PRAGMAS = ['journal_mode = WAL', 'synchronous = FULL', 'busy_timeout = 10000', 'cache_size = -16384', 'temp_store = MEMORY'];
+const SQLITE_PRAGMAS = ['page_size = 16384', 'journal_mode = WAL', 'synchronous = FULL', 'busy_timeout = 10000', 'cache_size = -16384', 'temp_store = MEMORY'];
 
 /** A knex pool `afterCreate` hook that sets PRAGMAs on each new better-sqlite3 connection. */
 export function applyPragmas(pragmas: readonly string[]) {

@@ -63,8 +63,10 @@ describe('ingest over HTTP (integration)', function () {
     expect(Object.values(entries).reduce((n, e) => n + e.loaded + e.rejected + e.skipped, 0)).to.equal(8 * 60);
     const db = knexFactory({ client: 'better-sqlite3', connection: { filename: dbFile() }, useNullAsDefault: true });
     const [mode] = (await db.raw('PRAGMA journal_mode')) as Array<{ journal_mode: string }>;
+    const [page] = (await db.raw('PRAGMA page_size')) as Array<{ page_size: number }>;
     await db.destroy();
     expect(mode?.journal_mode).to.equal('wal');
+    expect(page?.page_size).to.equal(16384); // a new database's pages: 16 KB
   });
 
   it('as a daemon, polls every POLL_INTERVAL_SECONDS and picks up files added to the index', async () => {
