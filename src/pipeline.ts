@@ -140,6 +140,12 @@ export function windowHasRoom(w: WindowState, limits: { maxInFlight: number; max
 const rowsOf = (p: Prepared): number => (p.kind === 'load' ? p.file.loaded : 0);
 
 /**
+ * Rows a prepared file counts for in the window: a file to be streamed as a whole window's worth (its rows are still
+ * to come, and it holds a connection open), so one waiting closes the window to 2 × CONCURRENCY files.
+ */
+export const windowRowsOf = (p: Prepared): number => (p.kind === 'stream' ? WINDOW_MAX_ROWS : rowsOf(p));
+
+/**
  * Prepares CONCURRENCY files at once and commits them as they become ready, several per transaction. The order
  * does not matter for the result (upserts keep the row of the later file in the index), so a slow file holds up
  * nobody.
@@ -162,7 +168,8 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
   };
   const ready: Prepared[] = [];
   let readyRows = 0; // rows of the files in `ready`
-  let decodedFiles = 0; // files of this cycle that have arrived, and their rows: the mean sizes the window
+  let readyWindowRows = 0; // and what they count for in the window (windowRowsOf)
+  let decodedFiles = 0; // files of this cycle that have arrived, and their window rows: the mean sizes the window
   let decodedRows = 0;
   let inFlight = 0;
   let started = 0;
@@ -172,8 +179,9 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
     inFlight--;
     ready.push(p);
     readyRows += rowsOf(p);
+    readyWindowRows += windowRowsOf(p);
     decodedFiles++;
-    decodedRows += rowsOf(p);
+    decodedRows += windowRowsOf(p);
     const w = wake;
     wake = null;
     w?.();
@@ -184,7 +192,7 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
   const startMore = (): void => {
     const batch: PlanItem[] = [];
     const limits = { maxInFlight, maxFiles };
-    while (started < todo.length && windowHasRoom({ inFlight, waiting: ready.length, waitingRows: readyRows, decodedFiles, decodedRows }, limits)) {
+    while (started < todo.length && windowHasRoom({ inFlight, waiting: ready.length, waitingRows: readyWindowRows, decodedFiles, decodedRows }, limits)) {
       batch.push(todo[started++] as PlanItem);
       inFlight++;
     }
@@ -200,7 +208,10 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
   /** Takes `count` files from `ready` at `at`. */
   const take = (at: number, count: number): Prepared[] => {
     const taken = ready.splice(at, count);
-    for (const p of taken) readyRows -= rowsOf(p);
+    for (const p of taken) {
+      readyRows -= rowsOf(p);
+      readyWindowRows -= windowRowsOf(p);
+    }
     return taken;
   };
   const waitForArrival = (ms: number): Promise<void> => new Promise((resolve) => {

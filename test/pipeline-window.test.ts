@@ -1,5 +1,7 @@
 import { expect } from 'chai';
-import { WINDOW_MAX_ROWS, windowHasRoom, type WindowState } from '../src/pipeline.js';
+import { Readable } from 'node:stream';
+import type { PlanItem } from '../src/plan.js';
+import { WINDOW_MAX_ROWS, windowHasRoom, windowRowsOf, type Prepared, type WindowState } from '../src/pipeline.js';
 
 /** How many files the window takes in when every file holds `rows` rows and none leaves it. */
 function fill(rows: number, limits: { maxInFlight: number; maxFiles: number }, decodedBefore = { files: 0, rows: 0 }): number {
@@ -39,6 +41,16 @@ describe('the loader window', () => {
     // 100,000 one-row files decoded earlier keep the mean low; 20 large files waiting still close the window.
     const w: WindowState = { inFlight: 0, waiting: 40, waitingRows: 20 * 5000, decodedFiles: 100_020, decodedRows: 100_000 + 20 * 5000 };
     expect(windowHasRoom(w, limits)).to.equal(false);
+  });
+
+  it('counts a file to be streamed as a full window, so files that hold a connection open do not pile up', () => {
+    const item: PlanItem = { key: 'big.data', index: 0, reason: 'new' };
+    const stream: Prepared = { kind: 'stream', item, etag: null, size: null, stream: Readable.from([]), startedAt: 0 };
+    expect(windowRowsOf(stream)).to.equal(WINDOW_MAX_ROWS);
+    // One-row files so far, 2 × CONCURRENCY files in the window, one of them a stream waiting: no more.
+    const w: WindowState = { inFlight: 31, waiting: 1, waitingRows: windowRowsOf(stream), decodedFiles: 1000, decodedRows: 999 + windowRowsOf(stream) };
+    expect(windowHasRoom(w, limits)).to.equal(false);
+    expect(windowHasRoom({ ...w, inFlight: 30 }, limits)).to.equal(true); // below 2 × CONCURRENCY files, always
   });
 
   it('keeps the window of a fixed number of files when COMMIT_MAX_FILES is below 2 × CONCURRENCY', () => {
