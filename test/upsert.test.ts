@@ -102,5 +102,20 @@ describe('group upserts from several workers at once', function () {
         expect(rows.every((r) => r.source_key === 'b.data'), `${table}: the later file's rows`).to.equal(true);
       }
     }));
+
+    it(`${dialect.name}: a row refused in the first table fails the group with that table's error, and nothing stays`, () => withMigratedDatabase(dialect, async (db, target) => {
+      const compiler = new UpsertCompiler(target.dialect);
+      const sourcedRow = (type: RecordType, row: Row, sourceKey: string): SourcedRow => ({ cells: type.columns.map((c) => row[c.name] ?? null), at: 0, sourceKey, position: 1 });
+      // songs come first; the statements of the tables after it are already sent when it fails.
+      const songs = new Map([
+        ['k1', sourcedRow(song, { artist_name: 'A', title: 'T', year: 1, release: null as unknown as string, ingestion_time: 't' }, 'bad.data')],
+      ]);
+      const apps = new Map(Array.from({ length: 10 }, (_, i) => [`k${i}`, sourcedRow(app, { name: `app ${i}`, genre: 'g', version: '1', rating: 1, size_bytes: 1, is_awesome: false }, 'ok.data')]));
+      const err = await db.transaction((trx) => upsertGroupRows(trx, compiler, new Map<RecordType, Map<string, SourcedRow>>([[app, apps], [song, songs]]), 'at'))
+        .then(() => null, (e: unknown) => e);
+      expect(err).to.be.instanceOf(Error);
+      expect(String((err as Error).message), 'the NOT NULL violation, not a later statement of the aborted transaction').to.match(/release/);
+      for (const table of ['songs', 'apps']) expect(Number(((await db(table).count({ n: '*' }).first()) as { n: number | string }).n), table).to.equal(0);
+    }));
   }
 });

@@ -166,11 +166,24 @@ export const PG_ROWS_PER_STATEMENT = 5000;
 export async function upsertGroupRows(
   trx: Knex.Transaction, compiler: UpsertCompiler, merged: ReadonlyMap<RecordType, ReadonlyMap<string, SourcedRow>>, loadedAt: string,
 ): Promise<void> {
-  for (const type of recordTypes) {
-    const rows = merged.get(type);
-    if (!rows || rows.size === 0) continue;
-    const keys = [...rows.keys()].sort();
-    await upsertSourcedRows(trx, compiler, type, keys.map((k) => rows.get(k) as SourcedRow), loadedAt);
+  function* tables(): Generator<[RecordType, SourcedRow[]]> {
+    for (const type of recordTypes) {
+      const rows = merged.get(type);
+      if (rows && rows.size > 0) yield [type, [...rows.keys()].sort().map((k) => rows.get(k) as SourcedRow)];
+    }
+  }
+  if (compiler.dialect !== 'postgres') {
+    for (const [type, rows] of tables()) await upsertSourcedRows(trx, compiler, type, rows, loadedAt);
+    return;
+  }
+  // Every table's statements are queued at once, in this order, on the transaction's connection: the server starts on
+  // the first table while the next one is sorted and its arrays built (waiting for each table left it idle between).
+  const pg = (await trx.client.acquireConnection()) as PgConnection;
+  const sent: Array<Promise<unknown>> = [];
+  try {
+    for (const [type, rows] of tables()) queueUnnest(pg, compiler, type, rows, loadedAt, sent);
+  } finally {
+    await settleAll(sent);
   }
 }
 
@@ -200,15 +213,26 @@ export async function upsertSourcedRows(trx: Knex.Transaction, compiler: UpsertC
 
 async function upsertUnnest(trx: Knex.Transaction, compiler: UpsertCompiler, type: RecordType, rows: Iterable<SourcedRow>, loadedAt: string): Promise<void> {
   const pg = (await trx.client.acquireConnection()) as PgConnection;
+  const sent: Array<Promise<unknown>> = [];
+  try {
+    queueUnnest(pg, compiler, type, rows, loadedAt, sent);
+  } finally {
+    await settleAll(sent);
+  }
+}
+
+/**
+ * Queues `rows` on the connection as `unnest` upserts of PG_ROWS_PER_STATEMENT rows, adding each statement's promise
+ * to `sent`. Nothing waits for the statement before: the next batch's arrays are built while the server runs this
+ * one, and the connection runs them in order (the first error fails the transaction).
+ */
+function queueUnnest(pg: PgConnection, compiler: UpsertCompiler, type: RecordType, rows: Iterable<SourcedRow>, loadedAt: string, sent: Array<Promise<unknown>>): void {
   const width = type.columns.length;
   const name = `bi_unnest_${type.table}`;
   const text = compiler.unnestSql(type);
   const fresh = (): Cell[][] => Array.from({ length: width + 2 }, () => []);
   let arrays = fresh();
   let count = 0;
-  // Statements are queued on the connection without waiting for the one before: the next batch's arrays are built
-  // while the server runs this one. The connection runs them in order; the first error fails the transaction.
-  const sent: Array<Promise<unknown>> = [];
   const flush = (): void => {
     if (count === 0) return;
     const values = arrays.map(pgArrayLiteral);
@@ -217,20 +241,18 @@ async function upsertUnnest(trx: Knex.Transaction, compiler: UpsertCompiler, typ
     arrays = fresh();
     count = 0;
   };
-  let settled: Array<PromiseSettledResult<unknown>> = [];
-  try {
-    for (const { cells, at, sourceKey, position } of rows) {
-      for (let c = 0; c < width; c++) (arrays[c] as Cell[]).push(cells[at + c] ?? null);
-      (arrays[width] as Cell[]).push(sourceKey);
-      (arrays[width + 1] as Cell[]).push(position);
-      if (++count === PG_ROWS_PER_STATEMENT) flush();
-    }
-    flush();
-  } finally {
-    // Even if building a batch threw, wait for what was sent, so no statement's failure goes unobserved.
-    settled = await Promise.allSettled(sent);
+  for (const { cells, at, sourceKey, position } of rows) {
+    for (let c = 0; c < width; c++) (arrays[c] as Cell[]).push(cells[at + c] ?? null);
+    (arrays[width] as Cell[]).push(sourceKey);
+    (arrays[width + 1] as Cell[]).push(position);
+    if (++count === PG_ROWS_PER_STATEMENT) flush();
   }
-  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  flush();
+}
+
+/** Waits for every statement sent (so no failure goes unobserved, even if building a later one threw), then throws the first failure. */
+async function settleAll(sent: ReadonlyArray<Promise<unknown>>): Promise<void> {
+  const failed = (await Promise.allSettled(sent)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
 }
 
