@@ -1,9 +1,11 @@
 import { expect } from 'chai';
-import { PG_ROWS_PER_STATEMENT, UpsertCompiler, upsertGroupRows, upsertSourcedRows, type SourcedRow } from '../src/load/upsert.js';
+import { REJECTED_TABLE } from '../src/load/schema.js';
+import { PG_ROWS_PER_STATEMENT, replaceGroupRejections, UpsertCompiler, upsertGroupRows, upsertSourcedRows, type SourcedRow } from '../src/load/upsert.js';
 import { app } from '../src/records/app.js';
 import { song } from '../src/records/song.js';
 import type { RecordType } from '../src/records/types.js';
 import type { Row } from '../src/records/types.js';
+import type { Rejection } from '../src/validate.js';
 import { dialects, withMigratedDatabase } from './helpers/databases.js';
 
 /**
@@ -55,6 +57,24 @@ describe('group upserts', function () {
         }
         expect(byKey.get(key(tricky[0] as Row))).to.include({ source_key: 'late.data', source_position: 5, loaded_at: 'at-1' });
         expect(byKey.get(key(newer))).to.include({ source_key: 'later.data', source_position: 9, loaded_at: 'at-2' });
+      }));
+
+      it("replaces a group's rejections exactly, across several statements, and leaves other files' alone", () => withMigratedDatabase(dialect, async (db) => {
+        const tricky: Rejection[] = [
+          { recordIndex: 0, type: null, reason: 'record is not an object, got 42', raw: '42' },
+          { recordIndex: 7, type: 'NULL', reason: 'say "hi" \\ {a,b}', raw: '{"type":"song","data":{"title":"a \\"q\\" {x}, y"}}' },
+          { recordIndex: 2_000_000_000, type: 'sóng 東京 🎬', reason: 'tab\there, new\nline', raw: '"ends in a backslash\\\\"' },
+        ];
+        const many: Rejection[] = Array.from({ length: PG_ROWS_PER_STATEMENT + 2 }, (_, i) => ({ recordIndex: i, type: 'song', reason: `r${i}`, raw: `[${i}]` }));
+        const rows = async (sourceKey: string): Promise<Rejection[]> =>
+          ((await db(REJECTED_TABLE).where({ source_key: sourceKey }).orderBy('record_index').select('record_index', 'type', 'reason', 'raw', 'rejected_at')) as Array<Record<string, unknown>>)
+            .map((r) => ({ recordIndex: Number(r['record_index']), type: r['type'] as string | null, reason: r['reason'] as string, raw: r['raw'] as string, at: r['rejected_at'] }) as Rejection);
+        await db.transaction((trx) => replaceGroupRejections(trx, [{ sourceKey: 'a.data', rejections: many }, { sourceKey: 'other.data', rejections: tricky.slice(0, 1) }], 'at-1'));
+        // a.data is written again with other rejections; other.data is not in this group.
+        await db.transaction((trx) => replaceGroupRejections(trx, [{ sourceKey: 'a.data', rejections: tricky }, { sourceKey: 'b.data', rejections: [] }], 'at-2'));
+        expect(await rows('a.data')).to.deep.equal(tricky.map((r) => ({ ...r, at: 'at-2' })));
+        expect(await rows('other.data')).to.deep.equal(tricky.slice(0, 1).map((r) => ({ ...r, at: 'at-1' })));
+        expect(await rows('b.data')).to.deep.equal([]);
       }));
 
       it('a row the database refuses in a later statement fails the whole write, and nothing of it stays', () => withMigratedDatabase(dialect, async (db, target) => {

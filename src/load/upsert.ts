@@ -288,12 +288,49 @@ export async function deleteRejections(trx: Knex.Transaction, sourceKey: string)
 
 /** Rejections of several files at once (batched group writes on PostgreSQL and MySQL). */
 export async function replaceGroupRejections(trx: Knex.Transaction, files: ReadonlyArray<{ sourceKey: string; rejections: readonly Rejection[] }>, rejectedAt: string): Promise<void> {
+  if (trx.client.config.client === 'pg') return replaceGroupRejectionsPg(trx, files, rejectedAt);
   const keys = files.map((f) => f.sourceKey);
   for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) await trx(REJECTED_TABLE).whereIn('source_key', keys.slice(i, i + ROWS_PER_STATEMENT)).delete();
   const rows = files.flatMap((f) => f.rejections.map((r) => ({
     source_key: f.sourceKey, record_index: r.recordIndex, type: r.type, reason: r.reason, raw: r.raw, rejected_at: rejectedAt,
   })));
   for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await trx(REJECTED_TABLE).insert(rows.slice(i, i + ROWS_PER_STATEMENT));
+}
+
+const PG_DELETE_REJECTIONS = `DELETE FROM "${REJECTED_TABLE}" WHERE "source_key" = ANY($1::text[])`;
+const PG_INSERT_REJECTIONS = `INSERT INTO "${REJECTED_TABLE}" ("source_key","record_index","type","reason","raw","rejected_at") ` +
+  'SELECT u.*, $6::text FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[]) AS u';
+
+/**
+ * PostgreSQL: one `DELETE … = ANY($1)` and `unnest` inserts of PG_ROWS_PER_STATEMENT rejections, queued together as
+ * named statements (knex's multi-row INSERT built and bound ~3,000 values per 500 rows, one round trip each).
+ */
+async function replaceGroupRejectionsPg(trx: Knex.Transaction, files: ReadonlyArray<{ sourceKey: string; rejections: readonly Rejection[] }>, rejectedAt: string): Promise<void> {
+  const pg = (await trx.client.acquireConnection()) as PgConnection;
+  const sent: Array<Promise<unknown>> = [];
+  try {
+    sent.push(pg.query({ name: 'bi_delete_rejections', text: PG_DELETE_REJECTIONS, values: [pgArrayLiteral(files.map((f) => f.sourceKey))] }));
+    let columns: Cell[][] = [[], [], [], [], []];
+    const flush = (): void => {
+      if ((columns[0] as Cell[]).length === 0) return;
+      sent.push(pg.query({ name: 'bi_insert_rejections', text: PG_INSERT_REJECTIONS, values: [...columns.map(pgArrayLiteral), rejectedAt] }));
+      columns = [[], [], [], [], []];
+    };
+    for (const f of files) {
+      for (const r of f.rejections) {
+        const [keys, indexes, types, reasons, raws] = columns as [Cell[], Cell[], Cell[], Cell[], Cell[]];
+        keys.push(f.sourceKey);
+        indexes.push(r.recordIndex);
+        types.push(r.type);
+        reasons.push(r.reason);
+        raws.push(r.raw);
+        if (keys.length === PG_ROWS_PER_STATEMENT) flush();
+      }
+    }
+    flush();
+  } finally {
+    await settleAll(sent);
+  }
 }
 
 export async function insertRejections(trx: Knex.Transaction, sourceKey: string, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {
