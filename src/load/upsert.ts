@@ -13,7 +13,9 @@ export const ROWS_PER_STATEMENT = 500;
 
 const quote = (dialect: Dialect, name: string): string => (dialect === 'mysql' ? `\`${name}\`` : `"${name}"`);
 
-interface PgConnection { query(q: { name: string; text: string; values: unknown[] }): Promise<unknown> }
+/** A named prepared statement for pg: parsed and planned once per connection. */
+interface PgStatement { name: string; text: string; values: unknown[] }
+interface PgConnection { query(q: PgStatement): Promise<unknown> }
 
 /** PostgreSQL array element type per column kind, for `unnest($n::T[])`. */
 const PG_ARRAY_TYPE: Record<ColumnKind, string> = {
@@ -176,15 +178,12 @@ export async function upsertGroupRows(
     for (const [type, rows] of tables()) await upsertSourcedRows(trx, compiler, type, rows, loadedAt);
     return;
   }
-  // Every table's statements are queued at once, in this order, on the transaction's connection: the server starts on
-  // the first table while the next one is sorted and its arrays built (waiting for each table left it idle between).
+  // Every table's statements, in this order, one after another on the transaction's connection: the server runs each
+  // while the next is built, the next table's sort included (waiting for each table left it idle between them).
   const pg = (await trx.client.acquireConnection()) as PgConnection;
-  const sent: Array<Promise<unknown>> = [];
-  try {
-    for (const [type, rows] of tables()) queueUnnest(pg, compiler, type, rows, loadedAt, sent);
-  } finally {
-    await settleAll(sent);
-  }
+  await runInOrder(pg, (function* () {
+    for (const [type, rows] of tables()) yield* unnestStatements(compiler, type, rows, loadedAt);
+  })());
 }
 
 /**
@@ -213,47 +212,48 @@ export async function upsertSourcedRows(trx: Knex.Transaction, compiler: UpsertC
 
 async function upsertUnnest(trx: Knex.Transaction, compiler: UpsertCompiler, type: RecordType, rows: Iterable<SourcedRow>, loadedAt: string): Promise<void> {
   const pg = (await trx.client.acquireConnection()) as PgConnection;
-  const sent: Array<Promise<unknown>> = [];
-  try {
-    queueUnnest(pg, compiler, type, rows, loadedAt, sent);
-  } finally {
-    await settleAll(sent);
-  }
+  await runInOrder(pg, unnestStatements(compiler, type, rows, loadedAt));
 }
 
-/**
- * Queues `rows` on the connection as `unnest` upserts of PG_ROWS_PER_STATEMENT rows, adding each statement's promise
- * to `sent`. Nothing waits for the statement before: the next batch's arrays are built while the server runs this
- * one, and the connection runs them in order (the first error fails the transaction).
- */
-function queueUnnest(pg: PgConnection, compiler: UpsertCompiler, type: RecordType, rows: Iterable<SourcedRow>, loadedAt: string, sent: Array<Promise<unknown>>): void {
+/** `rows` as `unnest` upserts of PG_ROWS_PER_STATEMENT rows each, built as they are taken. */
+function* unnestStatements(compiler: UpsertCompiler, type: RecordType, rows: Iterable<SourcedRow>, loadedAt: string): Generator<PgStatement> {
   const width = type.columns.length;
   const name = `bi_unnest_${type.table}`;
   const text = compiler.unnestSql(type);
   const fresh = (): Cell[][] => Array.from({ length: width + 2 }, () => []);
   let arrays = fresh();
   let count = 0;
-  const flush = (): void => {
-    if (count === 0) return;
-    const values = arrays.map(pgArrayLiteral);
-    // A named statement is parsed and planned once per connection.
-    sent.push(pg.query({ name, text, values: [...values, loadedAt] }));
-    arrays = fresh();
-    count = 0;
-  };
   for (const { cells, at, sourceKey, position } of rows) {
     for (let c = 0; c < width; c++) (arrays[c] as Cell[]).push(cells[at + c] ?? null);
     (arrays[width] as Cell[]).push(sourceKey);
     (arrays[width + 1] as Cell[]).push(position);
-    if (++count === PG_ROWS_PER_STATEMENT) flush();
+    if (++count === PG_ROWS_PER_STATEMENT) {
+      yield { name, text, values: [...arrays.map(pgArrayLiteral), loadedAt] };
+      arrays = fresh();
+      count = 0;
+    }
   }
-  flush();
+  if (count > 0) yield { name, text, values: [...arrays.map(pgArrayLiteral), loadedAt] };
 }
 
-/** Waits for every statement sent (so no failure goes unobserved, even if building a later one threw), then throws the first failure. */
-async function settleAll(sent: ReadonlyArray<Promise<unknown>>): Promise<void> {
-  const failed = (await Promise.allSettled(sent)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
+/**
+ * Runs statements one after another on the connection, each built (by the iterable) while the one before runs on
+ * the server, so the server never waits for a build and the connection never holds two: pg 8 warns when a query is
+ * issued while another runs (pg 9 will refuse it). Stops at the first failure and throws it, or, if building a
+ * statement threw, waits for the one running and throws that.
+ */
+async function runInOrder(pg: PgConnection, statements: Iterable<PgStatement>): Promise<void> {
+  let running: Promise<unknown> | undefined;
+  try {
+    for (const statement of statements) {
+      if (running) await running;
+      running = pg.query(statement);
+    }
+  } catch (err) {
+    await running?.catch(() => undefined);
+    throw err;
+  }
+  await running;
 }
 
 /**
@@ -302,35 +302,29 @@ const PG_INSERT_REJECTIONS = `INSERT INTO "${REJECTED_TABLE}" ("source_key","rec
   'SELECT u.*, $6::text FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[]) AS u';
 
 /**
- * PostgreSQL: one `DELETE … = ANY($1)` and `unnest` inserts of PG_ROWS_PER_STATEMENT rejections, queued together as
- * named statements (knex's multi-row INSERT built and bound ~3,000 values per 500 rows, one round trip each).
+ * PostgreSQL: one `DELETE … = ANY($1)`, then `unnest` inserts of PG_ROWS_PER_STATEMENT rejections, as named statements
+ * (knex's multi-row INSERT built and bound ~3,000 values per 500 rows).
  */
 async function replaceGroupRejectionsPg(trx: Knex.Transaction, files: ReadonlyArray<{ sourceKey: string; rejections: readonly Rejection[] }>, rejectedAt: string): Promise<void> {
   const pg = (await trx.client.acquireConnection()) as PgConnection;
-  const sent: Array<Promise<unknown>> = [];
-  try {
-    sent.push(pg.query({ name: 'bi_delete_rejections', text: PG_DELETE_REJECTIONS, values: [pgArrayLiteral(files.map((f) => f.sourceKey))] }));
-    let columns: Cell[][] = [[], [], [], [], []];
-    const flush = (): void => {
-      if ((columns[0] as Cell[]).length === 0) return;
-      sent.push(pg.query({ name: 'bi_insert_rejections', text: PG_INSERT_REJECTIONS, values: [...columns.map(pgArrayLiteral), rejectedAt] }));
-      columns = [[], [], [], [], []];
-    };
+  await runInOrder(pg, (function* () {
+    yield { name: 'bi_delete_rejections', text: PG_DELETE_REJECTIONS, values: [pgArrayLiteral(files.map((f) => f.sourceKey))] };
+    let columns: [Cell[], Cell[], Cell[], Cell[], Cell[]] = [[], [], [], [], []];
     for (const f of files) {
       for (const r of f.rejections) {
-        const [keys, indexes, types, reasons, raws] = columns as [Cell[], Cell[], Cell[], Cell[], Cell[]];
-        keys.push(f.sourceKey);
-        indexes.push(r.recordIndex);
-        types.push(r.type);
-        reasons.push(r.reason);
-        raws.push(r.raw);
-        if (keys.length === PG_ROWS_PER_STATEMENT) flush();
+        columns[0].push(f.sourceKey);
+        columns[1].push(r.recordIndex);
+        columns[2].push(r.type);
+        columns[3].push(r.reason);
+        columns[4].push(r.raw);
+        if (columns[0].length === PG_ROWS_PER_STATEMENT) {
+          yield { name: 'bi_insert_rejections', text: PG_INSERT_REJECTIONS, values: [...columns.map(pgArrayLiteral), rejectedAt] };
+          columns = [[], [], [], [], []];
+        }
       }
     }
-    flush();
-  } finally {
-    await settleAll(sent);
-  }
+    if (columns[0].length > 0) yield { name: 'bi_insert_rejections', text: PG_INSERT_REJECTIONS, values: [...columns.map(pgArrayLiteral), rejectedAt] };
+  })());
 }
 
 export async function insertRejections(trx: Knex.Transaction, sourceKey: string, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {
