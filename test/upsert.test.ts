@@ -126,7 +126,7 @@ describe('group upserts from several workers at once', function () {
     it(`${dialect.name}: a row refused in the first table fails the group with that table's error, and nothing stays`, () => withMigratedDatabase(dialect, async (db, target) => {
       const compiler = new UpsertCompiler(target.dialect);
       const sourcedRow = (type: RecordType, row: Row, sourceKey: string): SourcedRow => ({ cells: type.columns.map((c) => row[c.name] ?? null), at: 0, sourceKey, position: 1 });
-      // songs come first; the statements of the tables after it are already sent when it fails.
+      // songs come first, before apps: its failure must be the one reported, and apps must not stay.
       const songs = new Map([
         ['k1', sourcedRow(song, { artist_name: 'A', title: 'T', year: 1, release: null as unknown as string, ingestion_time: 't' }, 'bad.data')],
       ]);
