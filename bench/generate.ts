@@ -165,6 +165,11 @@ const BOOK_AUTHORS = [
   'Douglas Hofstadter', 'Gabriel García Márquez', 'Haruki Murakami', 'Franz Kafka', 'George Eliot',
 ];
 
+const BOOK_PUBLISHERS = [
+  'Penguin Classics', 'Vintage International', 'Éditions Gallimard', 'Азбука-классика', "Oxford World's Classics",
+  'Farrar, Straus and Giroux', 'Alfred A. Knopf', 'Basic Books', 'Harper Perennial Modern Classics', 'Suhrkamp Verlag',
+];
+
 // ---------------------------------------------------------------------------------------------------------
 // Records
 
@@ -218,13 +223,22 @@ function uuid(rng: Rng): string {
   return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${s.slice(20)}`;
 }
 
+/** A 13-digit ISBN (978 prefix) with a valid check digit. */
+function isbn13(rng: Rng): string {
+  let digits = '978';
+  for (let i = 0; i < 9; i++) digits += String(int(rng, 0, 9));
+  let sum = 0;
+  for (let i = 0; i < 12; i++) sum += Number(digits[i]) * (i % 2 === 0 ? 1 : 3);
+  return digits + String((10 - (sum % 10)) % 10);
+}
+
 class RecordFactory {
   private readonly counters: Record<KnownType, number> = { song: 0, movie: 0, app: 0 };
   private readonly pools: Record<KnownType, KeyFields[]> = { song: [], movie: [], app: [] };
   private readonly seen: Record<KnownType, number> = { song: 0, movie: 0, app: 0 };
   private invalidCount = 0;
 
-  constructor(private readonly rng: Rng) {}
+  constructor(private readonly rng: Rng, private readonly detailRng: Rng) {}
 
   private next(type: KnownType): number {
     this.counters[type] += 1;
@@ -302,9 +316,19 @@ class RecordFactory {
     return type === 'song' ? this.song() : type === 'movie' ? this.movie() : this.app();
   }
 
+  /** A catalogue entry of a type the daemon does not load: the fields such records carry, so they weigh what they do. */
   book(): Data {
     const rng = this.rng;
-    return { title: pick(rng, BOOK_TITLES), author: pick(rng, BOOK_AUTHORS), pages: int(rng, 48, 1400) };
+    const detail = this.detailRng;
+    return {
+      title: pick(rng, BOOK_TITLES),
+      author: pick(rng, BOOK_AUTHORS),
+      pages: int(rng, 48, 1400),
+      isbn: isbn13(detail),
+      publisher: pick(detail, BOOK_PUBLISHERS),
+      year: int(detail, 1605, 2024),
+      language: pick(detail, LANGUAGES),
+    };
   }
 
   // Duplicates -----------------------------------------------------------------------------------------------
@@ -434,7 +458,8 @@ export function* generateFiles(opts: GenerateOptions): Generator<GeneratedFile> 
   const rng = mulberry32(o.seed);
   // A separate stream for keys: a file's key depends only on the seed and its position.
   const keyRng = mulberry32((o.seed ^ 0x9e3779b9) >>> 0);
-  const factory = new RecordFactory(rng);
+  // Books' catalogue details come from a stream of their own, so adding them left every other record as it was.
+  const factory = new RecordFactory(rng, mulberry32((o.seed ^ 0x85ebca6b) >>> 0));
   const usedKeys = new Set<string>();
   let typeTurn = 0;
 
