@@ -220,20 +220,28 @@ function* unnestStatements(compiler: UpsertCompiler, type: RecordType, rows: Ite
   const width = type.columns.length;
   const name = `bi_unnest_${type.table}`;
   const text = compiler.unnestSql(type);
-  const fresh = (): Cell[][] => Array.from({ length: width + 2 }, () => []);
-  let arrays = fresh();
+  const batches = columnBatches(rows, width + 2, ({ cells, at, sourceKey, position }, columns) => {
+    for (let c = 0; c < width; c++) (columns[c] as Cell[]).push(cells[at + c] ?? null);
+    (columns[width] as Cell[]).push(sourceKey);
+    (columns[width + 1] as Cell[]).push(position);
+  });
+  for (const columns of batches) yield { name, text, values: [...columns.map(pgArrayLiteral), loadedAt] };
+}
+
+/** `items` as `width` column arrays (`add` appends one item's values) of at most PG_ROWS_PER_STATEMENT rows each. */
+function* columnBatches<T>(items: Iterable<T>, width: number, add: (item: T, columns: Cell[][]) => void): Generator<Cell[][]> {
+  const fresh = (): Cell[][] => Array.from({ length: width }, () => []);
+  let columns = fresh();
   let count = 0;
-  for (const { cells, at, sourceKey, position } of rows) {
-    for (let c = 0; c < width; c++) (arrays[c] as Cell[]).push(cells[at + c] ?? null);
-    (arrays[width] as Cell[]).push(sourceKey);
-    (arrays[width + 1] as Cell[]).push(position);
+  for (const item of items) {
+    add(item, columns);
     if (++count === PG_ROWS_PER_STATEMENT) {
-      yield { name, text, values: [...arrays.map(pgArrayLiteral), loadedAt] };
-      arrays = fresh();
+      yield columns;
+      columns = fresh();
       count = 0;
     }
   }
-  if (count > 0) yield { name, text, values: [...arrays.map(pgArrayLiteral), loadedAt] };
+  if (count > 0) yield columns;
 }
 
 /**
@@ -309,21 +317,16 @@ async function replaceGroupRejectionsPg(trx: Knex.Transaction, files: ReadonlyAr
   const pg = (await trx.client.acquireConnection()) as PgConnection;
   await runInOrder(pg, (function* () {
     yield { name: 'bi_delete_rejections', text: PG_DELETE_REJECTIONS, values: [pgArrayLiteral(files.map((f) => f.sourceKey))] };
-    let columns: [Cell[], Cell[], Cell[], Cell[], Cell[]] = [[], [], [], [], []];
-    for (const f of files) {
-      for (const r of f.rejections) {
-        columns[0].push(f.sourceKey);
-        columns[1].push(r.recordIndex);
-        columns[2].push(r.type);
-        columns[3].push(r.reason);
-        columns[4].push(r.raw);
-        if (columns[0].length === PG_ROWS_PER_STATEMENT) {
-          yield { name: 'bi_insert_rejections', text: PG_INSERT_REJECTIONS, values: [...columns.map(pgArrayLiteral), rejectedAt] };
-          columns = [[], [], [], [], []];
-        }
-      }
-    }
-    if (columns[0].length > 0) yield { name: 'bi_insert_rejections', text: PG_INSERT_REJECTIONS, values: [...columns.map(pgArrayLiteral), rejectedAt] };
+    const rejections = files.flatMap((f) => f.rejections.map((r) => ({ sourceKey: f.sourceKey, r })));
+    const batches = columnBatches(rejections, 5, ({ sourceKey, r }, columns) => {
+      const [keys, indexes, types, reasons, raws] = columns as [Cell[], Cell[], Cell[], Cell[], Cell[]];
+      keys.push(sourceKey);
+      indexes.push(r.recordIndex);
+      types.push(r.type);
+      reasons.push(r.reason);
+      raws.push(r.raw);
+    });
+    for (const columns of batches) yield { name: 'bi_insert_rejections', text: PG_INSERT_REJECTIONS, values: [...columns.map(pgArrayLiteral), rejectedAt] };
   })());
 }
 
