@@ -54,7 +54,8 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
   const target = parseDatabaseUrl(settings.DATABASE_URL, cwd);
   const json = registryMode(settings, target) === 'json';
   // The decoding threads load their modules while the database opens and migrates, not when the first file arrives.
-  const decoder = createDecoder(settings.DECODE_THREADS);
+  // Where a group's files are merged by key (the server dialects), they arrive with their rows in key order.
+  const decoder = createDecoder(settings.DECODE_THREADS, target.dialect !== 'sqlite');
   decoder.warm();
   let registry: Registry | undefined;
   let db: Knex | undefined;

@@ -15,12 +15,17 @@ export interface Decoder {
   close(): Promise<void>;
 }
 
-/** Decodes in the calling thread (DECODE_THREADS=0, dry runs, streamed batches). */
-export const inThreadDecoder: Decoder = {
-  decode: async (key, body, now) => validateRecords(decodeBody(key, body), now),
-  warm: () => undefined,
-  close: async () => undefined,
-};
+/** Decodes in the calling thread (DECODE_THREADS=0, dry runs, streamed batches); `keyOrder`: see validateRecords. */
+export function inThread(keyOrder: boolean): Decoder {
+  return {
+    decode: async (key, body, now) => validateRecords(decodeBody(key, body), now, 0, keyOrder),
+    warm: () => undefined,
+    close: async () => undefined,
+  };
+}
+
+/** Decodes in the calling thread, rows in the order of the records. */
+export const inThreadDecoder: Decoder = inThread(false);
 
 /** What the main thread sends a decoding thread. */
 export interface DecodeRequest {
@@ -28,6 +33,8 @@ export interface DecodeRequest {
   key: string;
   body: Uint8Array;
   now: string;
+  /** Rows in key order (see validateRecords). */
+  keyOrder: boolean;
 }
 
 /** What comes back: the file with its rows per record type name (a RecordType, holding functions, cannot cross). */
@@ -65,7 +72,8 @@ export class DecodePool implements Decoder {
   private nextId = 0;
   private closed = false;
 
-  constructor(private readonly size: number) {
+  /** `keyOrder`: each table's rows in key order (see validateRecords). */
+  constructor(private readonly size: number, private readonly keyOrder = false) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`DecodePool needs at least one thread, got ${size}`);
   }
 
@@ -77,7 +85,7 @@ export class DecodePool implements Decoder {
       this.pending.set(id, { key, thread, resolve, reject });
       if (thread.busy++ === 0) thread.worker.ref(); // keep the process alive while a thread holds work
       const own = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && !(body.buffer instanceof SharedArrayBuffer);
-      const request: DecodeRequest = { id, key, body, now };
+      const request: DecodeRequest = { id, key, body, now, keyOrder: this.keyOrder };
       thread.worker.postMessage(request, own ? [body.buffer as ArrayBuffer] : []);
     });
   }
@@ -149,8 +157,11 @@ export class DecodePool implements Decoder {
   }
 }
 
-/** The decoder DECODE_THREADS asks for: a pool, or this thread when it is 0. */
-export function createDecoder(setting: number | 'auto'): Decoder {
+/**
+ * The decoder DECODE_THREADS asks for: a pool, or this thread when it is 0. `keyOrder` where a group's files are merged
+ * by key before they are written (PostgreSQL, MySQL).
+ */
+export function createDecoder(setting: number | 'auto', keyOrder = false): Decoder {
   const n = decodeThreads(setting);
-  return n > 0 ? new DecodePool(n) : inThreadDecoder;
+  return n > 0 ? new DecodePool(n, keyOrder) : inThread(keyOrder);
 }

@@ -15,7 +15,7 @@ port.on('message', (m: DecodeRequest) => {
   let reply: DecodeReply;
   try {
     const body = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength);
-    const file = validateRecords(decodeBody(m.key, body), m.now);
+    const file = validateRecords(decodeBody(m.key, body), m.now, 0, m.keyOrder);
     reply = { id: m.id, file: { ...file, rows: [...file.rows].map(([type, cells]) => [type.type, cells]) } };
   } catch (err) {
     reply = err instanceof IngestError

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { DecodePool, inThreadDecoder } from '../src/decode-pool.js';
+import { DecodePool, inThread, inThreadDecoder } from '../src/decode-pool.js';
+import { keyAt } from '../src/validate.js';
 import { IngestError } from '../src/errors.js';
 import { generateFiles } from '../bench/generate.js';
 
@@ -21,6 +22,21 @@ describe('decoding threads', function () {
     expect(threaded.some((f) => f.rejections.length > 0)).to.equal(true);
     // The record types come back as the same objects the loader uses.
     expect([...(threaded[0]?.rows.keys() ?? [])]).to.have.members([...(inThread[0]?.rows.keys() ?? [])]);
+  });
+
+  it('with keyOrder, returns each table in key order, as the main thread does with it', async () => {
+    const keyed = new DecodePool(1, true);
+    try {
+      const threaded = await Promise.all(files.map((f) => keyed.decode(f.key, Buffer.from(f.body), NOW)));
+      const inThreadKeyed = await Promise.all(files.map((f) => inThread(true).decode(f.key, Buffer.from(f.body), NOW)));
+      expect(threaded).to.deep.equal(inThreadKeyed);
+      for (const [type, cells] of threaded[0]?.rows ?? []) {
+        const keys = Array.from({ length: cells.length / type.columns.length }, (_, i) => keyAt(type, cells, i * type.columns.length));
+        expect(keys, type.table).to.deep.equal([...keys].sort());
+      }
+    } finally {
+      await keyed.close();
+    }
   });
 
   it('warm starts every thread before the first file, and files then go to those threads', async () => {

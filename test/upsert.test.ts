@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import { REJECTED_TABLE } from '../src/load/schema.js';
-import { PG_ROWS_PER_STATEMENT, replaceGroupRejections, UpsertCompiler, upsertGroupRows, upsertSourcedRows, type SourcedRow } from '../src/load/upsert.js';
+import { mergeTable, PG_ROWS_PER_STATEMENT, replaceGroupRejections, UpsertCompiler, upsertGroupRows, upsertSourcedRows, type GroupFile, type SourcedRow } from '../src/load/upsert.js';
 import { app } from '../src/records/app.js';
 import { song } from '../src/records/song.js';
 import type { RecordType } from '../src/records/types.js';
-import type { Row } from '../src/records/types.js';
-import type { Rejection } from '../src/validate.js';
+import type { Cell, Row } from '../src/records/types.js';
+import { keyAt, rowsOf, type Rejection } from '../src/validate.js';
 import { dialects, withMigratedDatabase } from './helpers/databases.js';
 
 /**
@@ -59,6 +59,34 @@ describe('group upserts', function () {
         expect(byKey.get(key(newer))).to.include({ source_key: 'later.data', source_position: 9, loaded_at: 'at-2' });
       }));
 
+      it('a group of files that share keys writes, in one go, the row of the latest file for each key, tricky values intact', () => withMigratedDatabase(dialect, async (db, target) => {
+        const compiler = new UpsertCompiler(target.dialect);
+        const many: Row[] = Array.from({ length: PG_ROWS_PER_STATEMENT + 3 }, (_, i) => ({
+          name: `app ${i}`, genre: 'g', version: `v${i % 7}`, rating: i / 4, size_bytes: i * 1_000, is_awesome: i % 2 === 0,
+        }));
+        const cells = (rows: Row[]): Cell[] => rows.flatMap((row) => app.columns.map((c) => row[c.name] ?? null));
+        const restyled = (rows: Row[], genre: string): Row[] => rows.map((r) => ({ ...r, genre }));
+        // Listed in the group out of index order: the earliest file comes last, the latest in the middle.
+        const files: GroupFile[] = [
+          { sourceKey: 'middle.data', position: 7, rows: new Map([[app, cells([...tricky, ...many])]]) },
+          { sourceKey: 'latest.data', position: 9, rows: new Map([[app, cells(restyled([...tricky.slice(0, 2), ...many.slice(-4)], 'latest'))]]) },
+          { sourceKey: 'earliest.data', position: 2, rows: new Map([[app, cells(restyled([...tricky.slice(1, 4), ...many.slice(0, 5)], 'earliest'))]]) },
+        ];
+        await db.transaction((trx) => upsertGroupRows(trx, compiler, files, 'at-1'));
+
+        const want = new Map<string, Row & { source_key: string; source_position: number }>();
+        for (const f of [...files].sort((a, b) => a.position - b.position)) {
+          for (const row of rowsOf(app, f.rows.get(app) ?? [])) want.set(key(row), { ...row, source_key: f.sourceKey, source_position: f.position });
+        }
+        const rows = (await db('apps').select()) as Array<Record<string, unknown>>;
+        expect(rows).to.have.length(want.size);
+        for (const got of rows) {
+          expect({ ...got, is_awesome: Boolean(got['is_awesome']), source_position: Number(got['source_position']) }, key(got)).to.include({ ...want.get(key(got)), loaded_at: 'at-1' });
+        }
+        expect(rows.filter((r) => r['genre'] === 'latest')).to.have.length(6);
+        expect(rows.filter((r) => r['genre'] === 'earliest'), 'keys only the earliest file holds').to.have.length(0);
+      }));
+
       it("replaces a group's rejections exactly, across several statements, and leaves other files' alone", () => withMigratedDatabase(dialect, async (db) => {
         const tricky: Rejection[] = [
           { recordIndex: 0, type: null, reason: 'record is not an object, got 42', raw: '42' },
@@ -100,16 +128,16 @@ describe('group upserts from several workers at once', function () {
     it(`${dialect.name}: two groups sharing keys, listed in opposite orders, both commit without a deadlock`, () => withMigratedDatabase(dialect, async (db, target) => {
       const compiler = new UpsertCompiler(target.dialect);
       const n = 3_000;
-      const group = (sourceKey: string, position: number, reversed: boolean): Map<RecordType, Map<string, SourcedRow>> => {
-        const rowsOf = (type: RecordType, make: (i: number) => Row): Map<string, SourcedRow> => {
+      // One file per group, its rows (and its tables) in opposite orders in the two groups.
+      const group = (sourceKey: string, position: number, reversed: boolean): GroupFile[] => {
+        const cellsOf = (type: RecordType, make: (i: number) => Row): Cell[] => {
           const order = Array.from({ length: n }, (_, i) => (reversed ? n - 1 - i : i));
-          return new Map(order.map((i) => [`k${i}`, { cells: type.columns.map((c) => make(i)[c.name] ?? null), at: 0, sourceKey, position }]));
+          return order.flatMap((i) => type.columns.map((c) => make(i)[c.name] ?? null));
         };
-        const songs = rowsOf(song, (i) => ({ artist_name: `artist ${i}`, title: `title ${i}`, year: 1990, release: sourceKey, ingestion_time: 't' }));
-        const apps = rowsOf(app, (i) => ({ name: `app ${i}`, genre: sourceKey, version: '1', rating: 1, size_bytes: 10, is_awesome: false }));
-        // Each worker met the types in another order, too.
-        const entries: Array<[RecordType, Map<string, SourcedRow>]> = [[song as RecordType, songs], [app as RecordType, apps]];
-        return new Map(reversed ? entries.reverse() : entries);
+        const songs = cellsOf(song, (i) => ({ artist_name: `artist ${i}`, title: `title ${i}`, year: 1990, release: sourceKey, ingestion_time: 't' }));
+        const apps = cellsOf(app, (i) => ({ name: `app ${i}`, genre: sourceKey, version: '1', rating: 1, size_bytes: 10, is_awesome: false }));
+        const entries: Array<[RecordType, Cell[]]> = [[song as RecordType, songs], [app as RecordType, apps]];
+        return [{ sourceKey, position, rows: new Map(reversed ? entries.reverse() : entries) }];
       };
       // Both transactions write at the same time; in their own orders each would soon wait for a row the other holds.
       await Promise.all([
@@ -125,17 +153,45 @@ describe('group upserts from several workers at once', function () {
 
     it(`${dialect.name}: a row refused in the first table fails the group with that table's error, and nothing stays`, () => withMigratedDatabase(dialect, async (db, target) => {
       const compiler = new UpsertCompiler(target.dialect);
-      const sourcedRow = (type: RecordType, row: Row, sourceKey: string): SourcedRow => ({ cells: type.columns.map((c) => row[c.name] ?? null), at: 0, sourceKey, position: 1 });
-      // songs come first, before apps: its failure must be the one reported, and apps must not stay.
-      const songs = new Map([
-        ['k1', sourcedRow(song, { artist_name: 'A', title: 'T', year: 1, release: null as unknown as string, ingestion_time: 't' }, 'bad.data')],
-      ]);
-      const apps = new Map(Array.from({ length: 10 }, (_, i) => [`k${i}`, sourcedRow(app, { name: `app ${i}`, genre: 'g', version: '1', rating: 1, size_bytes: 1, is_awesome: false }, 'ok.data')]));
-      const err = await db.transaction((trx) => upsertGroupRows(trx, compiler, new Map<RecordType, Map<string, SourcedRow>>([[app, apps], [song, songs]]), 'at'))
+      const file = (sourceKey: string, type: RecordType, rows: Row[]): GroupFile =>
+        ({ sourceKey, position: 1, rows: new Map([[type, rows.flatMap((row) => type.columns.map((c) => row[c.name] ?? null))]]) });
+      // songs come first, before apps, whatever the order of the files: its failure must be the one reported, and apps must not stay.
+      const songs = file('bad.data', song, [{ artist_name: 'A', title: 'T', year: 1, release: null as unknown as string, ingestion_time: 't' }]);
+      const apps = file('ok.data', app, Array.from({ length: 10 }, (_, i) => ({ name: `app ${i}`, genre: 'g', version: '1', rating: 1, size_bytes: 1, is_awesome: false })));
+      const err = await db.transaction((trx) => upsertGroupRows(trx, compiler, [apps, songs], 'at'))
         .then(() => null, (e: unknown) => e);
       expect(err).to.be.instanceOf(Error);
       expect(String((err as Error).message), 'the NOT NULL violation, not a later statement of the aborted transaction').to.match(/release/);
       for (const table of ['songs', 'apps']) expect(Number(((await db(table).count({ n: '*' }).first()) as { n: number | string }).n), table).to.equal(0);
     }));
   }
+});
+
+describe('merging a group by key', () => {
+  const cells = (rows: Array<[string, string, string]>): Cell[] =>
+    rows.flatMap(([name, version, genre]) => app.columns.map((c) => ({ name, version, genre, rating: 1, size_bytes: 1, is_awesome: false } as Row)[c.name] ?? null));
+  const file = (sourceKey: string, position: number, rows: Array<[string, string, string]>): GroupFile => ({ sourceKey, position, rows: new Map([[app, cells(rows)]]) });
+  /** The merged rows as `file:genre`, in their order. */
+  const merged = (files: GroupFile[]): string[] => {
+    const m = mergeTable(app, files);
+    return Array.from(m.file, (f, i) => `${files[f]?.sourceKey}:${String(files[f]?.rows.get(app)?.[(m.at[i] ?? 0) + 1])}`);
+  };
+
+  it('keeps one row per key, of the file latest in the index whatever its place in the group, in key order', () => {
+    const files = [
+      file('b', 5, [['x', '1', 'b-x'], ['y', '1', 'b-y'], ['z', '1', 'b-z']]),
+      file('c', 9, [['y', '1', 'c-y']]),
+      file('a', 1, [['x', '1', 'a-x'], ['w', '1', 'a-w'], ['z', '1', 'a-z']]),
+    ];
+    expect(merged(files)).to.deep.equal(['a:a-w', 'b:b-x', 'c:c-y', 'b:b-z']);
+    const m = mergeTable(app, files);
+    const keys = Array.from(m.file, (f, i) => keyAt(app, files[f]?.rows.get(app) ?? [], m.at[i] ?? 0));
+    expect(keys, 'in key order').to.deep.equal([...keys].sort());
+  });
+
+  it('of two files at the same place in the index, takes the later in the group; a file without the table adds nothing', () => {
+    const files = [file('first', 3, [['k', '1', 'first']]), { sourceKey: 'songs-only', position: 8, rows: new Map() }, file('second', 3, [['k', '1', 'second']])];
+    expect(merged(files)).to.deep.equal(['second:second']);
+    expect(mergeTable(song, files).file).to.have.length(0);
+  });
 });

@@ -28,6 +28,16 @@ describe('validateRecords', () => {
     expect(out.loaded).to.equal(3);
   });
 
+  it('gives the same rows in key order when asked, and in the order of the records otherwise', () => {
+    const records = ['m', 'b', 'z', 'b', 'a', 'é', 'A'].map((title, i) => s(title, i + 1));
+    const plain = rowsOf(song, validateRecords(records, NOW).rows.get(song)!);
+    const keyed = validateRecords(records, NOW, 0, true).rows.get(song)!;
+    expect(plain.map((r) => r.title)).to.deep.equal(['m', 'b', 'z', 'a', 'é', 'A']);
+    const keys = rowsOf(song, keyed).map((_, i) => keyAt(song, keyed, i * song.columns.length));
+    expect(keys).to.deep.equal([...keys].sort());
+    expect(rowsOf(song, keyed)).to.have.deep.members(plain);
+  });
+
   it('keeps keys apart whatever characters they contain', () => {
     const a = { type: 'song', data: { artist_name: 'a b', title: 'c', year: 1, release: 'r' } };
     const b = { type: 'song', data: { artist_name: 'a', title: 'b c', year: 1, release: 'r' } };

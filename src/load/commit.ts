@@ -7,9 +7,8 @@ import { LeaseLostError, type Registry } from '../registry/types.js';
 import { withRetries } from '../sources/retry.js';
 import type { Prepared } from '../pipeline.js';
 import { splitJsonArray } from '../decode-stream.js';
-import { keyAt, validateRecords } from '../validate.js';
-import type { RecordType } from '../records/types.js';
-import { deleteRejections, insertRejections, replaceGroupRejections, replaceRejections, upsertGroupRows, upsertRows, type SourcedRow, type UpsertCompiler } from './upsert.js';
+import { validateRecords } from '../validate.js';
+import { deleteRejections, insertRejections, replaceGroupRejections, replaceRejections, upsertGroupRows, upsertRows, type UpsertCompiler } from './upsert.js';
 
 export interface CommitContext {
   db: Knex;
@@ -184,19 +183,7 @@ async function writeGroupBatched(ctx: CommitContext, trx: Knex.Transaction, work
   const prevs = await ctx.registry.lockEntries(trx, work.map((p) => p.item.key));
   const loads = work.filter((p): p is Extract<Prepared, { kind: 'load' }> => p.kind === 'load');
   await replaceGroupRejections(trx, loads.map((p) => ({ sourceKey: p.item.key, rejections: p.file.rejections })), loadedAt);
-  const merged = new Map<RecordType, Map<string, SourcedRow>>();
-  for (const p of loads) {
-    for (const [type, cells] of p.file.rows) {
-      let byKey = merged.get(type);
-      if (!byKey) merged.set(type, (byKey = new Map()));
-      for (let at = 0; at < cells.length; at += type.columns.length) {
-        const key = keyAt(type, cells, at);
-        const seen = byKey.get(key);
-        if (!seen || seen.position <= p.item.index) byKey.set(key, { cells, at, sourceKey: p.item.key, position: p.item.index });
-      }
-    }
-  }
-  await upsertGroupRows(trx, ctx.compiler, merged, loadedAt);
+  await upsertGroupRows(trx, ctx.compiler, loads.map((p) => ({ sourceKey: p.item.key, position: p.item.index, rows: p.file.rows })), loadedAt);
   const outcomes = work.map((p) => decide(ctx, p, prevs.get(p.item.key), null, now));
   await stage(ctx, trx, outcomes);
   return outcomes;

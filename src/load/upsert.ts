@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { Cell, ColumnKind, RecordType } from '../records/types.js';
 import { recordTypes } from '../records/index.js';
 import { PROVENANCE, REJECTED_TABLE } from './schema.js';
-import type { Rejection } from '../validate.js';
+import { keyAt, type Rejection } from '../validate.js';
 import type { Dialect } from './database.js';
 
 /**
@@ -160,30 +160,115 @@ function* sourced(type: RecordType, cells: readonly Cell[], provenance: { source
 /** Rows per `unnest` statement on PostgreSQL (PERFORMANCE-NOTES: 5,000 measured best). */
 export const PG_ROWS_PER_STATEMENT = 5000;
 
+/** One file of a group written in shared statements: its rows per table (see ValidatedFile) and provenance. */
+export interface GroupFile {
+  sourceKey: string;
+  /** The file's place in the bucket index: for a key in several files, the latest file's row wins. */
+  position: number;
+  rows: ReadonlyMap<RecordType, readonly Cell[]>;
+}
+
 /**
- * Upserts a group's rows, merged by key, in one order for every worker: tables in `recordTypes` order, each
- * table's rows by key. Two workers committing groups that share keys then wait for each other; in the order their
+ * A group's rows of one table, each key once, in key order: row `i` is the row at cell `at[i]` of file `file[i]`
+ * (indexes into the group). Two small-integer arrays rather than an object per row: a group holds up to ~20,000 rows,
+ * and per-row objects cost the main thread more in garbage collection than the merge itself.
+ */
+export interface MergedTable {
+  type: RecordType;
+  file: Int32Array;
+  at: Int32Array;
+}
+
+/**
+ * Merges the group's rows of `type` by key: where files share a key, the row of the file latest in the index wins
+ * (of equal positions, the one later in `files`), as the upsert itself would decide, since one statement may not
+ * touch a row twice. Sorted by key, so every worker takes row locks in the same order (see upsertGroupRows).
+ */
+export function mergeTable(type: RecordType, files: readonly GroupFile[]): MergedTable {
+  const width = type.columns.length;
+  const index = new Map<string, number>();
+  const file: number[] = [];
+  const at: number[] = [];
+  for (let f = 0; f < files.length; f++) {
+    const cells = (files[f] as GroupFile).rows.get(type);
+    if (cells === undefined) continue;
+    const position = (files[f] as GroupFile).position;
+    for (let a = 0; a < cells.length; a += width) {
+      const key = keyAt(type, cells, a);
+      const i = index.get(key);
+      if (i === undefined) {
+        index.set(key, file.length);
+        file.push(f);
+        at.push(a);
+      } else if ((files[file[i] as number] as GroupFile).position <= position) {
+        file[i] = f;
+        at[i] = a;
+      }
+    }
+  }
+  const keys = [...index.keys()].sort();
+  const merged: MergedTable = { type, file: new Int32Array(keys.length), at: new Int32Array(keys.length) };
+  for (let j = 0; j < keys.length; j++) {
+    const i = index.get(keys[j] as string) as number;
+    merged.file[j] = file[i] as number;
+    merged.at[j] = at[i] as number;
+  }
+  return merged;
+}
+
+/**
+ * Upserts a group's rows, merged by key (mergeTable), in one order for every worker: tables in `recordTypes` order,
+ * each table's rows by key. Two workers committing groups that share keys then wait for each other; in the order their
  * files happened to list them, each could hold a row the other needs next (a deadlock, and a retry of both groups).
  */
-export async function upsertGroupRows(
-  trx: Knex.Transaction, compiler: UpsertCompiler, merged: ReadonlyMap<RecordType, ReadonlyMap<string, SourcedRow>>, loadedAt: string,
-): Promise<void> {
-  function* tables(): Generator<[RecordType, SourcedRow[]]> {
+export async function upsertGroupRows(trx: Knex.Transaction, compiler: UpsertCompiler, files: readonly GroupFile[], loadedAt: string): Promise<void> {
+  function* tables(): Generator<MergedTable> {
     for (const type of recordTypes) {
-      const rows = merged.get(type);
-      if (rows && rows.size > 0) yield [type, [...rows.keys()].sort().map((k) => rows.get(k) as SourcedRow)];
+      if (!files.some((f) => (f.rows.get(type)?.length ?? 0) > 0)) continue;
+      yield mergeTable(type, files);
     }
   }
   if (compiler.dialect !== 'postgres') {
-    for (const [type, rows] of tables()) await upsertSourcedRows(trx, compiler, type, rows, loadedAt);
+    for (const merged of tables()) await upsertSourcedRows(trx, compiler, merged.type, sourcedRows(merged, files), loadedAt);
     return;
   }
   // Every table's statements, in this order, one after another on the transaction's connection: the server runs each
-  // while the next is built, the next table's sort included (waiting for each table left it idle between them).
+  // while the next is built, the next table's merge included (waiting for each table left it idle between them).
   const pg = (await trx.client.acquireConnection()) as PgConnection;
   await runInOrder(pg, (function* () {
-    for (const [type, rows] of tables()) yield* unnestStatements(compiler, type, rows, loadedAt);
+    for (const merged of tables()) yield* mergedStatements(compiler, merged, files, loadedAt);
   })());
+}
+
+function* sourcedRows(merged: MergedTable, files: readonly GroupFile[]): Generator<SourcedRow> {
+  for (let i = 0; i < merged.file.length; i++) {
+    const f = files[merged.file[i] as number] as GroupFile;
+    yield { cells: f.rows.get(merged.type) as readonly Cell[], at: merged.at[i] as number, sourceKey: f.sourceKey, position: f.position };
+  }
+}
+
+/**
+ * A merged table as `unnest` upserts of PG_ROWS_PER_STATEMENT rows, each column's array literal built straight from
+ * the files' cells (no per-row objects, no column arrays).
+ */
+function* mergedStatements(compiler: UpsertCompiler, merged: MergedTable, files: readonly GroupFile[], loadedAt: string): Generator<PgStatement> {
+  const { type } = merged;
+  const width = type.columns.length;
+  const name = `bi_unnest_${type.table}`;
+  const text = compiler.unnestSql(type);
+  const cellsOf = files.map((f) => f.rows.get(type) ?? []);
+  const count = merged.file.length;
+  for (let start = 0; start < count; start += PG_ROWS_PER_STATEMENT) {
+    const end = Math.min(count, start + PG_ROWS_PER_STATEMENT);
+    const values: unknown[] = [];
+    for (let c = 0; c < width; c++) {
+      values.push(arrayLiteral(start, end, (i) => (cellsOf[merged.file[i] as number] as readonly Cell[])[(merged.at[i] as number) + c]));
+    }
+    values.push(arrayLiteral(start, end, (i) => (files[merged.file[i] as number] as GroupFile).sourceKey));
+    values.push(arrayLiteral(start, end, (i) => (files[merged.file[i] as number] as GroupFile).position));
+    values.push(loadedAt);
+    yield { name, text, values };
+  }
 }
 
 /**
@@ -265,21 +350,31 @@ async function runInOrder(pg: PgConnection, statements: Iterable<PgStatement>): 
 }
 
 /**
- * One column's values as a PostgreSQL array literal for `$n::T[]`, e.g. `{"a","say \"hi\"",NULL,12,t}`: what pg's
- * own serializer sends, built in one pass (strings quoted, `\` and `"` escaped only where a value holds them).
+ * Values `value(from)` … `value(to - 1)` as a PostgreSQL array literal for `$n::T[]`, e.g. `{"a","say \"hi\"",NULL,12,t}`:
+ * what pg's own serializer sends, appended to one string as it goes (strings quoted, `\` and `"` escaped only where a
+ * value holds them).
  */
-export function pgArrayLiteral(values: readonly Cell[]): string {
-  const parts = new Array<string>(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v === null || v === undefined) parts[i] = 'NULL';
-    else if (typeof v === 'boolean') parts[i] = v ? 't' : 'f';
-    else if (typeof v === 'number') parts[i] = String(v);
-    else parts[i] = `"${NEEDS_ESCAPE.test(v) ? v.replace(ESCAPED, '\\$&') : v}"`;
+function arrayLiteral(from: number, to: number, value: (i: number) => Cell | undefined): string {
+  let literal = '{';
+  for (let i = from; i < to; i++) {
+    if (i > from) literal += ',';
+    const v = value(i);
+    if (v === null || v === undefined) literal += 'NULL';
+    else if (typeof v === 'boolean') literal += v ? 't' : 'f';
+    else if (typeof v === 'number') literal += String(v);
+    else {
+      literal += '"';
+      literal += v.includes('"') || v.includes('\\') ? v.replace(ESCAPED, '\\$&') : v;
+      literal += '"';
+    }
   }
-  return `{${parts.join(',')}}`;
+  return `${literal}}`;
 }
-const NEEDS_ESCAPE = /["\\]/;
+
+/** One column's values as a PostgreSQL array literal (see arrayLiteral). */
+export function pgArrayLiteral(values: readonly Cell[]): string {
+  return arrayLiteral(0, values.length, (i) => values[i]);
+}
 const ESCAPED = /["\\]/g;
 
 /** Replaces a file's stored rejections, so reprocessing a file keeps the counts exact. */
