@@ -135,7 +135,9 @@ export async function upsertRows(
     params[width + 2] = provenance.loadedAt;
     for (let at = 0; at < cells.length; at += width) {
       for (let c = 0; c < width; c++) params[c] = sqliteValue(cells[at + c]);
-      statement.run(params);
+      // Spread, not the array: better-sqlite3 reads arguments directly but an array element by element through V8's
+      // API; ~10% less time binding and inserting (README, Performance).
+      statement.run(...params);
     }
     return;
   }
