@@ -33,9 +33,10 @@ export interface Rejection {
 export interface ValidatedFile {
   /**
    * Rows per record type, each key once (a later record with the same key replaces an earlier one), as one flat
-   * array (in key order if asked, see validateRecords): row i is `cells[i * w … (i + 1) * w)` with `w = type.columns.length`, in
-   * `type.columns` order. Flat arrays of strings and numbers cross to the writing thread several times cheaper than row
-   * objects (structured clone) and bind to a statement without a property lookup per value.
+   * array, in key order if asked (see validateRecords): row i is `cells[i * w … (i + 1) * w)` with
+   * `w = type.columns.length`, in `type.columns` order. Flat arrays of strings and numbers cross to the writing thread
+   * several times cheaper than row objects (structured clone) and bind to a statement without a property lookup per
+   * value.
    */
   rows: Map<RecordType, Cell[]>;
   rejections: Rejection[];
@@ -46,8 +47,7 @@ export interface ValidatedFile {
 /**
  * Validates every record of a file. Every element ends in exactly one of: a row, a rejection with its
  * reason and raw JSON, or a skip (types this daemon does not load).
- */
-/**
+ *
  * `firstIndex`: position in the file of `records[0]` (streamed files arrive in batches). `keyOrder`: each table's rows
  * in the order of their keys, for the dialects that merge a group's files by key before writing (upsertGroupRows): they
  * then merge as sorted runs, which sort fast, and the ordering is done here, in a decoding thread, not in the thread
