@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { createGunzip, gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import { Agent, request } from 'undici';
+import { Agent, request } from './undici-core.js';
 import { IngestError, describeError } from '../errors.js';
 import { redactUrl } from '../redact.js';
 import { cleanIndex } from './index-file.js';
