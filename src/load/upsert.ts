@@ -238,7 +238,7 @@ export async function upsertGroupRows(trx: Knex.Transaction, compiler: UpsertCom
   // while the next is built, the next table's merge included (waiting for each table left it idle between them).
   const pg = (await trx.client.acquireConnection()) as PgConnection;
   await runInOrder(pg, (function* () {
-    for (const merged of tables()) yield* mergedStatements(compiler, merged, files, loadedAt);
+    for (const merged of tables()) yield* unnestStatements(compiler, merged.type, mergedRows(merged, files), loadedAt);
   })());
 }
 
@@ -249,28 +249,16 @@ function* sourcedRows(merged: MergedTable, files: readonly GroupFile[]): Generat
   }
 }
 
-/**
- * A merged table as `unnest` upserts of PG_ROWS_PER_STATEMENT rows, each column's array literal built straight from
- * the files' cells (no per-row objects, no column arrays).
- */
-function* mergedStatements(compiler: UpsertCompiler, merged: MergedTable, files: readonly GroupFile[], loadedAt: string): Generator<PgStatement> {
-  const { type } = merged;
-  const width = type.columns.length;
-  const name = `bi_unnest_${type.table}`;
-  const text = compiler.unnestSql(type);
-  const cellsOf = files.map((f) => f.rows.get(type) ?? []);
-  const count = merged.file.length;
-  for (let start = 0; start < count; start += PG_ROWS_PER_STATEMENT) {
-    const end = Math.min(count, start + PG_ROWS_PER_STATEMENT);
-    const values: unknown[] = [];
-    for (let c = 0; c < width; c++) {
-      values.push(arrayLiteral(start, end, (i) => (cellsOf[merged.file[i] as number] as readonly Cell[])[(merged.at[i] as number) + c]));
-    }
-    values.push(arrayLiteral(start, end, (i) => (files[merged.file[i] as number] as GroupFile).sourceKey));
-    values.push(arrayLiteral(start, end, (i) => (files[merged.file[i] as number] as GroupFile).position));
-    values.push(loadedAt);
-    yield { name, text, values };
-  }
+/** A merged table's rows, read in place from the files' cells (no per-row objects, no column arrays). */
+function mergedRows(merged: MergedTable, files: readonly GroupFile[]): UnnestRows {
+  const cellsOf = files.map((f) => f.rows.get(merged.type) ?? []);
+  const fileOf = (i: number): number => merged.file[i] as number;
+  return {
+    count: merged.file.length,
+    cell: (i, c) => (cellsOf[fileOf(i)] as readonly Cell[])[(merged.at[i] as number) + c],
+    sourceKey: (i) => (files[fileOf(i)] as GroupFile).sourceKey,
+    position: (i) => (files[fileOf(i)] as GroupFile).position,
+  };
 }
 
 /**
@@ -299,36 +287,40 @@ export async function upsertSourcedRows(trx: Knex.Transaction, compiler: UpsertC
 
 async function upsertUnnest(trx: Knex.Transaction, compiler: UpsertCompiler, type: RecordType, rows: Iterable<SourcedRow>, loadedAt: string): Promise<void> {
   const pg = (await trx.client.acquireConnection()) as PgConnection;
-  await runInOrder(pg, unnestStatements(compiler, type, rows, loadedAt));
+  const list = [...rows];
+  const row = (i: number): SourcedRow => list[i] as SourcedRow;
+  await runInOrder(pg, unnestStatements(compiler, type, {
+    count: list.length,
+    cell: (i, c) => row(i).cells[row(i).at + c],
+    sourceKey: (i) => row(i).sourceKey,
+    position: (i) => row(i).position,
+  }, loadedAt));
 }
 
-/** `rows` as `unnest` upserts of PG_ROWS_PER_STATEMENT rows each, built as they are taken. */
-function* unnestStatements(compiler: UpsertCompiler, type: RecordType, rows: Iterable<SourcedRow>, loadedAt: string): Generator<PgStatement> {
+/** Rows to send as `unnest` arrays, read by index: column `c` of row `i`, and the file row `i` came from. */
+interface UnnestRows {
+  count: number;
+  cell(i: number, c: number): Cell | undefined;
+  sourceKey(i: number): string;
+  position(i: number): number;
+}
+
+/** `rows` as `unnest` upserts of PG_ROWS_PER_STATEMENT rows each, every column's array literal read straight from them. */
+function* unnestStatements(compiler: UpsertCompiler, type: RecordType, rows: UnnestRows, loadedAt: string): Generator<PgStatement> {
   const width = type.columns.length;
   const name = `bi_unnest_${type.table}`;
   const text = compiler.unnestSql(type);
-  const batches = columnBatches(rows, width + 2, ({ cells, at, sourceKey, position }, columns) => {
-    for (let c = 0; c < width; c++) (columns[c] as Cell[]).push(cells[at + c] ?? null);
-    (columns[width] as Cell[]).push(sourceKey);
-    (columns[width + 1] as Cell[]).push(position);
-  });
-  for (const columns of batches) yield { name, text, values: [...columns.map(pgArrayLiteral), loadedAt] };
+  for (const [from, to] of batches(rows.count)) {
+    const values: unknown[] = [];
+    for (let c = 0; c < width; c++) values.push(arrayLiteral(from, to, (i) => rows.cell(i, c)));
+    values.push(arrayLiteral(from, to, rows.sourceKey), arrayLiteral(from, to, rows.position), loadedAt);
+    yield { name, text, values };
+  }
 }
 
-/** `items` as `width` column arrays (`add` appends one item's values) of at most PG_ROWS_PER_STATEMENT rows each. */
-function* columnBatches<T>(items: Iterable<T>, width: number, add: (item: T, columns: Cell[][]) => void): Generator<Cell[][]> {
-  const fresh = (): Cell[][] => Array.from({ length: width }, () => []);
-  let columns = fresh();
-  let count = 0;
-  for (const item of items) {
-    add(item, columns);
-    if (++count === PG_ROWS_PER_STATEMENT) {
-      yield columns;
-      columns = fresh();
-      count = 0;
-    }
-  }
-  if (count > 0) yield columns;
+/** `[from, to)` ranges of at most PG_ROWS_PER_STATEMENT over `count` rows. */
+function* batches(count: number): Generator<[number, number]> {
+  for (let from = 0; from < count; from += PG_ROWS_PER_STATEMENT) yield [from, Math.min(count, from + PG_ROWS_PER_STATEMENT)];
 }
 
 /**
@@ -373,10 +365,6 @@ function arrayLiteral(from: number, to: number, value: (i: number) => Cell | und
   return `${literal}}`;
 }
 
-/** One column's values as a PostgreSQL array literal (see arrayLiteral). */
-export function pgArrayLiteral(values: readonly Cell[]): string {
-  return arrayLiteral(0, values.length, (i) => values[i]);
-}
 const ESCAPED = /["\\]/g;
 
 /** Replaces a file's stored rejections, so reprocessing a file keeps the counts exact. */
@@ -412,18 +400,24 @@ const PG_INSERT_REJECTIONS = `INSERT INTO "${REJECTED_TABLE}" ("source_key","rec
  */
 async function replaceGroupRejectionsPg(trx: Knex.Transaction, files: ReadonlyArray<{ sourceKey: string; rejections: readonly Rejection[] }>, rejectedAt: string): Promise<void> {
   const pg = (await trx.client.acquireConnection()) as PgConnection;
+  const rows = files.flatMap((f) => f.rejections.map((r) => ({ ...r, sourceKey: f.sourceKey })));
+  const row = (i: number): Rejection & { sourceKey: string } => rows[i] as Rejection & { sourceKey: string };
   await runInOrder(pg, (function* () {
-    yield { name: 'bi_delete_rejections', text: PG_DELETE_REJECTIONS, values: [pgArrayLiteral(files.map((f) => f.sourceKey))] };
-    const rejections = files.flatMap((f) => f.rejections.map((r) => ({ sourceKey: f.sourceKey, r })));
-    const batches = columnBatches(rejections, 5, ({ sourceKey, r }, columns) => {
-      const [keys, indexes, types, reasons, raws] = columns as [Cell[], Cell[], Cell[], Cell[], Cell[]];
-      keys.push(sourceKey);
-      indexes.push(r.recordIndex);
-      types.push(r.type);
-      reasons.push(r.reason);
-      raws.push(r.raw);
-    });
-    for (const columns of batches) yield { name: 'bi_insert_rejections', text: PG_INSERT_REJECTIONS, values: [...columns.map(pgArrayLiteral), rejectedAt] };
+    yield { name: 'bi_delete_rejections', text: PG_DELETE_REJECTIONS, values: [arrayLiteral(0, files.length, (i) => files[i]?.sourceKey)] };
+    for (const [from, to] of batches(rows.length)) {
+      yield {
+        name: 'bi_insert_rejections',
+        text: PG_INSERT_REJECTIONS,
+        values: [
+          arrayLiteral(from, to, (i) => row(i).sourceKey),
+          arrayLiteral(from, to, (i) => row(i).recordIndex),
+          arrayLiteral(from, to, (i) => row(i).type),
+          arrayLiteral(from, to, (i) => row(i).reason),
+          arrayLiteral(from, to, (i) => row(i).raw),
+          rejectedAt,
+        ],
+      };
+    }
   })());
 }
 
