@@ -36,9 +36,9 @@ export type Outcome =
  * Writes a group of files in one transaction and returns what became of each. If the database refuses a file,
  * the group is written again with each file in its own savepoint, so that file is recorded failed without taking
  * the others down. The registry entry of every file is staged in the same transaction (database registry) or
- * written right after the commit (JSON registry), so a file is never marked done before its rows are durable. Transient database errors
- * (lost connection, server restart, lock timeouts) retry the whole group with backoff; nothing is marked
- * until a commit succeeds.
+ * written right after the commit (JSON registry), so a file is never marked done before its rows are durable.
+ * Transient database errors (lost connection, server restart, lock timeouts) retry the whole group with backoff;
+ * nothing is marked until a commit succeeds.
  */
 export async function commitGroup(ctx: CommitContext, group: readonly Prepared[], more?: () => Promise<Prepared | null>): Promise<Outcome[]> {
   const work = group.filter((p) => p.kind !== 'cancelled' && p.kind !== 'elsewhere');

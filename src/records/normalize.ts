@@ -60,14 +60,11 @@ function normalizeAscii(s: string): string | null {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c > 0x7f) return null;
-    if ((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39)) {
+    const upper = c >= 0x41 && c <= 0x5a;
+    if (upper || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39)) {
       if (gap && out !== '') out += '_';
       gap = false;
-      out += s[i];
-    } else if (c >= 0x41 && c <= 0x5a) {
-      if (gap && out !== '') out += '_';
-      gap = false;
-      out += String.fromCharCode(c + 0x20);
+      out += upper ? String.fromCharCode(c + 0x20) : s[i];
     } else if (c === 0x5f || c === 0x20 || (c >= 0x09 && c <= 0x0d)) {
       gap = true;
     }
