@@ -532,7 +532,8 @@ export async function writeOneFileBucket(dir: string, opts: GenerateOptions, key
   try {
     let first = true;
     const write = async (text: string): Promise<void> => {
-      await out.write(text);
+      // writeFile on a handle writes all of the text from the current position; write() may write only part of it.
+      await out.writeFile(text);
       summary.bytes += Buffer.byteLength(text);
     };
     await write('[');
