@@ -1,13 +1,15 @@
-import { statSync } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Knex } from 'knex';
 import type { LoadedConfig } from './config/load.js';
 import type { Settings } from './config/schema.js';
 import { createDecoder } from './decode-pool.js';
+import { DatabaseReplacedError } from './errors.js';
 import { checkDatabase, openDatabase, parseDatabaseUrl, type DatabaseTarget } from './load/database.js';
 import { migrate } from './load/schema.js';
 import { UpsertCompiler } from './load/upsert.js';
 import type { PipelineContext } from './pipeline.js';
+import { bucketIdentity, readDatabaseId, type Binding } from './registry/binding.js';
 import { DbRegistry } from './registry/db-registry.js';
 import { JsonRegistry } from './registry/json-registry.js';
 import type { Registry } from './registry/types.js';
@@ -27,10 +29,19 @@ export function registryMode(settings: Settings, target: DatabaseTarget): 'json'
   return target.dialect === 'sqlite' ? 'json' : 'database';
 }
 
-/** Opens the registry the settings name; the database one needs the (migrated) database. */
-export async function openRegistry(settings: Settings, target: DatabaseTarget, db: Knex | null, opts: { writable: boolean; cwd?: string }): Promise<Registry> {
+/** Opens the registry the settings name, bound to `binding`; the database one needs the (migrated) database. */
+export async function openRegistry(
+  settings: Settings, target: DatabaseTarget, db: Knex | null, opts: { writable: boolean; cwd?: string; binding: Binding },
+): Promise<Registry> {
   if (registryMode(settings, target) === 'json') {
-    return JsonRegistry.open(resolve(opts.cwd ?? process.cwd(), settings.REGISTRY_PATH), { writable: opts.writable });
+    const registry = await JsonRegistry.open(resolve(opts.cwd ?? process.cwd(), settings.REGISTRY_PATH), { writable: opts.writable });
+    try {
+      await registry.bind(opts.binding);
+    } catch (err) {
+      await registry.close().catch(() => undefined);
+      throw err;
+    }
+    return registry;
   }
   if (!db) throw new Error('the database registry needs an open database');
   const registry = new DbRegistry(db, {
@@ -39,15 +50,37 @@ export async function openRegistry(settings: Settings, target: DatabaseTarget, d
     // Workers started together share one listing; a cycle never reuses one older than half a poll (at most 10 s).
     listingFreshMs: Math.min(10_000, (settings.POLL_INTERVAL_SECONDS * 1000) / 2),
     host: settings.WORKER_NAME,
+    bucket: opts.binding.bucket,
   });
+  await registry.checkUnbound();
   await registry.refresh();
   return registry;
 }
 
 /**
+ * Throws when the SQLite file at the database's path is no longer the one opened (deleted, or replaced by another
+ * file): checked before every commit, so rows and registry entries never go to an unlinked file that a restart
+ * would not find.
+ */
+export function sqliteFileCheck(target: DatabaseTarget): (() => void) | undefined {
+  const filename = target.filename;
+  if (filename === undefined || filename === ':memory:') return undefined;
+  const opened = statSync(filename);
+  return () => {
+    let now: Stats | null = null;
+    try {
+      now = statSync(filename);
+    } catch {
+      // gone: said below
+    }
+    if (now === null || now.ino !== opened.ino || now.dev !== opened.dev) throw new DatabaseReplacedError(target.display, now === null ? 'deleted' : 'replaced');
+  };
+}
+
+/**
  * Opens everything a cycle needs, in the order that fails cheapest first: a JSON registry (a corrupt one stops
- * us before touching the database), the database and its schema, a database registry, then the source.
- * Nothing connects at import time.
+ * us before touching the database), the database and its schema, the registry bound to that database and the
+ * bucket, then the source. Nothing connects at import time.
  */
 export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = process.cwd()): Promise<App> {
   const { settings } = config;
@@ -60,21 +93,28 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
   let registry: Registry | undefined;
   let db: Knex | undefined;
   try {
-    if (json) registry = await openRegistry(settings, target, null, { writable: true, cwd });
-    db = await openDatabase(target, { poolSize: settings.CONCURRENCY + 2 });
-    await migrate(db);
-    registry ??= await openRegistry(settings, target, db, { writable: true, cwd });
+    const lockTimeoutMs = settings.DATABASE_LOCK_TIMEOUT_SECONDS * 1000;
+    const jsonRegistry = json ? await JsonRegistry.open(resolve(cwd, settings.REGISTRY_PATH), { writable: true }) : undefined;
+    registry = jsonRegistry;
+    db = await openDatabase(target, { poolSize: settings.CONCURRENCY + 2, busyTimeoutMs: Math.min(10_000, lockTimeoutMs) });
+    await migrate(db, { display: target.display, lockTimeoutMs, onWait: (what) => telemetry.databaseWaiting(target.display, what, settings.DATABASE_LOCK_TIMEOUT_SECONDS) });
+    const binding: Binding = { database: await readDatabaseId(db), bucket: bucketIdentity(settings, cwd) };
+    if (jsonRegistry) await jsonRegistry.bind(binding);
+    registry ??= await openRegistry(settings, target, db, { writable: true, cwd, binding });
+    if (registry.untrusted) telemetry.registryUntrusted(registry.description, registry.untrusted);
     const source = createSource(settings, {
       onRetry: (e) => telemetry.fileRetry(e),
       onResponse: (status) => telemetry.httpResponse(status),
     });
     const opened = db;
     const openedRegistry = registry;
-    // Remember which file we opened, so readiness notices if it is replaced underneath us.
+    // Remember which file we opened: commits stop, and readiness says so, if it is deleted or replaced underneath us.
+    const verifyTarget = sqliteFileCheck(target);
     const identity = target.filename && target.filename !== ':memory:' ? { ino: statSync(target.filename).ino } : undefined;
     return {
-      config, settings, source, db, registry, decoder, telemetry, firstListed: new Map(),
+      config, settings, source, db, registry, decoder, telemetry, firstListed: new Map(), binding,
       compiler: new UpsertCompiler(target.dialect),
+      ...(verifyTarget ? { verifyTarget } : {}),
       checkDatabase: () => checkDatabase(opened, target, identity),
       async close() {
         await openedRegistry.close().catch(() => undefined);

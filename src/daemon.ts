@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resolve } from 'node:path';
 import type { App } from './app.js';
-import { writeLastCycle, type LastCycle } from './registry/last-cycle.js';
+import { readLastCycle, writeLastCycle, type LastCycle } from './registry/last-cycle.js';
+import { bindingMismatch } from './registry/binding.js';
 import { describeError } from './errors.js';
 import { runCycle } from './pipeline.js';
 import type { CycleSummary } from './telemetry.js';
@@ -29,17 +30,19 @@ export interface DaemonResult {
  */
 export async function runDaemon(app: App, opts: DaemonOptions): Promise<DaemonResult> {
   const result: DaemonResult = { cycles: 0, last: null, failedListed: 0 };
-  for (let cycle = 1; !opts.stop.aborted; cycle++) {
+  const firstCycle = (await previousCycle(app)) + 1;
+  for (let cycle = firstCycle; !opts.stop.aborted; cycle++) {
+    const first = cycle === firstCycle;
     try {
       // --force applies to the first cycle only: afterwards everything is current.
-      const summary = await runCycle(app, { cycle, force: opts.force && cycle === 1, stop: opts.stop, abort: opts.abort });
+      const summary = await runCycle(app, { cycle, force: opts.force && first, stop: opts.stop, abort: opts.abort });
       result.last = summary;
-      result.cycles = cycle;
+      result.cycles++;
       app.telemetry.cycleFinished(cycle, summary);
-      await recordCycle(app, { cycle, finishedAt: new Date().toISOString(), ok: true, error: null, summary });
+      await recordCycle(app, { cycle, finishedAt: new Date().toISOString(), ok: true, error: null, summary, binding: app.binding });
     } catch (err) {
-      await recordCycle(app, { cycle, finishedAt: new Date().toISOString(), ok: false, error: describeError(err), summary: null });
-      if (cycle === 1 || opts.once) throw err;
+      await recordCycle(app, { cycle, finishedAt: new Date().toISOString(), ok: false, error: describeError(err), summary: null, binding: app.binding });
+      if (first || opts.once) throw err;
       app.telemetry.cycleFailed(cycle, describeError(err));
     }
     if (opts.once) break;
@@ -47,6 +50,20 @@ export async function runDaemon(app: App, opts: DaemonOptions): Promise<DaemonRe
   }
   result.failedListed = result.last?.failedListed ?? 0;
   return result;
+}
+
+/**
+ * The number of the last cycle recorded for this registry (its database and bucket), so numbers go on across
+ * restarts; 0 when none was, or the one recorded ran on another database or bucket.
+ */
+async function previousCycle(app: App): Promise<number> {
+  try {
+    const last = await readLastCycle(resolve(app.settings.REGISTRY_PATH));
+    return last !== null && bindingMismatch(last.binding, app.binding) === null ? last.cycle : 0;
+  } catch (err) {
+    app.telemetry.cycleRecordFailed(describeError(err));
+    return 0;
+  }
 }
 
 /** Keeps the last cycle for `status`; losing it is not worth stopping the daemon for. */

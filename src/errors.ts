@@ -43,6 +43,18 @@ export class ConfigError extends IngestError {
   }
 }
 
+/**
+ * The SQLite file at DATABASE_URL is not the one the daemon opened any more (deleted, or another file put in its
+ * place): nothing more is committed through the old connection, whose writes a restart would not find.
+ */
+export class DatabaseReplacedError extends IngestError {
+  constructor(display: string, how: 'deleted' | 'replaced') {
+    super('BI_DATABASE', `${display}: the database file was ${how} while the daemon ran; the commit was rolled back and its files stay to do; ` +
+      'restart the daemon to use the file now at that path');
+    this.name = 'DatabaseReplacedError';
+  }
+}
+
 // Socket-level failures that a second attempt can fix. Codes from Node (errno) and undici (UND_ERR_*).
 const TRANSIENT_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH',

@@ -7,6 +7,7 @@ import { commitGroup, commitStream, isTransientDbError, type CommitContext, type
 import { withRetries } from './sources/retry.js';
 import type { UpsertCompiler } from './load/upsert.js';
 import { planCycle, type PlanItem } from './plan.js';
+import { bucketId, type Binding } from './registry/binding.js';
 import type { Registry } from './registry/types.js';
 import type { Source, StreamedObject } from './sources/types.js';
 import type { CycleSummary, Telemetry } from './telemetry.js';
@@ -23,6 +24,10 @@ export interface PipelineContext {
   telemetry: Telemetry;
   /** When this process first saw each key that the registry does not know yet (ms since epoch). */
   firstListed: Map<string, number>;
+  /** The database and bucket the registry (and its side files) are bound to. */
+  binding: Binding;
+  /** Throws when the database is no longer the one opened (SQLite file deleted or replaced); run before each commit. */
+  verifyTarget?: () => void;
 }
 
 export interface CycleOptions {
@@ -161,6 +166,7 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
   const maxInFlight = ctx.settings.CONCURRENCY * 2;
   const commitContext: CommitContext = {
     db: ctx.db, registry: ctx.registry, compiler: ctx.compiler, maxAttempts: ctx.settings.MAX_ATTEMPTS,
+    bucket: bucketId(ctx.binding.bucket), ...(ctx.verifyTarget ? { verifyTarget: ctx.verifyTarget } : {}),
     batchGroups: ctx.compiler.dialect !== 'sqlite',
     retryFailedMs: ctx.settings.RETRY_FAILED_SECONDS * 1000,
     firstSeen: (key) => ctx.firstListed.get(key) ?? Date.now(),

@@ -111,7 +111,8 @@ export class Telemetry {
     this.state.lastCycleAt = new Date().toISOString();
     this.log.info(
       { event: 'CycleFinished', cycle, ...s },
-      `cycle ${cycle} finished: files ${s.filesDone} done, ${s.filesFailed} failed, ${s.filesUnchanged + s.filesUpToDate} unchanged; ` +
+      `cycle ${cycle} finished: files ${s.filesDone} done, ${s.filesFailed} failed, ${s.filesUnchanged + s.filesUpToDate} unchanged` +
+        `${s.filesCancelled > 0 ? `, ${s.filesCancelled} abandoned (left for the next run)` : ''}; ` +
         `records ${s.recordsLoaded} loaded, ${s.recordsRejected} rejected, ${s.recordsSkipped} skipped; ${s.seconds.toFixed(2)} s`,
     );
     for (const l of this.listeners) l.cycleEnded?.();
@@ -197,6 +198,19 @@ export class Telemetry {
 
   httpResponse(status: number): void {
     this.m.responses.inc({ class: `${Math.floor(status / 100)}xx` });
+  }
+
+  /** Start-up waits for a lock another process holds on the database (see migrate). */
+  databaseWaiting(database: string, what: string, timeoutSeconds: number): void {
+    this.log.warn({ event: 'DatabaseWaiting', database, waitingFor: what, timeoutSeconds },
+      `${database}: waiting for ${what} (giving up after ${timeoutSeconds} s, DATABASE_LOCK_TIMEOUT_SECONDS)`);
+  }
+
+  /** Registry entries found that are not about this database and bucket: set aside, their files processed again. */
+  registryUntrusted(registry: string, u: { reason: string; entries: number; movedTo: string | null }): void {
+    this.log.warn({ event: 'RegistryUntrusted', registry, ...u },
+      `registry ${registry} is not trusted: ${u.reason}; ${u.movedTo === null ? `its ${u.entries} entr${u.entries === 1 ? 'y is' : 'ies are'} ignored`
+        : `its ${u.entries} entr${u.entries === 1 ? 'y was' : 'ies were'} moved to ${u.movedTo}`}, and every listed file is processed again`);
   }
 
   databaseRetry(f: { attempt: number; delayMs: number; reason: string }): void {

@@ -31,7 +31,7 @@ describe('a SQLite group that takes files in as they arrive', function () {
     const registry = await JsonRegistry.open(join(dir, 'registry.json'), { writable: true });
     try {
       await withMigratedDatabase(sqlite, (db) => fn({
-        db, batchGroups: false, registry, compiler: new UpsertCompiler('sqlite'), maxAttempts: 1, retryFailedMs: 60_000,
+        db, bucket: 'b', batchGroups: false, registry, compiler: new UpsertCompiler('sqlite'), maxAttempts: 1, retryFailedMs: 60_000,
         firstSeen: () => Date.parse(NOW), onRetry: () => undefined,
       }, db, registry));
     } finally {

@@ -50,9 +50,9 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
   const config = configFrom(args, { CONCURRENCY: args.concurrency });
   const { settings } = config;
   const database = parseDatabaseUrl(settings.DATABASE_URL).display;
-  const { registry, path, close } = await openRegistryForReading(config);
+  const { registry, path, binding, close } = await openRegistryForReading(config);
   await close(); // everything below reads the entries already in memory
-  const requested = new Set((await readReprocessRequests(path)).map((r) => r.key));
+  const requested = new Set((await readReprocessRequests(path, binding)).map((r) => r.key));
   const lookup = (key: string) => {
     const entry = registry.get(key);
     return entry && requested.has(key) ? { ...entry, reprocess: true } : entry;

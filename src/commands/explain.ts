@@ -36,11 +36,11 @@ export interface Explanation {
  */
 export async function explainKey(args: ExplainArgs, now: number = Date.now()): Promise<Explanation> {
   const config = configFrom(args);
-  const { registry, path, close } = await openRegistryForReading(config);
+  const { registry, path, binding, close } = await openRegistryForReading(config);
   await close(); // everything below reads the entries already in memory
   const key = args.key;
   const entry = registry.get(key) ?? null;
-  const pendingRequests = (await readReprocessRequests(path)).filter((r) => r.key === key);
+  const pendingRequests = (await readReprocessRequests(path, binding)).filter((r) => r.key === key);
   // A pending request is applied at the start of the next cycle, before planning: plan as if it were.
   const effective = entry && pendingRequests.length > 0 ? { ...entry, reprocess: true } : entry;
   const recheckMs = config.settings.RECHECK_DONE_SECONDS * 1000;

@@ -53,19 +53,20 @@ export async function reprocessHandler(args: ReprocessArgs): Promise<number> {
   const patterns = args.keys ?? [];
   if (patterns.length === 0 && !args.failed) throw new IngestError('BI_USAGE', 'reprocess needs keys or globs, or --failed');
   const config = configFrom(args);
-  const { registry, path, close } = await openRegistryForReading(config);
+  const { registry, path, binding, close } = await openRegistryForReading(config);
   let keys: string[];
   try {
     const selected = selectKeys(registry.all(), patterns, Boolean(args.failed));
     keys = selected.keys;
     if (selected.unmatched.length > 0) {
       const quoted = selected.unmatched.map((p) => JSON.stringify(p)).join(', ');
-      throw new IngestError('BI_USAGE', `${quoted} matched none of the ${registry.size} keys in registry ${registry.description}; nothing was marked`);
+      const why = registry.untrusted ? ` (its ${registry.untrusted.entries} other entries are not trusted: ${registry.untrusted.reason})` : '';
+      throw new IngestError('BI_USAGE', `${quoted} matched none of the ${registry.size} keys in registry ${registry.description}${why}; nothing was marked`);
     }
     if (keys.length === 0) throw new IngestError('BI_USAGE', `no failed files in registry ${registry.description}; nothing was marked`);
     // A database registry takes the mark at once (no lock to wait for); a JSON one through its request file.
     if (registry.mode === 'database') await registry.markReprocess(keys);
-    else await appendReprocessRequests(path, keys);
+    else await appendReprocessRequests(path, binding, keys);
   } finally {
     await close();
   }

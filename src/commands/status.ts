@@ -1,6 +1,8 @@
 import { describeError } from '../errors.js';
 import { readLastCycle, type LastCycle } from '../registry/last-cycle.js';
 import { readReprocessRequests } from '../registry/requests.js';
+import { bindingMismatch } from '../registry/binding.js';
+import type { Untrusted } from '../registry/types.js';
 import { configFrom, printOut, openRegistryForReading } from './common.js';
 import type { CommonArgs } from './options.js';
 
@@ -11,6 +13,8 @@ export interface StatusArgs extends CommonArgs {
 export interface StatusReport {
   profile: string;
   registry: string;
+  /** Entries of the registry that are not about this database and bucket, and so are not counted below. */
+  untrusted: Untrusted | null;
   files: { total: number; done: number; failed: number };
   records: { loaded: number; rejected: number; skipped: number };
   failed: Array<{ key: string; error: string | null; attempts: number; nextAttemptAt: string | null }>;
@@ -19,6 +23,8 @@ export interface StatusReport {
   lastCycle: LastCycle | null;
   /** Why the last-cycle file could not be read, if it could not. */
   lastCycleError: string | null;
+  /** Why the recorded last cycle is not shown: it ran on another database or bucket. */
+  lastCycleIgnored: string | null;
   /**
    * Files waiting to be processed again: `requested` (in `<registry>.requests`, not yet taken by a daemon; a key
    * the registry does not know is processed anyway as new) or `marked` (`reprocess` set in the registry).
@@ -29,20 +35,23 @@ export interface StatusReport {
 /** Reads the registry (never writes it, so it is safe next to a running daemon) and sums it up. */
 export async function statusReport(args: CommonArgs): Promise<StatusReport> {
   const config = configFrom(args);
-  const { registry, path, close } = await openRegistryForReading(config);
+  const { registry, path, binding, close } = await openRegistryForReading(config);
   await close(); // everything below reads the entries already in memory
   const report: StatusReport = {
-    profile: config.profile, registry: registry.description,
+    profile: config.profile, registry: registry.description, untrusted: registry.untrusted,
     files: { total: 0, done: 0, failed: 0 }, records: { loaded: 0, rejected: 0, skipped: 0 }, failed: [], lastDoneAt: null,
-    lastCycle: null, lastCycleError: null, reprocess: [],
+    lastCycle: null, lastCycleError: null, lastCycleIgnored: null, reprocess: [],
   };
   try {
-    report.lastCycle = await readLastCycle(path);
+    const last = await readLastCycle(path);
+    const mismatch = last === null ? null : bindingMismatch(last.binding, binding);
+    if (mismatch === null) report.lastCycle = last;
+    else report.lastCycleIgnored = mismatch;
   } catch (err) {
     report.lastCycleError = describeError(err);
   }
   const requested = new Map<string, string>();
-  for (const r of await readReprocessRequests(path)) requested.set(r.key, r.requestedAt);
+  for (const r of await readReprocessRequests(path, binding)) requested.set(r.key, r.requestedAt);
   for (const [key, e] of registry.all()) {
     report.files.total++;
     report.files[e.status]++;
@@ -64,13 +73,19 @@ export async function statusReport(args: CommonArgs): Promise<StatusReport> {
 }
 
 export function formatStatus(r: StatusReport): string {
-  const lines = [
-    `profile ${r.profile}, registry ${r.registry}`,
+  const lines = [`profile ${r.profile}, registry ${r.registry}`];
+  if (r.untrusted) {
+    lines.push(`registry not trusted: ${r.untrusted.reason}; its ${r.untrusted.entries} entr${r.untrusted.entries === 1 ? 'y is' : 'ies are'} not counted below, ` +
+      'and the next run processes every listed file again');
+  }
+  lines.push(
     `files: ${r.files.total} known, ${r.files.done} done, ${r.files.failed} failed`,
     `records in done files: ${r.records.loaded} loaded, ${r.records.rejected} rejected, ${r.records.skipped} skipped`,
     `last file done at: ${r.lastDoneAt ?? 'never'}`,
-    `last cycle: ${r.lastCycleError !== null ? `unreadable (${r.lastCycleError})` : r.lastCycle === null ? 'no cycle recorded yet' : formatLastCycle(r.lastCycle)}`,
-  ];
+    `last cycle: ${r.lastCycleError !== null ? `unreadable (${r.lastCycleError})`
+      : r.lastCycleIgnored !== null ? `none on this database and bucket (the one recorded is not: ${r.lastCycleIgnored})`
+        : r.lastCycle === null ? 'no cycle recorded yet' : formatLastCycle(r.lastCycle)}`,
+  );
   if (r.failed.length > 0) {
     lines.push('failed files:');
     for (const f of r.failed) lines.push(`  ${f.key}: ${f.error ?? 'unknown error'} (attempts ${f.attempts}, next try after ${f.nextAttemptAt ?? 'next cycle'})`);
@@ -86,9 +101,14 @@ export function formatStatus(r: StatusReport): string {
   return lines.join('\n');
 }
 
-/** `#3 ok, finished at …: 6 listed; files 6 done, …`, or `#3 failed, finished at …: error: …`. */
+/**
+ * `#3 ok, finished at …: 6 listed; files 6 done, …`; `#3 finished with 2 failed file(s), …` when files failed; or
+ * `#3 failed, finished at …: error: …` when the cycle itself failed.
+ */
 export function formatLastCycle(c: LastCycle): string {
-  const head = `#${c.cycle} ${c.ok ? 'ok' : 'failed'}, finished at ${c.finishedAt}`;
+  const failedFiles = c.summary?.filesFailed ?? 0;
+  const state = !c.ok ? 'failed' : failedFiles > 0 ? `finished with ${failedFiles} failed file(s)` : 'ok';
+  const head = `#${c.cycle} ${state}, finished at ${c.finishedAt}`;
   const s = c.summary;
   const parts: string[] = [];
   if (s !== null) {

@@ -110,6 +110,8 @@ export const settingsCodec = t.type({
   LEASE_SECONDS: secondsAtLeast('LEASE_SECONDS', 0.5),
   /** After SIGTERM/SIGINT, how long files in flight may take before they are abandoned. */
   SHUTDOWN_TIMEOUT_SECONDS: secondsAtLeast('SHUTDOWN_TIMEOUT_SECONDS', 0),
+  /** At start-up, how long the schema migration waits for a lock another process holds before giving up. */
+  DATABASE_LOCK_TIMEOUT_SECONDS: secondsAtLeast('DATABASE_LOCK_TIMEOUT_SECONDS', 0.1),
 });
 
 export type Settings = t.TypeOf<typeof settingsCodec>;
@@ -138,6 +140,7 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     HTTP_PORT: 'off',
     HTTP_HOST: '127.0.0.1',
     SHUTDOWN_TIMEOUT_SECONDS: '30',
+    DATABASE_LOCK_TIMEOUT_SECONDS: '60',
     REGISTRY: 'auto',
     LEASE_SECONDS: '60',
     WORKER_NAME: '',

@@ -1,6 +1,6 @@
 import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import type { Knex } from 'knex';
-import { describeError, IngestError, isRetriable } from '../errors.js';
+import { DatabaseReplacedError, describeError, IngestError, isRetriable } from '../errors.js';
 import { failedBackoffMs } from '../plan.js';
 import type { RegistryEntry } from '../registry/entry.js';
 import { LeaseLostError, type Registry } from '../registry/types.js';
@@ -12,6 +12,10 @@ import { deleteRejections, insertRejections, replaceGroupRejections, replaceReje
 
 export interface CommitContext {
   db: Knex;
+  /** The bucket's id (binding.ts): a file's rejections are those of its key in this bucket. */
+  bucket: string;
+  /** Throws when the database is not the one opened any more; run before every commit (see app.ts). */
+  verifyTarget?: () => void;
   /** Write a group's rows in shared statements (PostgreSQL, MySQL); SQLite's prepared path is faster per row. */
   batchGroups: boolean;
   registry: Registry;
@@ -49,15 +53,16 @@ export async function commitGroup(ctx: CommitContext, group: readonly Prepared[]
       try {
         if (more || work.filter((p) => p.kind === 'load').length > 1) {
           try {
-            return await ctx.db.transaction((trx) => writeGroupTogether(ctx, trx, work, more));
+            return await transaction(ctx, (trx) => writeGroupTogether(ctx, trx, work, more));
           } catch (err) {
-            if (isTransientDbError(err)) throw err;
+            if (isTransientDbError(err) || err instanceof DatabaseReplacedError) throw err;
             // Some file was refused or lost its claim, and the transaction rolled back: write the group again file
             // by file, each in its own savepoint, so that file alone is recorded failed (or left to its new owner).
           }
         }
-        return await ctx.db.transaction((trx) => writeGroupFileByFile(ctx, trx, work));
+        return await transaction(ctx, (trx) => writeGroupFileByFile(ctx, trx, work));
       } catch (err) {
+        if (err instanceof DatabaseReplacedError) throw err;
         throw new IngestError('BI_DATABASE', `commit of ${work.length} file(s) failed: ${describeError(err)}`, { retriable: isTransientDbError(err), cause: err });
       }
     },
@@ -67,6 +72,15 @@ export async function commitGroup(ctx: CommitContext, group: readonly Prepared[]
   for (const o of outcomes) if (o.kind !== 'lost') changes.set(o.p.item.key, o.entry);
   await ctx.registry.committed(changes);
   return outcomes;
+}
+
+/** `fn` in a transaction that commits only if the database is still the one opened (`verifyTarget`). */
+function transaction<T>(ctx: CommitContext, fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  return ctx.db.transaction(async (trx) => {
+    const result = await fn(trx);
+    ctx.verifyTarget?.();
+    return result;
+  });
 }
 
 /**
@@ -145,7 +159,7 @@ async function writeGroupInOne(ctx: CommitContext, trx: Knex.Transaction, work: 
 async function writeFile(ctx: CommitContext, trx: Knex.Transaction, p: Prepared, prev: RegistryEntry | undefined, now: Date): Promise<Outcome> {
   const loadedAt = now.toISOString();
   if (p.kind === 'load') {
-    await replaceRejections(trx, p.item.key, p.file.rejections, loadedAt);
+    await replaceRejections(trx, ctx.bucket, p.item.key, p.file.rejections, loadedAt);
     for (const [type, cells] of p.file.rows) {
       await upsertRows(trx, ctx.compiler, type, cells, { sourceKey: p.item.key, position: p.item.index, loadedAt });
     }
@@ -182,7 +196,7 @@ async function writeGroupBatched(ctx: CommitContext, trx: Knex.Transaction, work
   const loadedAt = now.toISOString();
   const prevs = await ctx.registry.lockEntries(trx, work.map((p) => p.item.key));
   const loads = work.filter((p): p is Extract<Prepared, { kind: 'load' }> => p.kind === 'load');
-  await replaceGroupRejections(trx, loads.map((p) => ({ sourceKey: p.item.key, rejections: p.file.rejections })), loadedAt);
+  await replaceGroupRejections(trx, ctx.bucket, loads.map((p) => ({ sourceKey: p.item.key, rejections: p.file.rejections })), loadedAt);
   await upsertGroupRows(trx, ctx.compiler, loads.map((p) => ({ sourceKey: p.item.key, position: p.item.index, rows: p.file.rows })), loadedAt);
   const outcomes = work.map((p) => decide(ctx, p, prevs.get(p.item.key), null, now));
   await stage(ctx, trx, outcomes);
@@ -234,9 +248,9 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
   const loadedAt = now.toISOString();
   let outcome: Outcome;
   try {
-    outcome = await ctx.db.transaction(async (trx) => {
+    outcome = await transaction(ctx, async (trx) => {
       const prev = await lockEntry(ctx, trx, key);
-      await deleteRejections(trx, key);
+      await deleteRejections(trx, ctx.bucket, key);
       const counts: Loaded = { loaded: 0, rejected: 0, skipped: 0, etag: p.etag, size: p.size, startedAt: p.startedAt };
       let index = 0;
       let bytes = 0;
@@ -250,7 +264,7 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
         const batch = validateRecords(records, loadedAt, index);
         index += records.length;
         for (const [type, cells] of batch.rows) await upsertRows(trx, ctx.compiler, type, cells, { sourceKey: key, position: p.item.index, loadedAt });
-        await insertRejections(trx, key, batch.rejections, loadedAt);
+        await insertRejections(trx, ctx.bucket, key, batch.rejections, loadedAt);
         counts.loaded += batch.loaded;
         counts.rejected += batch.rejections.length;
         counts.skipped += batch.skipped;
@@ -263,8 +277,9 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
   } catch (err) {
     p.stream.destroy();
     if (err instanceof LeaseLostError) return [{ kind: 'lost', p }];
+    if (err instanceof DatabaseReplacedError) throw err;
     const error = describeError(err);
-    outcome = await ctx.db.transaction(async (trx) => {
+    outcome = await transaction(ctx, async (trx) => {
       const prev = await lockEntry(ctx, trx, key);
       const label = err instanceof IngestError ? error : isRetriable(err) ? `BI_NETWORK: ${key}: ${error}` : `BI_DATABASE: ${error}`;
       const o = decide(ctx, p, prev, label, now);

@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
+import { IngestError } from '../errors.js';
 import { recordTypes } from '../records/index.js';
 import type { ColumnSpec, RecordType } from '../records/types.js';
 
@@ -14,6 +16,8 @@ export const REJECTED_TABLE = 'rejected_records';
 export const FILES_TABLE = 'ingest_files';
 /** The shared bucket listing (REGISTRY=database): one worker lists, the others read it. */
 export const LISTING_TABLE = 'ingest_listing';
+/** The database's identity: one row, written by the migration that created it (see registry/binding.ts). */
+export const DATABASE_TABLE = 'ingest_database';
 
 /**
  * Longest text a column holds, where the column is bounded. Key columns are VARCHARs so every dialect can
@@ -63,6 +67,44 @@ function addColumn(table: Knex.CreateTableBuilder, type: RecordType | null, colu
   builder.notNullable();
 }
 
+/** The registry table's columns, for migration 003 (keyed by `key`) and 005 (by bucket and key). */
+const REGISTRY_COLUMNS = [
+  'bucket', 'key', 'position', 'status', 'etag', 'size', 'attempts', 'failures', 'loaded', 'rejected', 'skipped', 'error', 'first_seen_at',
+  'updated_at', 'done_at', 'checked_at', 'next_attempt_at', 'reprocess', 'claimed_by', 'lease_expires_at',
+] as const;
+
+function registryColumns(table: Knex.CreateTableBuilder, keyedBy: 'key' | 'bucket'): void {
+  if (keyedBy === 'bucket') {
+    // 32 + 700 characters: within MySQL's 3072 bytes of utf8mb4 for one index.
+    table.string('bucket', 32).notNullable();
+    table.string('key', 700).notNullable();
+    table.primary(['bucket', 'key'], `${FILES_TABLE}_bucket_key`);
+  } else {
+    table.string('key', 700).primary();
+  }
+  table.bigInteger('position').notNullable().defaultTo(0);
+  table.string('status', 16).notNullable(); // pending | done | failed
+  table.string('etag', 255).nullable();
+  table.bigInteger('size').nullable();
+  table.integer('attempts').notNullable().defaultTo(0);
+  table.integer('failures').notNullable().defaultTo(0);
+  table.bigInteger('loaded').notNullable().defaultTo(0);
+  table.bigInteger('rejected').notNullable().defaultTo(0);
+  table.bigInteger('skipped').notNullable().defaultTo(0);
+  table.text('error').nullable();
+  table.string('first_seen_at', 32).notNullable();
+  table.string('updated_at', 32).notNullable();
+  table.string('done_at', 32).nullable();
+  table.string('checked_at', 32).nullable();
+  table.string('next_attempt_at', 32).nullable();
+  table.boolean('reprocess').notNullable().defaultTo(false);
+  table.string('claimed_by', 128).nullable();
+  /** Milliseconds since the epoch, compared with the database's clock-free arithmetic in claims. */
+  table.bigInteger('lease_expires_at').nullable();
+  if (keyedBy === 'bucket') table.index(['bucket', 'status'], `${FILES_TABLE}_bucket_status`);
+  else table.index(['status'], `${FILES_TABLE}_status`);
+}
+
 /**
  * Migrations live in code (not files on disk) so the built package, the Docker image and the tests all run
  * the same list without caring about paths. Append; never edit a migration that has shipped.
@@ -109,27 +151,7 @@ const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Kne
       const options = await tableOptions(knex);
       await knex.schema.createTable(FILES_TABLE, (table) => {
         options(table);
-        table.string('key', 700).primary();
-        table.bigInteger('position').notNullable().defaultTo(0);
-        table.string('status', 16).notNullable(); // pending | done | failed
-        table.string('etag', 255).nullable();
-        table.bigInteger('size').nullable();
-        table.integer('attempts').notNullable().defaultTo(0);
-        table.integer('failures').notNullable().defaultTo(0);
-        table.bigInteger('loaded').notNullable().defaultTo(0);
-        table.bigInteger('rejected').notNullable().defaultTo(0);
-        table.bigInteger('skipped').notNullable().defaultTo(0);
-        table.text('error').nullable();
-        table.string('first_seen_at', 32).notNullable();
-        table.string('updated_at', 32).notNullable();
-        table.string('done_at', 32).nullable();
-        table.string('checked_at', 32).nullable();
-        table.string('next_attempt_at', 32).nullable();
-        table.boolean('reprocess').notNullable().defaultTo(false);
-        table.string('claimed_by', 128).nullable();
-        /** Milliseconds since the epoch, compared with the database's clock-free arithmetic in claims. */
-        table.bigInteger('lease_expires_at').nullable();
-        table.index(['status'], `${FILES_TABLE}_status`);
+        registryColumns(table, 'key');
       });
       await knex.schema.createTable(LISTING_TABLE, (table) => {
         options(table);
@@ -166,6 +188,60 @@ const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Kne
       }
     },
   },
+  /**
+   * Registries bound to what they describe (README, What it promises). The database gets its identity, so a JSON
+   * registry written for another (or a deleted) database is not trusted; registry rows get the bucket they are
+   * about, so two buckets sharing a database never skip each other's files of the same name. Rows written before
+   * this have no bucket (''): no bucket reads them, and their files are processed again (the upserts make that
+   * exact). The shared listing row is named after the bucket from now on.
+   */
+  '005_bound_registry': {
+    async up(knex) {
+      const options = await tableOptions(knex);
+      await knex.schema.createTable(DATABASE_TABLE, (table) => {
+        options(table);
+        table.string('id', 36).primary();
+        table.string('created_at', 32).notNullable();
+      });
+      await knex(DATABASE_TABLE).insert({ id: randomUUID(), created_at: new Date().toISOString() });
+      const next = `${FILES_TABLE}_bound`;
+      await knex.schema.createTable(next, (table) => {
+        options(table);
+        registryColumns(table, 'bucket');
+      });
+      const columns = REGISTRY_COLUMNS.filter((c) => c !== 'bucket');
+      await knex.raw(`INSERT INTO ?? (${columns.map(() => '??').join(', ')}, ??) SELECT ${columns.map(() => '??').join(', ')}, '' FROM ??`, [
+        next, ...columns, 'bucket', ...columns, FILES_TABLE,
+      ]);
+      await knex.schema.dropTable(FILES_TABLE);
+      await knex.schema.renameTable(next, FILES_TABLE);
+      await knex(LISTING_TABLE).delete();
+      // A file's rejections are replaced when it is loaded again: only those of the same bucket.
+      await knex.schema.alterTable(REJECTED_TABLE, (table) => {
+        table.string('bucket', 32).notNullable().defaultTo('');
+        table.index(['bucket', 'source_key'], `${REJECTED_TABLE}_bucket_source_key`);
+      });
+    },
+    async down(knex) {
+      const options = await tableOptions(knex);
+      await knex.schema.alterTable(REJECTED_TABLE, (table) => {
+        table.dropIndex(['bucket', 'source_key'], `${REJECTED_TABLE}_bucket_source_key`);
+        table.dropColumn('bucket');
+      });
+      await knex.schema.dropTableIfExists(DATABASE_TABLE);
+      const previous = `${FILES_TABLE}_unbound`;
+      await knex.schema.createTable(previous, (table) => {
+        options(table);
+        registryColumns(table, 'key');
+      });
+      const columns = REGISTRY_COLUMNS.filter((c) => c !== 'bucket');
+      await knex.raw(`INSERT INTO ?? (${columns.map(() => '??').join(', ')}) SELECT ${columns.map(() => '??').join(', ')} FROM ?? WHERE ?? = ''`, [
+        previous, ...columns, ...columns, FILES_TABLE, 'bucket',
+      ]);
+      await knex.schema.dropTable(FILES_TABLE);
+      await knex.schema.renameTable(previous, FILES_TABLE);
+    },
+  },
 };
 
 /** The migrations in order, for knex's migrator (exported for the schema tests). */
@@ -177,21 +253,53 @@ export const migrationSource: Knex.MigrationSource<string> = {
 
 export const MIGRATIONS_TABLE = 'bucket_ingest_migrations';
 
+export interface MigrateOptions {
+  /** The database as people read it (masked), for the error. */
+  display?: string;
+  /** Gives up waiting for a lock after this long (DATABASE_LOCK_TIMEOUT_SECONDS). */
+  lockTimeoutMs?: number;
+  /** Told once, when the migration starts waiting for a lock, what it waits for. */
+  onWait?: (what: string) => void;
+}
+
+/** What a failed migration attempt waits for, or null when waiting cannot help. */
+function lockWaitedFor(err: unknown): string | null {
+  const e = err as { name?: string; code?: string; message?: string };
+  if (e.name === 'MigrationLocked') {
+    return `the migration lock (table ${MIGRATIONS_TABLE}_lock), held by another process migrating this database`;
+  }
+  if (e.code === 'SQLITE_BUSY' || e.code === 'SQLITE_LOCKED' || /database is locked/i.test(e.message ?? '')) {
+    return 'the SQLite database lock, held by another process with a transaction open on the file';
+  }
+  // Daemons starting together race to create knex's own bookkeeping tables before any lock exists.
+  if (e.code === '42P07' || e.code === '23505' || e.code === 'ER_TABLE_EXISTS_ERROR' || /already exists/i.test(e.message ?? '')) {
+    return 'another process creating the migration tables';
+  }
+  return null;
+}
+
 /**
  * Brings the schema up to date; safe to run at every start and from several processes at once (knex takes
- * a lock row in `<table>_lock`; a second daemon waits for it).
+ * a lock row in `<table>_lock`; a second daemon waits for it). Waiting is said once (`onWait`) and bounded: after
+ * `lockTimeoutMs` the start fails with one BI_DATABASE line naming the database and the lock.
  */
-export async function migrate(db: Knex): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
+export async function migrate(db: Knex, opts: MigrateOptions = {}): Promise<void> {
+  const deadline = Date.now() + (opts.lockTimeoutMs ?? 60_000);
+  let told = false;
+  for (;;) {
     try {
       await db.migrate.latest({ migrationSource, tableName: MIGRATIONS_TABLE });
       return;
     } catch (err) {
-      // knex refuses rather than waits when another process holds the migration lock, and daemons starting
-      // together race to create knex's own bookkeeping tables before any lock exists: both pass after a pause.
-      const e = err as { name?: string; code?: string; message?: string };
-      const raced = e.name === 'MigrationLocked' || e.code === '42P07' || e.code === '23505' || e.code === 'ER_TABLE_EXISTS_ERROR' || /already exists/i.test(e.message ?? '');
-      if (!raced || attempt >= 60) throw err;
+      const what = lockWaitedFor(err);
+      if (what === null) throw err;
+      if (Date.now() >= deadline) {
+        const seconds = Math.round((opts.lockTimeoutMs ?? 60_000) / 1000);
+        throw new IngestError('BI_DATABASE', `${opts.display ?? 'the database'}: gave up after ${seconds} s waiting for ${what}; ` +
+          'stop that process (or, if none runs, see README: Databases) and start again', { cause: err });
+      }
+      if (!told) opts.onWait?.(what);
+      told = true;
       await new Promise((resolve) => setTimeout(resolve, 250 + Math.random() * 250));
     }
   }

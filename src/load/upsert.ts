@@ -367,43 +367,52 @@ function arrayLiteral(from: number, to: number, value: (i: number) => Cell | und
 
 const ESCAPED = /["\\]/g;
 
-/** Replaces a file's stored rejections, so reprocessing a file keeps the counts exact. */
-export async function replaceRejections(trx: Knex.Transaction, sourceKey: string, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {
-  await deleteRejections(trx, sourceKey);
-  await insertRejections(trx, sourceKey, rejections, rejectedAt);
+/**
+ * Replaces a file's stored rejections, so reprocessing a file keeps the counts exact. Rejections belong to a key of
+ * one bucket (`bucket`, its id): another bucket sharing the database keeps its own, even for a file of the same name.
+ */
+export async function replaceRejections(trx: Knex.Transaction, bucket: string, sourceKey: string, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {
+  await deleteRejections(trx, bucket, sourceKey);
+  await insertRejections(trx, bucket, sourceKey, rejections, rejectedAt);
 }
 
-export async function deleteRejections(trx: Knex.Transaction, sourceKey: string): Promise<void> {
+export async function deleteRejections(trx: Knex.Transaction, bucket: string, sourceKey: string): Promise<void> {
   const conn = await sqliteConnection(trx);
-  if (conn) prepared(conn, `DELETE FROM "${REJECTED_TABLE}" WHERE "source_key" = ?`).run(sourceKey);
-  else await trx(REJECTED_TABLE).where({ source_key: sourceKey }).delete();
+  if (conn) prepared(conn, `DELETE FROM "${REJECTED_TABLE}" WHERE "bucket" = ? AND "source_key" = ?`).run(bucket, sourceKey);
+  else await trx(REJECTED_TABLE).where({ bucket, source_key: sourceKey }).delete();
 }
 
 /** Rejections of several files at once (batched group writes on PostgreSQL and MySQL). */
-export async function replaceGroupRejections(trx: Knex.Transaction, files: ReadonlyArray<{ sourceKey: string; rejections: readonly Rejection[] }>, rejectedAt: string): Promise<void> {
-  if (trx.client.config.client === 'pg') return replaceGroupRejectionsPg(trx, files, rejectedAt);
+export async function replaceGroupRejections(
+  trx: Knex.Transaction, bucket: string, files: ReadonlyArray<{ sourceKey: string; rejections: readonly Rejection[] }>, rejectedAt: string,
+): Promise<void> {
+  if (trx.client.config.client === 'pg') return replaceGroupRejectionsPg(trx, bucket, files, rejectedAt);
   const keys = files.map((f) => f.sourceKey);
-  for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) await trx(REJECTED_TABLE).whereIn('source_key', keys.slice(i, i + ROWS_PER_STATEMENT)).delete();
+  for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) {
+    await trx(REJECTED_TABLE).where('bucket', bucket).whereIn('source_key', keys.slice(i, i + ROWS_PER_STATEMENT)).delete();
+  }
   const rows = files.flatMap((f) => f.rejections.map((r) => ({
-    source_key: f.sourceKey, record_index: r.recordIndex, type: r.type, reason: r.reason, raw: r.raw, rejected_at: rejectedAt,
+    bucket, source_key: f.sourceKey, record_index: r.recordIndex, type: r.type, reason: r.reason, raw: r.raw, rejected_at: rejectedAt,
   })));
   for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await trx(REJECTED_TABLE).insert(rows.slice(i, i + ROWS_PER_STATEMENT));
 }
 
-const PG_DELETE_REJECTIONS = `DELETE FROM "${REJECTED_TABLE}" WHERE "source_key" = ANY($1::text[])`;
-const PG_INSERT_REJECTIONS = `INSERT INTO "${REJECTED_TABLE}" ("source_key","record_index","type","reason","raw","rejected_at") ` +
-  'SELECT u.*, $6::text FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[]) AS u';
+const PG_DELETE_REJECTIONS = `DELETE FROM "${REJECTED_TABLE}" WHERE "bucket" = $2 AND "source_key" = ANY($1::text[])`;
+const PG_INSERT_REJECTIONS = `INSERT INTO "${REJECTED_TABLE}" ("source_key","record_index","type","reason","raw","rejected_at","bucket") ` +
+  'SELECT u.*, $6::text, $7::text FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[]) AS u';
 
 /**
  * PostgreSQL: one `DELETE … = ANY($1)`, then `unnest` inserts of PG_ROWS_PER_STATEMENT rejections, as named statements
  * (knex's multi-row INSERT built and bound ~3,000 values per 500 rows).
  */
-async function replaceGroupRejectionsPg(trx: Knex.Transaction, files: ReadonlyArray<{ sourceKey: string; rejections: readonly Rejection[] }>, rejectedAt: string): Promise<void> {
+async function replaceGroupRejectionsPg(
+  trx: Knex.Transaction, bucket: string, files: ReadonlyArray<{ sourceKey: string; rejections: readonly Rejection[] }>, rejectedAt: string,
+): Promise<void> {
   const pg = (await trx.client.acquireConnection()) as PgConnection;
   const rows = files.flatMap((f) => f.rejections.map((r) => ({ ...r, sourceKey: f.sourceKey })));
   const row = (i: number): Rejection & { sourceKey: string } => rows[i] as Rejection & { sourceKey: string };
   await runInOrder(pg, (function* () {
-    yield { name: 'bi_delete_rejections', text: PG_DELETE_REJECTIONS, values: [arrayLiteral(0, files.length, (i) => files[i]?.sourceKey)] };
+    yield { name: 'bi_delete_rejections', text: PG_DELETE_REJECTIONS, values: [arrayLiteral(0, files.length, (i) => files[i]?.sourceKey), bucket] };
     for (const [from, to] of batches(rows.length)) {
       yield {
         name: 'bi_insert_rejections',
@@ -415,22 +424,23 @@ async function replaceGroupRejectionsPg(trx: Knex.Transaction, files: ReadonlyAr
           arrayLiteral(from, to, (i) => row(i).reason),
           arrayLiteral(from, to, (i) => row(i).raw),
           rejectedAt,
+          bucket,
         ],
       };
     }
   })());
 }
 
-export async function insertRejections(trx: Knex.Transaction, sourceKey: string, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {
+export async function insertRejections(trx: Knex.Transaction, bucket: string, sourceKey: string, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {
   const conn = await sqliteConnection(trx);
   if (conn) {
-    const insert = prepared(conn, `INSERT INTO "${REJECTED_TABLE}" ("source_key","record_index","type","reason","raw","rejected_at") VALUES (?,?,?,?,?,?)`);
-    for (const r of rejections) insert.run(sourceKey, r.recordIndex, r.type, r.reason, r.raw, rejectedAt);
+    const insert = prepared(conn, `INSERT INTO "${REJECTED_TABLE}" ("bucket","source_key","record_index","type","reason","raw","rejected_at") VALUES (?,?,?,?,?,?,?)`);
+    for (const r of rejections) insert.run(bucket, sourceKey, r.recordIndex, r.type, r.reason, r.raw, rejectedAt);
     return;
   }
   for (let i = 0; i < rejections.length; i += ROWS_PER_STATEMENT) {
     const batch = rejections.slice(i, i + ROWS_PER_STATEMENT).map((r) => ({
-      source_key: sourceKey, record_index: r.recordIndex, type: r.type, reason: r.reason, raw: r.raw, rejected_at: rejectedAt,
+      bucket, source_key: sourceKey, record_index: r.recordIndex, type: r.type, reason: r.reason, raw: r.raw, rejected_at: rejectedAt,
     }));
     await trx(REJECTED_TABLE).insert(batch);
   }

@@ -7,8 +7,9 @@ import type { Dialect } from '../load/database.js';
 import type { PlanItem } from '../plan.js';
 import type { Source } from '../sources/types.js';
 import type { RegistryEntry } from './entry.js';
-import { LeaseLostError, type Registry } from './types.js';
+import { LeaseLostError, type Registry, type Untrusted } from './types.js';
 import { isAlive } from './pid.js';
+import { bucketId } from './binding.js';
 
 interface FileRow {
   key: string;
@@ -80,6 +81,8 @@ export interface DbRegistryOptions {
   listingFreshMs: number;
   /** This worker's host name in claims; claims of dead processes under the same name are taken over at once. */
   host?: string;
+  /** The bucket's identity (binding.ts): this registry reads and writes only that bucket's rows. */
+  bucket: string;
 }
 
 /**
@@ -105,11 +108,35 @@ export class DbRegistry implements Registry {
   private loaded: { summary: string; at: number } | undefined;
   private readonly held = new Set<string>();
   private heartbeat: NodeJS.Timeout | undefined;
+  /** The bucket's rows (`bucket` column), and its shared listing row. */
+  private readonly bucket: string;
+  untrusted: Untrusted | null = null;
 
   constructor(private readonly db: Knex, private readonly opts: DbRegistryOptions) {
     this.host = opts.host || hostname();
     this.workerId = `${this.host}:${process.pid}:${randomBytes(3).toString('hex')}`;
-    this.description = `table ${FILES_TABLE} of the database`;
+    this.bucket = bucketId(opts.bucket);
+    this.description = `table ${FILES_TABLE} of the database, bucket ${opts.bucket}`;
+  }
+
+  /** This bucket's rows of the registry table. */
+  private rows(db: Knex | Knex.Transaction = this.db): Knex.QueryBuilder {
+    return db(FILES_TABLE).where('bucket', this.bucket);
+  }
+
+  /**
+   * Rows written before registries were bound to a bucket belong to none: said once, and their files are processed
+   * again for this bucket (see migration 005).
+   */
+  async checkUnbound(): Promise<void> {
+    const row = (await this.db(FILES_TABLE).where('bucket', '').count({ n: '*' }).first()) as { n: number | string } | undefined;
+    const n = Number(row?.n ?? 0);
+    this.untrusted = n === 0 ? null : {
+      reason: `${n} row(s) of ${FILES_TABLE} were written before registries were bound to a bucket (bucket = ''); their files are processed again ` +
+        `for this bucket; once every bucket has run, remove them with DELETE FROM ${FILES_TABLE} WHERE bucket = ''`,
+      entries: n,
+      movedTo: null,
+    };
   }
 
   get size(): number {
@@ -130,17 +157,17 @@ export class DbRegistry implements Registry {
    * two small queries instead of reading 100,000 rows, in every worker.
    */
   async refresh(): Promise<void> {
-    const claimers = (await this.db(FILES_TABLE).distinct('claimed_by').whereNotNull('claimed_by')) as Array<{ claimed_by: string }>;
+    const claimers = (await this.rows().distinct('claimed_by').whereNotNull('claimed_by')) as Array<{ claimed_by: string }>;
     const dead = deadLocalClaimers(claimers.map((r) => r.claimed_by), this.workerId, this.host);
     if (dead.length > 0) {
       // Claims of a daemon on this host that is gone (killed, or this very process before a restart): no need
       // to wait out their lease.
-      await this.db(FILES_TABLE).whereIn('claimed_by', dead).update({ claimed_by: null, lease_expires_at: null });
+      await this.rows().whereIn('claimed_by', dead).update({ claimed_by: null, lease_expires_at: null });
     }
     const summary = await this.summary();
     if (summary === this.loaded?.summary && Date.now() - this.loaded.at < FULL_REFRESH_MS) return;
     const at = Date.now();
-    const rows = (await this.db(FILES_TABLE).select()) as FileRow[];
+    const rows = (await this.rows().select()) as FileRow[];
     const entries = new Map<string, RegistryEntry>();
     for (const row of rows) {
       const entry = toEntry(row);
@@ -157,7 +184,7 @@ export class DbRegistry implements Registry {
    * read bounds that (and a stale entry only costs a claim that fails, never a wrong load).
    */
   private async summary(): Promise<string> {
-    const row = await this.db(FILES_TABLE).first(
+    const row = await this.rows().first(
       this.db.raw('count(*) as n'), this.db.raw('max(updated_at) as u'), this.db.raw('max(checked_at) as c'), this.db.raw('sum(attempts) as a'),
       this.db.raw('sum(failures) as f'), this.db.raw('sum(case when reprocess then 1 else 0 end) as r'),
     );
@@ -165,7 +192,7 @@ export class DbRegistry implements Registry {
   }
 
   async listKeys(source: Source, signal: AbortSignal): Promise<string[]> {
-    const name = 'index';
+    const name = this.bucket;
     for (const deadline = Date.now() + 120_000; ;) {
       const row = (await this.db(LISTING_TABLE).where({ name }).first()) as { listed_at: number | string; lease_until?: number | string; keys: string } | undefined;
       const listedAt = Number(row?.listed_at ?? 0);
@@ -228,7 +255,7 @@ export class DbRegistry implements Registry {
 
   /** A key with an entry: taken if nobody holds a live lease and nobody finished it since it was planned. */
   private async claimPlanned(item: PlanItem, planned: RegistryEntry, now: number): Promise<boolean> {
-    const updated = await this.claimable(this.db(FILES_TABLE).where('key', item.key), now)
+    const updated = await this.claimable(this.rows().where('key', item.key), now)
       .andWhere('updated_at', planned.updatedAt)
       .update({ claimed_by: this.workerId, lease_expires_at: now + this.opts.leaseMs, position: item.index });
     return Number(updated) === 1;
@@ -249,16 +276,16 @@ export class DbRegistry implements Registry {
   private async claimNew(items: readonly PlanItem[], now: number): Promise<string[]> {
     const iso = new Date(now).toISOString();
     const values: Knex.Value[] = [];
-    for (const item of items) values.push(item.key, item.index, iso, iso, this.workerId, now + this.opts.leaseMs);
+    for (const item of items) values.push(this.bucket, item.key, item.index, iso, iso, this.workerId, now + this.opts.leaseMs);
     const result = (await this.db.raw(
-      `INSERT INTO ?? (??, ??, ??, ??, ??, ??, ??) VALUES ${items.map(() => "(?, ?, 'pending', ?, ?, ?, ?)").join(', ')}
-       ON CONFLICT (??) DO UPDATE SET ?? = excluded.??, ?? = excluded.??, ?? = excluded.??
+      `INSERT INTO ?? (??, ??, ??, ??, ??, ??, ??, ??) VALUES ${items.map(() => "(?, ?, ?, 'pending', ?, ?, ?, ?)").join(', ')}
+       ON CONFLICT (??, ??) DO UPDATE SET ?? = excluded.??, ?? = excluded.??, ?? = excluded.??
        WHERE (??.?? IS NULL OR ??.?? < ? OR ??.?? = ?) AND ??.?? = 'pending'
        RETURNING ??`,
       [
-        FILES_TABLE, 'key', 'position', 'status', 'first_seen_at', 'updated_at', 'claimed_by', 'lease_expires_at',
+        FILES_TABLE, 'bucket', 'key', 'position', 'status', 'first_seen_at', 'updated_at', 'claimed_by', 'lease_expires_at',
         ...values,
-        'key', 'claimed_by', 'claimed_by', 'lease_expires_at', 'lease_expires_at', 'position', 'position',
+        'bucket', 'key', 'claimed_by', 'claimed_by', 'lease_expires_at', 'lease_expires_at', 'position', 'position',
         FILES_TABLE, 'claimed_by', FILES_TABLE, 'lease_expires_at', now, FILES_TABLE, 'claimed_by', this.workerId, FILES_TABLE, 'status',
         'key',
       ],
@@ -274,19 +301,19 @@ export class DbRegistry implements Registry {
     const iso = new Date(now).toISOString();
     const keys = items.map((item) => item.key);
     await this.db(FILES_TABLE)
-      .insert(items.map((item) => ({ key: item.key, position: item.index, status: 'pending', first_seen_at: iso, updated_at: iso })))
-      .onConflict('key')
+      .insert(items.map((item) => ({ bucket: this.bucket, key: item.key, position: item.index, status: 'pending', first_seen_at: iso, updated_at: iso })))
+      .onConflict(['bucket', 'key'])
       .ignore();
-    await this.claimable(this.db(FILES_TABLE).whereIn('key', keys).andWhere('status', 'pending'), now)
+    await this.claimable(this.rows().whereIn('key', keys).andWhere('status', 'pending'), now)
       .update({ claimed_by: this.workerId, lease_expires_at: now + this.opts.leaseMs });
-    const rows = (await this.db(FILES_TABLE).select('key').whereIn('key', keys).andWhere('claimed_by', this.workerId)) as Array<{ key: string }>;
+    const rows = (await this.rows().select('key').whereIn('key', keys).andWhere('claimed_by', this.workerId)) as Array<{ key: string }>;
     return rows.map((r) => r.key);
   }
 
   async release(keys: readonly string[]): Promise<void> {
     const mine = keys.filter((k) => this.held.delete(k));
     for (let i = 0; i < mine.length; i += 500) {
-      await this.db(FILES_TABLE).whereIn('key', mine.slice(i, i + 500)).andWhere('claimed_by', this.workerId).update({ claimed_by: null, lease_expires_at: null });
+      await this.rows().whereIn('key', mine.slice(i, i + 500)).andWhere('claimed_by', this.workerId).update({ claimed_by: null, lease_expires_at: null });
     }
   }
 
@@ -294,7 +321,7 @@ export class DbRegistry implements Registry {
     const found = new Map<string, FileRow>();
     const sorted = [...keys].sort(); // one lock order for every worker
     for (let i = 0; i < sorted.length; i += 500) {
-      let query = trx(FILES_TABLE).whereIn('key', sorted.slice(i, i + 500)).orderBy('key');
+      let query = this.rows(trx).whereIn('key', sorted.slice(i, i + 500)).orderBy('key');
       if (this.opts.dialect !== 'sqlite') query = query.forUpdate();
       for (const row of (await query) as FileRow[]) found.set(row.key, row);
     }
@@ -322,7 +349,7 @@ export class DbRegistry implements Registry {
         const columns: Record<string, unknown> = { ...toColumns(entry), key };
         for (const c of STAGED) bindings.push(c.name === 'reprocess' ? (columns.reprocess ? 1 : 0) : (columns[c.name] as Knex.Value | undefined) ?? null);
       }
-      bindings.push(this.workerId);
+      bindings.push(this.bucket, this.workerId);
       if (this.opts.dialect === 'mysql') await this.stageMysql(trx, batch.map(([key]) => key), bindings);
       else await this.stageReturning(trx, batch.map(([key]) => key), bindings);
     }
@@ -334,7 +361,8 @@ export class DbRegistry implements Registry {
     const result = (await trx.raw(
       `WITH v(${STAGED.map((c) => `"${c.name}"`).join(', ')}) AS (VALUES ${keys.map(() => row).join(', ')}) ` +
         `UPDATE ${t} SET ${STAGED.filter((c) => c.name !== 'key').map((c) => `"${c.name}" = v."${c.name}"`).join(', ')}, ` +
-        `"claimed_by" = NULL, "lease_expires_at" = NULL FROM v WHERE ${t}."key" = v."key" AND ${t}."claimed_by" = ? RETURNING ${t}."key"`,
+        `"claimed_by" = NULL, "lease_expires_at" = NULL FROM v WHERE ${t}."key" = v."key" AND ${t}."bucket" = ? AND ${t}."claimed_by" = ? ` +
+        `RETURNING ${t}."key"`,
       bindings,
     )) as RawKeys;
     const done = new Set(returnedKeys(result));
@@ -347,12 +375,12 @@ export class DbRegistry implements Registry {
     const [result] = (await trx.raw(
       `UPDATE \`${FILES_TABLE}\` AS f JOIN (${first}${rest.repeat(keys.length - 1)}) AS v ON f.\`key\` = v.\`key\` ` +
         `SET ${STAGED.filter((c) => c.name !== 'key').map((c) => `f.\`${c.name}\` = v.\`${c.name}\``).join(', ')}, ` +
-        'f.`claimed_by` = NULL, f.`lease_expires_at` = NULL WHERE f.`claimed_by` = ?',
+        'f.`claimed_by` = NULL, f.`lease_expires_at` = NULL WHERE f.`bucket` = ? AND f.`claimed_by` = ?',
       bindings,
     )) as [{ affectedRows: number }];
     if (result.affectedRows === keys.length) return;
     // Someone else's claim, most likely; failing that, the first key (the transaction rolls back either way).
-    const other = (await trx(FILES_TABLE).select('key').whereIn('key', keys).whereNotNull('claimed_by').first()) as { key: string } | undefined;
+    const other = (await this.rows(trx).select('key').whereIn('key', keys).whereNotNull('claimed_by').first()) as { key: string } | undefined;
     throw new LeaseLostError(other?.key ?? (keys[0] as string));
   }
 
@@ -367,7 +395,7 @@ export class DbRegistry implements Registry {
   async markReprocess(keys: readonly string[]): Promise<number> {
     let marked = 0;
     for (let i = 0; i < keys.length; i += 500) {
-      marked += Number(await this.db(FILES_TABLE).whereIn('key', keys.slice(i, i + 500)).whereIn('status', ['done', 'failed']).update({ reprocess: true }));
+      marked += Number(await this.rows().whereIn('key', keys.slice(i, i + 500)).whereIn('status', ['done', 'failed']).update({ reprocess: true }));
     }
     return marked;
   }
@@ -385,7 +413,7 @@ export class DbRegistry implements Registry {
       const until = Date.now() + this.opts.leaseMs;
       void (async () => {
         for (let i = 0; i < keys.length; i += 500) {
-          await this.db(FILES_TABLE).whereIn('key', keys.slice(i, i + 500)).andWhere('claimed_by', this.workerId).update({ lease_expires_at: until });
+          await this.rows().whereIn('key', keys.slice(i, i + 500)).andWhere('claimed_by', this.workerId).update({ lease_expires_at: until });
         }
       })().catch(() => undefined); // a missed beat is retried at the next; the lease has slack for that
     }, Math.max(50, Math.floor(this.opts.leaseMs / 3)));

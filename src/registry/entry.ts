@@ -33,7 +33,13 @@ export const registryEntryCodec = t.intersection([
 
 export type RegistryEntry = t.TypeOf<typeof registryEntryCodec>;
 
-export const snapshotCodec = t.type({
-  version: t.literal(1),
-  entries: t.record(t.string, registryEntryCodec),
-});
+/** What a registry is bound to (see binding.ts); absent from registries written before they were bound. */
+export const bindingCodec = t.type({ database: t.union([t.string, t.null]), bucket: t.string });
+
+export const snapshotCodec = t.intersection([
+  t.type({
+    version: t.literal(1),
+    entries: t.record(t.string, registryEntryCodec),
+  }),
+  t.partial({ binding: bindingCodec }),
+]);

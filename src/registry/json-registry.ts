@@ -1,4 +1,4 @@
-import { mkdir, open, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, basename } from 'node:path';
 import { IngestError } from '../errors.js';
 import { formatErrors } from '../records/reasons.js';
@@ -6,16 +6,18 @@ import type { Knex } from 'knex';
 import type { Source } from '../sources/types.js';
 import type { PlanItem } from '../plan.js';
 import { snapshotCodec, registryEntryCodec, type RegistryEntry } from './entry.js';
-import type { Registry } from './types.js';
+import type { Registry, Untrusted } from './types.js';
 import { readIfExists, writeFileAtomic } from './files.js';
 import { applyReprocessRequests } from './requests.js';
 import { isAlive } from './pid.js';
+import { bindingMismatch, type Binding } from './binding.js';
 
 /**
  * The registry of processed files, kept outside the database as two files:
  *
- * - `<path>`: a snapshot `{"version":1,"entries":{key: entry}}`, replaced atomically (temp file, fsync,
- *   rename, fsync of the directory).
+ * - `<path>`: a snapshot `{"version":1,"binding":{"database":…,"bucket":…},"entries":{key: entry}}`, replaced
+ *   atomically (temp file, fsync, rename, fsync of the directory). `binding` says which database and bucket the
+ *   entries are about (`bind`); they count for no other.
  * - `<path>.journal`: one JSON line `{"k":key,"e":entry}` per change, appended and fsync'ed once per commit
  *   group. A commit therefore costs O(files in the group), not O(registry size), even at 100k entries.
  *
@@ -30,13 +32,21 @@ export class JsonRegistry implements Registry {
   private journal: FileHandle | null = null;
   private journalLines = 0;
   private lockHeld = false;
+  private entries: Map<string, RegistryEntry>;
+  /** What the snapshot says it is bound to; after `bind`, what this run is bound to. */
+  private binding: Binding | undefined;
+  /** Set by `bind` when the entries read were not for this database and bucket: why, and how many there were. */
+  untrusted: Untrusted | null = null;
 
   private constructor(
     readonly path: string,
-    private readonly entries: Map<string, RegistryEntry>,
+    entries: Map<string, RegistryEntry>,
+    binding: Binding | undefined,
     journalLines: number,
     private readonly compactEvery: number,
   ) {
+    this.entries = entries;
+    this.binding = binding;
     this.journalLines = journalLines;
   }
 
@@ -46,6 +56,7 @@ export class JsonRegistry implements Registry {
    */
   static async open(path: string, opts: { writable: boolean; compactEvery?: number }): Promise<JsonRegistry> {
     const entries = new Map<string, RegistryEntry>();
+    let binding: Binding | undefined;
     const snapshot = await readIfExists(path);
     if (snapshot !== null) {
       let parsed: unknown;
@@ -60,10 +71,12 @@ export class JsonRegistry implements Registry {
       let snapshotEntries: Record<string, RegistryEntry>;
       if (snapshotCodec.is(parsed)) {
         snapshotEntries = parsed.entries;
+        binding = parsed.binding;
       } else {
         const decoded = snapshotCodec.decode(parsed);
         if (decoded._tag === 'Left') throw corrupt(path, formatErrors(decoded.left));
         snapshotEntries = decoded.right.entries;
+        binding = decoded.right.binding;
       }
       for (const key in snapshotEntries) entries.set(key, snapshotEntries[key] as RegistryEntry);
     }
@@ -86,7 +99,7 @@ export class JsonRegistry implements Registry {
         lines++;
       }
     }
-    const registry = new JsonRegistry(path, entries, lines, opts.compactEvery ?? 10_000);
+    const registry = new JsonRegistry(path, entries, binding, lines, opts.compactEvery ?? 10_000);
     if (opts.writable) {
       await mkdir(dirname(path), { recursive: true }).catch((err: Error) => {
         throw new IngestError('BI_REGISTRY_IO', `cannot create registry directory ${dirname(path)}: ${err.message}`);
@@ -103,11 +116,44 @@ export class JsonRegistry implements Registry {
   }
 
   /**
+   * Binds the registry to this run's database and bucket. Entries written for another database (or one that is gone)
+   * or another bucket, or before registries were bound, are not trusted: they are set aside, so every listed file
+   * is processed again (the upserts make that exact), and `untrusted` says why. A writable registry moves such files
+   * to `<path>.untrusted` (and `.untrusted.journal`) and starts a new, bound snapshot at once, so a journal is never
+   * without the snapshot that says what it is bound to.
+   */
+  async bind(actual: Binding): Promise<void> {
+    const known = this.entries.size > 0 || this.binding !== undefined;
+    const reason = known ? bindingMismatch(this.binding, actual) : null;
+    if (reason !== null) {
+      let movedTo: string | null = null;
+      if (this.journal) {
+        movedTo = `${this.path}.untrusted`;
+        await this.journal.close();
+        this.journal = null;
+        try {
+          await rename(this.path, movedTo).catch(ignoreMissing);
+          await rename(`${this.path}.journal`, `${movedTo}.journal`).catch(ignoreMissing);
+        } catch (err) {
+          throw new IngestError('BI_REGISTRY_IO', `cannot move the untrusted registry ${this.path} aside: ${(err as Error).message}`);
+        }
+        this.journal = await open(`${this.path}.journal`, 'a');
+      }
+      this.untrusted = { reason, entries: this.entries.size, movedTo };
+      this.entries = new Map();
+      this.journalLines = 0;
+    }
+    const changed = this.binding?.database !== actual.database || this.binding?.bucket !== actual.bucket;
+    this.binding = actual;
+    if (this.journal && changed) await this.compact();
+  }
+
+  /**
    * One daemon owns a JSON registry (the lock file), so nothing changes under it except through the reprocess
    * request file, which `reprocess` appends to without the lock: the start of a cycle takes those requests in.
    */
   async refresh(): Promise<void> {
-    if (this.journal) await applyReprocessRequests(this);
+    if (this.journal && this.binding) await applyReprocessRequests(this, this.binding);
   }
 
   listKeys(source: Source, signal: AbortSignal): Promise<string[]> {
@@ -174,7 +220,7 @@ export class JsonRegistry implements Registry {
   async compact(): Promise<void> {
     // A copy of the pairs (entries are replaced, never changed in place), so the snapshot is one moment's even
     // though it is written across awaits.
-    await writeFileAtomic(this.path, snapshotText(Array.from(this.entries)));
+    await writeFileAtomic(this.path, snapshotText(this.binding, Array.from(this.entries)));
     try {
       // Only now may the journal go: the snapshot holds everything it said.
       await writeFile(`${this.path}.journal`, '');
@@ -219,6 +265,10 @@ export class JsonRegistry implements Registry {
   }
 }
 
+function ignoreMissing(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err;
+}
+
 function corrupt(path: string, why: string): IngestError {
   return new IngestError('BI_REGISTRY_CORRUPT', `registry ${path} is corrupt (${why}); fix it, or move it away to reprocess every file`);
 }
@@ -228,8 +278,8 @@ function corrupt(path: string, why: string): IngestError {
  * whole text (~35 MB at 100,000 entries) is never one string: writing it that way doubled the peak memory of a
  * 100,000-file run.
  */
-function* snapshotText(entries: Iterable<readonly [string, RegistryEntry]>): Generator<string> {
-  yield '{"version":1,"entries":{';
+function* snapshotText(binding: Binding | undefined, entries: Iterable<readonly [string, RegistryEntry]>): Generator<string> {
+  yield `{"version":1,${binding === undefined ? '' : `"binding":${JSON.stringify(binding)},`}"entries":{`;
   let first = true;
   for (const [key, entry] of entries) {
     yield `${first ? '' : ','}${JSON.stringify(key)}:${JSON.stringify(entry)}`;

@@ -5,6 +5,8 @@ import { formatErrors } from '../records/reasons.js';
 import { redactText } from '../redact.js';
 import type { CycleSummary } from '../telemetry.js';
 import { writeFileAtomic } from './files.js';
+import { bindingCodec } from './entry.js';
+import type { Binding } from './binding.js';
 
 /**
  * Fields a stored summary must have (what `status` shows). The rest of CycleSummary is kept as stored, so a
@@ -20,13 +22,16 @@ const storedSummaryCodec = t.intersection([
   t.record(t.string, t.unknown),
 ]);
 
-const lastCycleCodec = t.type({
-  cycle: t.number,
-  finishedAt: t.string,
-  ok: t.boolean,
-  error: t.union([t.string, t.null]),
-  summary: t.union([storedSummaryCodec, t.null]),
-});
+const lastCycleCodec = t.intersection([
+  t.type({
+    cycle: t.number,
+    finishedAt: t.string,
+    ok: t.boolean,
+    error: t.union([t.string, t.null]),
+    summary: t.union([storedSummaryCodec, t.null]),
+  }),
+  t.partial({ binding: bindingCodec }),
+]);
 
 /**
  * The last cycle the daemon finished, kept next to the registry in `<registry path>.cycle.json` for `status`.
@@ -34,13 +39,15 @@ const lastCycleCodec = t.type({
  * false and `error` says why.
  */
 export interface LastCycle {
-  /** Cycle number within the daemon process that ran it (1 = first cycle after start). */
+  /** Cycle number of the registry: it goes on across restarts while the registry stays bound to the same database and bucket. */
   cycle: number;
   /** UTC ISO-8601. */
   finishedAt: string;
   ok: boolean;
   error: string | null;
   summary: CycleSummary | null;
+  /** The database and bucket the cycle ran on; absent from files written before side files were bound. */
+  binding?: Binding;
 }
 
 export function lastCyclePath(registryPath: string): string {
@@ -73,7 +80,7 @@ export async function readLastCycle(registryPath: string): Promise<LastCycle | n
   }
   const decoded = lastCycleCodec.decode(parsed);
   if (decoded._tag === 'Left') throw new IngestError('BI_REGISTRY_CORRUPT', `${path} is corrupt (${formatErrors(decoded.left, 'cycle')})`);
-  const { cycle, finishedAt, ok, error, summary } = decoded.right;
+  const { cycle, finishedAt, ok, error, summary, binding } = decoded.right;
   const numbers = summary === null ? null : Object.fromEntries(Object.entries(summary).filter(([, v]) => typeof v === 'number'));
-  return { cycle, finishedAt, ok, error, summary: numbers as CycleSummary | null };
+  return { cycle, finishedAt, ok, error, summary: numbers as CycleSummary | null, ...(binding ? { binding } : {}) };
 }

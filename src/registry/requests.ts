@@ -4,12 +4,16 @@ import { IngestError } from '../errors.js';
 import type { RegistryEntry } from './entry.js';
 import type { JsonRegistry } from './json-registry.js';
 import { readIfExists } from './files.js';
+import type { Binding } from './binding.js';
 
 /** One line of `<registry path>.requests`: ask the next cycle to process `key` again. */
 export interface ReprocessRequest {
   key: string;
   /** UTC ISO-8601. */
   requestedAt: string;
+  /** The database and bucket the request is about (absent from requests written before they were bound). */
+  database?: string | null;
+  bucket?: string;
 }
 
 /**
@@ -34,12 +38,13 @@ function applyingPath(registryPath: string): string {
 }
 
 /** Appends one request per key, durably (fsync) and without taking the registry lock. */
-export async function appendReprocessRequests(registryPath: string, keys: readonly string[], now: Date = new Date()): Promise<void> {
+export async function appendReprocessRequests(registryPath: string, binding: Binding, keys: readonly string[], now: Date = new Date()): Promise<void> {
   if (keys.length === 0) return;
   const path = requestsPath(registryPath);
   const requestedAt = now.toISOString();
+  const { database, bucket } = binding;
   // A leading newline ends a line torn by a crash mid-append, so it cannot swallow these requests.
-  const text = `\n${keys.map((key) => JSON.stringify({ key, requestedAt } satisfies ReprocessRequest)).join('\n')}\n`;
+  const text = `\n${keys.map((key) => JSON.stringify({ key, requestedAt, database, bucket } satisfies ReprocessRequest)).join('\n')}\n`;
   try {
     await mkdir(dirname(path), { recursive: true });
     // Each retry means a daemon took the file during our write; it does that once per cycle, so this ends fast.
@@ -68,13 +73,13 @@ export async function appendReprocessRequests(registryPath: string, keys: readon
 
 /**
  * Requests not yet applied by a daemon, oldest first: a leftover `.applying` file first, then `.requests`.
- * Unreadable lines (torn by a crash) are ignored.
+ * Unreadable lines (torn by a crash), and requests about another database or bucket, are left out.
  */
-export async function readReprocessRequests(registryPath: string): Promise<ReprocessRequest[]> {
+export async function readReprocessRequests(registryPath: string, binding: Binding): Promise<ReprocessRequest[]> {
   const out: ReprocessRequest[] = [];
   for (const path of [applyingPath(registryPath), requestsPath(registryPath)]) {
     const text = await readIfExists(path);
-    if (text !== null) out.push(...parseRequests(text));
+    if (text !== null) out.push(...parseRequests(text, binding));
   }
   return out;
 }
@@ -84,7 +89,7 @@ export async function readReprocessRequests(registryPath: string): Promise<Repro
  * registry does not know are new anyway and are skipped), commits, then removes the applied file. Returns how
  * many entries were newly marked.
  */
-export async function applyReprocessRequests(registry: JsonRegistry): Promise<number> {
+export async function applyReprocessRequests(registry: JsonRegistry, binding: Binding): Promise<number> {
   const pending = requestsPath(registry.path);
   const applying = applyingPath(registry.path);
   let marked = 0;
@@ -103,7 +108,7 @@ export async function applyReprocessRequests(registry: JsonRegistry): Promise<nu
     }
     const changes = new Map<string, RegistryEntry>();
     const nowIso = new Date().toISOString();
-    for (const { key } of parseRequests(text)) {
+    for (const { key } of parseRequests(text, binding)) {
       const entry = changes.get(key) ?? registry.get(key);
       if (entry === undefined || entry.reprocess === true) continue;
       changes.set(key, { ...entry, reprocess: true, updatedAt: nowIso });
@@ -118,7 +123,11 @@ export async function applyReprocessRequests(registry: JsonRegistry): Promise<nu
   return marked;
 }
 
-function parseRequests(text: string): ReprocessRequest[] {
+/**
+ * The requests of `text` about `binding`'s database and bucket. One without a binding (written before requests were
+ * bound) is taken: it only asks for a file to be processed again, which is always safe.
+ */
+function parseRequests(text: string, binding: Binding): ReprocessRequest[] {
   const out: ReprocessRequest[] = [];
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue;
@@ -128,8 +137,10 @@ function parseRequests(text: string): ReprocessRequest[] {
     } catch {
       continue;
     }
-    const { key, requestedAt } = (value ?? {}) as { key?: unknown; requestedAt?: unknown };
-    if (typeof key === 'string' && typeof requestedAt === 'string') out.push({ key, requestedAt });
+    const { key, requestedAt, database, bucket } = (value ?? {}) as { key?: unknown; requestedAt?: unknown; database?: unknown; bucket?: unknown };
+    if (typeof key !== 'string' || typeof requestedAt !== 'string') continue;
+    if (bucket !== undefined && (bucket !== binding.bucket || database !== binding.database)) continue;
+    out.push({ key, requestedAt });
   }
   return out;
 }

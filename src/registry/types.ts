@@ -21,6 +21,11 @@ export interface Registry {
   readonly mode: 'json' | 'database';
   readonly description: string;
   readonly size: number;
+  /**
+   * Entries found that are not about this database and bucket, set aside (never planned from): why, how many, and
+   * where they were moved (JSON registry), or null when every entry read is trusted.
+   */
+  readonly untrusted: Untrusted | null;
   get(key: string): RegistryEntry | undefined;
   all(): IterableIterator<[string, RegistryEntry]>;
   /** Start of a cycle: the database registry reloads what other workers wrote; the JSON one applies reprocess requests. */
@@ -46,6 +51,12 @@ export interface Registry {
   /** Marks keys so the next cycle processes them again; returns how many entries it marked. */
   markReprocess(keys: readonly string[]): Promise<number>;
   close(): Promise<void>;
+}
+
+export interface Untrusted {
+  reason: string;
+  entries: number;
+  movedTo: string | null;
 }
 
 export class LeaseLostError extends Error {

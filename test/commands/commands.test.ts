@@ -11,10 +11,11 @@ import { formatStatus, statusReport } from '../../src/commands/status.js';
 import { IngestError } from '../../src/errors.js';
 import { reasonPattern } from '../../src/inspect/reasons.js';
 import type { RegistryEntry } from '../../src/registry/entry.js';
-import { JsonRegistry } from '../../src/registry/json-registry.js';
 import { writeLastCycle } from '../../src/registry/last-cycle.js';
 import { appendReprocessRequests, readReprocessRequests } from '../../src/registry/requests.js';
 import { tempDir } from '../helpers/cli.js';
+import { bindingOf, seedRegistry } from '../helpers/registry.js';
+import type { Binding } from '../../src/registry/binding.js';
 
 const SAMPLE = resolve('examples/sample-bucket');
 const T0 = Date.parse('2026-03-01T12:00:00.000Z');
@@ -70,11 +71,9 @@ describe('operator commands (in-process)', function () {
     };
     writeFileSync(join(dir, 'config.ini'), `[t]\n${Object.entries(all).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`);
   };
-  const seed = async (entries: Record<string, RegistryEntry>): Promise<void> => {
-    const reg = await JsonRegistry.open(registryPath, { writable: true });
-    await reg.commit(new Map(Object.entries(entries)));
-    await reg.close();
-  };
+  /** The profile's binding: its database (created if missing) and its bucket. */
+  const binding = (): Promise<Binding> => bindingOf(dbFile, { BUCKET_URL: join(dir, 'bucket') });
+  const seed = async (entries: Record<string, RegistryEntry>): Promise<void> => seedRegistry(registryPath, await binding(), entries);
 
   beforeEach(async () => {
     ({ dir, cleanup } = await tempDir());
@@ -89,10 +88,10 @@ describe('operator commands (in-process)', function () {
       await seed({ 'a.data': entry(), 'b.data': entry({ status: 'failed', failures: 2, error: 'BI_HTTP_STATUS: b.data: HTTP 500', nextAttemptAt: iso(T0) }), 'c.data': entry({ reprocess: true }) });
       expect(formatStatus(await statusReport(args()))).to.contain('last cycle: no cycle recorded yet');
       await writeLastCycle(registryPath, {
-        cycle: 4, finishedAt: iso(T0), ok: true, error: null,
+        cycle: 4, finishedAt: iso(T0), ok: true, error: null, binding: await binding(),
         summary: { listed: 3, planned: 1, filesDone: 1, filesFailed: 0, filesUnchanged: 0, filesUpToDate: 2, filesBackoff: 0, filesCancelled: 0, filesElsewhere: 0, failedListed: 0, recordsLoaded: 7, recordsRejected: 1, recordsSkipped: 2, bytes: 99, seconds: 0.25 },
       });
-      await appendReprocessRequests(registryPath, ['a.data', 'c.data']);
+      await appendReprocessRequests(registryPath, await binding(), ['a.data', 'c.data']);
       const report = await statusReport(args());
       expect(report.lastCycle).to.include({ cycle: 4, ok: true });
       expect(report.reprocess).to.deep.equal([
@@ -107,7 +106,7 @@ describe('operator commands (in-process)', function () {
     });
 
     it('shows a failed cycle with its error', async () => {
-      await writeLastCycle(registryPath, { cycle: 1, finishedAt: iso(T0), ok: false, error: 'BI_SOURCE_UNAVAILABLE: cannot list bucket', summary: null });
+      await writeLastCycle(registryPath, { cycle: 1, finishedAt: iso(T0), ok: false, error: 'BI_SOURCE_UNAVAILABLE: cannot list bucket', summary: null, binding: await binding() });
       expect(formatStatus(await statusReport(args()))).to.contain(`last cycle: #1 failed, finished at ${iso(T0)}: error: BI_SOURCE_UNAVAILABLE: cannot list bucket`);
     });
   });
@@ -163,7 +162,7 @@ describe('operator commands (in-process)', function () {
       const marked = await explainKey({ ...args(), key: 'marked.data' }, T0);
       expect(marked.next.reason).to.equal('reprocess');
       expect(marked.summary).to.contain(`marked in the registry at ${iso(T0 - 5000)}`);
-      await appendReprocessRequests(registryPath, ['failed.data'], new Date(T0 - 1000));
+      await appendReprocessRequests(registryPath, await binding(), ['failed.data'], new Date(T0 - 1000));
       const requested = await explainKey({ ...args(), key: 'failed.data' }, T0);
       expect(requested.next).to.include({ reason: 'reprocess', processes: true });
       expect(requested.pendingRequests).to.deep.equal([{ key: 'failed.data', requestedAt: iso(T0 - 1000) }]);
@@ -197,7 +196,7 @@ describe('operator commands (in-process)', function () {
       expect(err).to.be.instanceOf(IngestError);
       expect(err.code).to.equal('BI_USAGE');
       expect(err.message).to.contain('"nope*" matched none of the 6 keys');
-      expect((await readReprocessRequests(registryPath)).map((r) => r.key)).to.deep.equal(['2024/a.data', '2024/b.data']);
+      expect((await readReprocessRequests(registryPath, await binding())).map((r) => r.key)).to.deep.equal(['2024/a.data', '2024/b.data']);
       const none = (await reprocessHandler({ ...args(), keys: [] }).catch((e: unknown) => e)) as IngestError;
       expect(none.code).to.equal('BI_USAGE');
     });
@@ -285,7 +284,7 @@ describe('operator commands (in-process)', function () {
         [second!]: entry({ doneAt: now, checkedAt: now }),
         [third!]: entry({ etag: localEtag, size: info.size, checkedAt: iso(Date.now() - 7_200_000) }),
       });
-      await appendReprocessRequests(registryPath, [second!]);
+      await appendReprocessRequests(registryPath, await binding(), [second!]);
       const report = await dryRun(args());
       expect(report).to.include({ planned: 5, upToDate: 1 });
       expect(report.files.find((f) => f.key === second)?.reason).to.equal('reprocess');

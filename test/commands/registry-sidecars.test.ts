@@ -10,6 +10,10 @@ import { lastCyclePath, readLastCycle, writeLastCycle, type LastCycle } from '..
 import { appendReprocessRequests, applyReprocessRequests, readReprocessRequests, requestsPath } from '../../src/registry/requests.js';
 import { tempDir } from '../helpers/cli.js';
 import { entry } from '../helpers/registry.js';
+import type { Binding } from '../../src/registry/binding.js';
+
+/** The database and bucket the side files of these tests are about. */
+const BOUND: Binding = { database: '5b0c8f3e-0000-4000-8000-000000000001', bucket: 'file:///buckets/a/#files_list.data' };
 
 describe('registry side files', () => {
   let dir: string;
@@ -24,9 +28,9 @@ describe('registry side files', () => {
   describe('reprocess requests', () => {
     it('appends requests without the registry lock, and reads them back in order', async () => {
       const daemon = await JsonRegistry.open(path, { writable: true }); // holds the lock, like a running daemon
-      await appendReprocessRequests(path, ['a', 'b'], new Date('2026-02-01T00:00:00Z'));
-      await appendReprocessRequests(path, ['c']);
-      const requests = await readReprocessRequests(path);
+      await appendReprocessRequests(path, BOUND, ['a', 'b'], new Date('2026-02-01T00:00:00Z'));
+      await appendReprocessRequests(path, BOUND, ['c']);
+      const requests = await readReprocessRequests(path, BOUND);
       expect(requests.map((r) => r.key)).to.deep.equal(['a', 'b', 'c']);
       expect(requests[0]!.requestedAt).to.equal('2026-02-01T00:00:00.000Z');
       expect(existsSync(`${path}.lock`)).to.equal(true);
@@ -36,36 +40,36 @@ describe('registry side files', () => {
     it('applies requests to known entries only, durably, then removes them; applying again changes nothing', async () => {
       const reg = await JsonRegistry.open(path, { writable: true });
       await reg.commit(new Map([['a.data', entry()], ['b.data', entry({ status: 'failed', error: 'x', nextAttemptAt: '2999-01-01T00:00:00.000Z' })], ['c.data', entry()]]));
-      await appendReprocessRequests(path, ['a.data', 'b.data', 'unknown.data', 'a.data']);
-      expect(await applyReprocessRequests(reg)).to.equal(2);
+      await appendReprocessRequests(path, BOUND, ['a.data', 'b.data', 'unknown.data', 'a.data']);
+      expect(await applyReprocessRequests(reg, BOUND)).to.equal(2);
       expect(reg.get('a.data')?.reprocess).to.equal(true);
       expect(reg.get('b.data')?.reprocess).to.equal(true);
       expect(reg.get('c.data')?.reprocess).to.equal(undefined);
       expect(reg.get('unknown.data')).to.equal(undefined);
       expect(existsSync(requestsPath(path))).to.equal(false);
-      expect(await readReprocessRequests(path)).to.deep.equal([]);
+      expect(await readReprocessRequests(path, BOUND)).to.deep.equal([]);
       // Durable before close: a reader replaying the journal sees the marks, and the plan follows them.
       const reader = await JsonRegistry.open(path, { writable: false });
       const opts = { force: false, now: Date.parse('2026-01-01T00:00:01Z'), recheckDoneMs: 3_600_000 };
       expect(planKey(reader.get('a.data'), opts)).to.equal('reprocess');
       expect(planKey(reader.get('b.data'), opts)).to.equal('reprocess'); // skips the backoff
       expect(planKey(reader.get('c.data'), opts)).to.equal('up-to-date');
-      await appendReprocessRequests(path, ['a.data']);
-      expect(await applyReprocessRequests(reg)).to.equal(0);
-      expect(await applyReprocessRequests(reg)).to.equal(0); // nothing pending: no file, no change
+      await appendReprocessRequests(path, BOUND, ['a.data']);
+      expect(await applyReprocessRequests(reg, BOUND)).to.equal(0);
+      expect(await applyReprocessRequests(reg, BOUND)).to.equal(0); // nothing pending: no file, no change
       await reg.close();
     });
 
     it('finishes an application a crash interrupted (after the rename, before the commit), then takes newer requests', async () => {
       const reg = await JsonRegistry.open(path, { writable: true });
       await reg.commit(new Map([['a', entry()], ['b', entry()]]));
-      await appendReprocessRequests(path, ['a']);
+      await appendReprocessRequests(path, BOUND, ['a']);
       // What a crash between "take the file" and "commit" leaves behind:
       writeFileSync(`${requestsPath(path)}.applying`, readFileSync(requestsPath(path)));
       writeFileSync(requestsPath(path), '');
-      await appendReprocessRequests(path, ['b']);
-      expect((await readReprocessRequests(path)).map((r) => r.key)).to.deep.equal(['a', 'b']);
-      expect(await applyReprocessRequests(reg)).to.equal(2);
+      await appendReprocessRequests(path, BOUND, ['b']);
+      expect((await readReprocessRequests(path, BOUND)).map((r) => r.key)).to.deep.equal(['a', 'b']);
+      expect(await applyReprocessRequests(reg, BOUND)).to.equal(2);
       expect(reg.get('a')?.reprocess).to.equal(true);
       expect(reg.get('b')?.reprocess).to.equal(true);
       expect(readdirSync(join(dir, 'reg')).filter((n) => n.includes('.requests'))).to.deep.equal([]);
@@ -75,11 +79,11 @@ describe('registry side files', () => {
     it('ignores a line torn by a crash, and the torn line does not swallow the next request', async () => {
       const reg = await JsonRegistry.open(path, { writable: true });
       await reg.commit(new Map([['a', entry()], ['b', entry()]]));
-      await appendReprocessRequests(path, ['a']);
+      await appendReprocessRequests(path, BOUND, ['a']);
       appendFileSync(requestsPath(path), '{"key":"b","reque'); // torn
-      await appendReprocessRequests(path, ['b']);
-      expect((await readReprocessRequests(path)).map((r) => r.key)).to.deep.equal(['a', 'b']);
-      expect(await applyReprocessRequests(reg)).to.equal(2);
+      await appendReprocessRequests(path, BOUND, ['b']);
+      expect((await readReprocessRequests(path, BOUND)).map((r) => r.key)).to.deep.equal(['a', 'b']);
+      expect(await applyReprocessRequests(reg, BOUND)).to.equal(2);
       await reg.close();
     });
 
@@ -90,15 +94,26 @@ describe('registry side files', () => {
       let appending = true;
       const applier = (async () => {
         while (appending) {
-          await applyReprocessRequests(reg);
+          await applyReprocessRequests(reg, BOUND);
           await sleep(1); // a real daemon applies once per cycle; this one as often as it can
         }
       })();
-      await Promise.all(keys.map((k) => appendReprocessRequests(path, [k])));
+      await Promise.all(keys.map((k) => appendReprocessRequests(path, BOUND, [k])));
       appending = false;
       await applier;
-      await applyReprocessRequests(reg);
+      await applyReprocessRequests(reg, BOUND);
       expect(keys.filter((k) => reg.get(k)?.reprocess !== true)).to.deep.equal([]);
+      await reg.close();
+    });
+    it('takes only the requests about its own database and bucket', async () => {
+      const reg = await JsonRegistry.open(path, { writable: true });
+      await reg.commit(new Map([['a.data', entry()], ['b.data', entry()], ['c.data', entry()]]));
+      await appendReprocessRequests(path, BOUND, ['a.data']);
+      await appendReprocessRequests(path, { ...BOUND, bucket: 'file:///buckets/b/#files_list.data' }, ['b.data']);
+      await appendReprocessRequests(path, { ...BOUND, database: '5b0c8f3e-0000-4000-8000-000000000002' }, ['c.data']);
+      expect((await readReprocessRequests(path, BOUND)).map((r) => r.key)).to.deep.equal(['a.data']);
+      expect(await applyReprocessRequests(reg, BOUND)).to.equal(1);
+      expect([reg.get('a.data')?.reprocess, reg.get('b.data')?.reprocess, reg.get('c.data')?.reprocess]).to.deep.equal([true, undefined, undefined]);
       await reg.close();
     });
   });

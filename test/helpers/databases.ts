@@ -104,7 +104,8 @@ export function postgresDialect(): Dialect | null {
   return null;
 }
 
-const TIME_COLUMNS = new Set(['loaded_at', 'ingestion_time', 'rejected_at', 'id']);
+/** Columns that say when, or which bucket (its id, a hash of where it is), not what: left out of dumps. */
+const TIME_COLUMNS = new Set(['loaded_at', 'ingestion_time', 'rejected_at', 'id', 'bucket']);
 
 export type Dump = Record<string, Array<Record<string, unknown>>>;
 

@@ -86,7 +86,7 @@ describe('command line edges (integration)', function () {
     writeFileSync(join(bucket, 'files_list.data'), 'ok.data\n../secret.data\n/etc/passwd');
     const r = await runCli(['run', '--once'], { cwd: dir, env: { BUCKET_URL: `file://${bucket}` } });
     expect(r.code).to.equal(1);
-    const status = JSON.parse((await runCli(['status', '--json'], { cwd: dir })).stdout) as { failed: Array<{ key: string; error: string }> };
+    const status = JSON.parse((await runCli(['status', '--json'], { cwd: dir, env: { BUCKET_URL: `file://${bucket}` } })).stdout) as { failed: Array<{ key: string; error: string }> };
     expect(status.failed.map((f) => f.key)).to.have.members(['../secret.data', '/etc/passwd']);
     expect(status.failed.every((f) => f.error.includes('outside the bucket directory'))).to.equal(true);
   });

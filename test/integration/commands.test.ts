@@ -7,6 +7,7 @@ import knexFactory from 'knex';
 import { dryRun } from '../../src/commands/dry-run.js';
 import { SETTING_KEYS } from '../../src/config/schema.js';
 import type { RegistryEntry } from '../../src/registry/entry.js';
+import { bindingOf } from '../helpers/registry.js';
 import { JsonRegistry } from '../../src/registry/json-registry.js';
 import { writeLastCycle } from '../../src/registry/last-cycle.js';
 import { fixture } from '../helpers/bucket-fixture.js';
@@ -199,8 +200,9 @@ describe('operator commands (integration)', function () {
 
     it('status shows the last recorded cycle, or that there is none', async () => {
       expect((await cli(['status'])).stdout).to.contain('last cycle: no cycle recorded yet');
+      const binding = await bindingOf(join(dir, 'data', 't.sqlite3'), { BUCKET_URL: SAMPLE });
       await writeLastCycle(registryPath(), {
-        cycle: 7, finishedAt: '2026-01-02T03:04:05.000Z', ok: true, error: null,
+        cycle: 7, finishedAt: '2026-01-02T03:04:05.000Z', ok: true, error: null, binding,
         summary: { listed: 6, planned: 0, filesDone: 0, filesFailed: 0, filesUnchanged: 0, filesUpToDate: 6, filesBackoff: 0, filesCancelled: 0, filesElsewhere: 0, failedListed: 0, recordsLoaded: 0, recordsRejected: 0, recordsSkipped: 0, bytes: 0, seconds: 0.01 },
       });
       const status = await cli(['status']);

@@ -51,7 +51,7 @@ describe('streamed large files (integration)', function () {
     expect(first.code).to.equal(1);
     const partial = await dumpSqlite(join(first.dir, 'db.sqlite3'));
     expect(Object.values(partial).flat().some((row) => row.source_key === key)).to.equal(false);
-    const status = JSON.parse((await runCli(['status', '--json'], { cwd: first.dir, env: { DATABASE_URL: 'sqlite://db.sqlite3' } })).stdout) as { failed: Array<{ key: string; error: string }> };
+    const status = JSON.parse((await runCli(['status', '--json'], { cwd: first.dir, env: { BUCKET_URL: shared.bucket().url, DATABASE_URL: 'sqlite://db.sqlite3' } })).stdout) as { failed: Array<{ key: string; error: string }> };
     expect(status.failed.map((f) => f.key)).to.deep.equal([key]);
     const again = await runCli(['run', '--once'], { cwd: first.dir, env: { BUCKET_URL: shared.bucket().url, DATABASE_URL: 'sqlite://db.sqlite3', STREAM_ABOVE_MB: '1', RETRY_FAILED_SECONDS: '0' } });
     expect(again.code, again.stderr).to.equal(0);
