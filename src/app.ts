@@ -96,7 +96,7 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
     const lockTimeoutMs = settings.DATABASE_LOCK_TIMEOUT_SECONDS * 1000;
     const jsonRegistry = json ? await JsonRegistry.open(resolve(cwd, settings.REGISTRY_PATH), { writable: true }) : undefined;
     registry = jsonRegistry;
-    db = await openDatabase(target, { poolSize: settings.CONCURRENCY + 2, busyTimeoutMs: Math.min(10_000, lockTimeoutMs) });
+    db = await openDatabase(target, { poolSize: settings.CONCURRENCY + 2 });
     await migrate(db, { display: target.display, lockTimeoutMs, onWait: (what) => telemetry.databaseWaiting(target.display, what, settings.DATABASE_LOCK_TIMEOUT_SECONDS) });
     const binding: Binding = { database: await readDatabaseId(db), bucket: bucketIdentity(settings, cwd) };
     if (jsonRegistry) await jsonRegistry.bind(binding);

@@ -58,7 +58,7 @@ export function parseDatabaseUrl(url: string, cwd = process.cwd()): DatabaseTarg
  * gets 16 KB pages (an existing one keeps its own): with random keys a group dirties pages all over each index,
  * and larger pages made the 300-file bench's upserts and commits ~10% faster, the same at 3,000 files.
  */
-const SQLITE_PRAGMAS = ['page_size = 16384', 'journal_mode = WAL', 'synchronous = FULL', 'cache_size = -16384', 'temp_store = MEMORY'];
+const SQLITE_PRAGMAS = ['busy_timeout = 10000', 'page_size = 16384', 'journal_mode = WAL', 'synchronous = FULL', 'cache_size = -16384', 'temp_store = MEMORY'];
 
 /** A knex pool `afterCreate` hook that sets PRAGMAs on each new better-sqlite3 connection. */
 export function applyPragmas(pragmas: readonly string[]) {
@@ -75,8 +75,6 @@ export function applyPragmas(pragmas: readonly string[]) {
 export interface OpenOptions {
   /** Connections for PostgreSQL/MySQL; sized from CONCURRENCY (claims and heartbeats run beside the writer). */
   poolSize: number;
-  /** SQLite: how long a statement waits for another process's lock on the file (default 10 s). */
-  busyTimeoutMs?: number;
 }
 
 /**
@@ -103,7 +101,7 @@ export async function openDatabase(target: DatabaseTarget, opts: OpenOptions = {
       pool: {
         min: 1,
         max: 1,
-        afterCreate: applyPragmas([`busy_timeout = ${Math.round(opts.busyTimeoutMs ?? 10_000)}`, ...SQLITE_PRAGMAS]),
+        afterCreate: applyPragmas(SQLITE_PRAGMAS),
       },
     };
   } else if (target.dialect === 'postgres') {

@@ -265,11 +265,12 @@ export interface MigrateOptions {
 /** What a failed migration attempt waits for, or null when waiting cannot help. */
 function lockWaitedFor(err: unknown): string | null {
   const e = err as { name?: string; code?: string; message?: string };
-  if (e.name === 'MigrationLocked') {
-    return `the migration lock (table ${MIGRATIONS_TABLE}_lock), held by another process migrating this database`;
-  }
+  // knex turns any failure to take its lock row into MigrationLocked, keeping the message: SQLite's own lock first.
   if (e.code === 'SQLITE_BUSY' || e.code === 'SQLITE_LOCKED' || /database is locked/i.test(e.message ?? '')) {
     return 'the SQLite database lock, held by another process with a transaction open on the file';
+  }
+  if (e.name === 'MigrationLocked') {
+    return `the migration lock (table ${MIGRATIONS_TABLE}_lock), held by another process migrating this database`;
   }
   // Daemons starting together race to create knex's own bookkeeping tables before any lock exists.
   if (e.code === '42P07' || e.code === '23505' || e.code === 'ER_TABLE_EXISTS_ERROR' || /already exists/i.test(e.message ?? '')) {
@@ -284,23 +285,32 @@ function lockWaitedFor(err: unknown): string | null {
  * `lockTimeoutMs` the start fails with one BI_DATABASE line naming the database and the lock.
  */
 export async function migrate(db: Knex, opts: MigrateOptions = {}): Promise<void> {
-  const deadline = Date.now() + (opts.lockTimeoutMs ?? 60_000);
+  const timeoutMs = opts.lockTimeoutMs ?? 60_000;
+  const deadline = Date.now() + timeoutMs;
+  // SQLite would wait out its whole busy timeout (10 s) in silence at each attempt: here, a second at a time, so the
+  // wait is said at once and the bound holds.
+  const sqlite = dialectOf(db) === 'better-sqlite3';
+  const busy = sqlite ? Object.values(((await db.raw('PRAGMA busy_timeout')) as Array<Record<string, number>>)[0] ?? {})[0] : undefined;
+  if (sqlite) await db.raw(`PRAGMA busy_timeout = ${Math.min(1000, timeoutMs)}`);
   let told = false;
-  for (;;) {
-    try {
-      await db.migrate.latest({ migrationSource, tableName: MIGRATIONS_TABLE });
-      return;
-    } catch (err) {
-      const what = lockWaitedFor(err);
-      if (what === null) throw err;
-      if (Date.now() >= deadline) {
-        const seconds = Math.round((opts.lockTimeoutMs ?? 60_000) / 1000);
-        throw new IngestError('BI_DATABASE', `${opts.display ?? 'the database'}: gave up after ${seconds} s waiting for ${what}; ` +
-          'stop that process (or, if none runs, see README: Databases) and start again', { cause: err });
+  try {
+    for (;;) {
+      try {
+        await db.migrate.latest({ migrationSource, tableName: MIGRATIONS_TABLE });
+        return;
+      } catch (err) {
+        const what = lockWaitedFor(err);
+        if (what === null) throw err;
+        if (!told) opts.onWait?.(what);
+        told = true;
+        if (Date.now() >= deadline) {
+          throw new IngestError('BI_DATABASE', `${opts.display ?? 'the database'}: gave up after ${Math.round(timeoutMs / 1000)} s waiting for ${what}; ` +
+            'stop that process (or, if none runs, see README: Databases) and start again', { cause: err });
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250 + Math.random() * 250));
       }
-      if (!told) opts.onWait?.(what);
-      told = true;
-      await new Promise((resolve) => setTimeout(resolve, 250 + Math.random() * 250));
     }
+  } finally {
+    if (busy !== undefined) await db.raw(`PRAGMA busy_timeout = ${Number(busy)}`);
   }
 }
