@@ -1,12 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
 import { openDatabase, parseDatabaseUrl } from '../src/load/database.js';
 import { migrate, migrationSource, MIGRATIONS_TABLE } from '../src/load/schema.js';
 import { recordTypes } from '../src/records/index.js';
-import { dialects, type Dialect } from './helpers/databases.js';
+import { tempDir } from './helpers/cli.js';
+import { dialects, type Dialect, type TestDatabase } from './helpers/databases.js';
 
 /** Index names on a table, in each dialect's catalogue. */
 async function indexes(db: Knex, dialect: Dialect['name'], table: string): Promise<string[]> {
@@ -25,10 +23,12 @@ describe('schema migrations', function () {
   this.timeout(60_000);
   for (const dialect of dialects()) {
     it(`${dialect.name}: an existing database loses the unused source_key indexes of the data tables, and keeps its rows and key indexes`, async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'bucket-ingest-schema-'));
-      const created = await dialect.create(dir);
-      const db = await openDatabase(parseDatabaseUrl(created.url, dir));
+      const { dir, cleanup } = await tempDir('bucket-ingest-schema-');
+      let created: TestDatabase | undefined;
+      let db: Knex | undefined;
       try {
+        created = await dialect.create(dir);
+        db = await openDatabase(parseDatabaseUrl(created.url, dir));
         // A database as the first three migrations left it.
         for (let i = 0; i < 3; i++) await db.migrate.up({ migrationSource, tableName: MIGRATIONS_TABLE });
         for (const type of recordTypes) expect(await indexes(db, dialect.name, type.table)).to.include(`${type.table}_source_key`);
@@ -45,9 +45,9 @@ describe('schema migrations', function () {
         expect(await indexes(db, dialect.name, 'rejected_records'), 'rejections are looked up by file').to.include('rejected_records_source_key');
         expect(await db('songs').select('title', 'source_key')).to.deep.equal([{ title: 't', source_key: 'f.data' }]);
       } finally {
-        await db.destroy();
-        await created.drop();
-        await rm(dir, { recursive: true, force: true });
+        await db?.destroy();
+        await created?.drop();
+        await cleanup();
       }
     });
   }

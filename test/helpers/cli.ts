@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { RUN_ID } from './run-id.js';
 
 export const CLI = resolve('dist/bundle/cli.js');
 
@@ -42,9 +43,9 @@ export function runCli(args: string[], opts: { cwd: string; env?: Record<string,
   return startCli(args, opts).finished;
 }
 
-/** A fresh working directory, removed by `cleanup`. */
+/** A fresh working directory named for this run (`<prefix><RUN_ID>-XXXXXX`, see root-hooks.ts), removed by `cleanup`. */
 export async function tempDir(prefix = 'bucket-ingest-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const dir = await mkdtemp(join(tmpdir(), `${prefix}${RUN_ID}-`));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 

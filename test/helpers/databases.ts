@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { openDatabase, parseDatabaseUrl, type DatabaseTarget } from '../../src/load/database.js';
 import { migrate } from '../../src/load/schema.js';
+import { tempDir } from './cli.js';
+import { dbName } from './run-id.js';
 
 // BIGINT as numbers in the tests' own connections too, as the daemon reads them (values are safe integers).
 pg.types.setTypeParser(20, (v: string) => Number(v));
@@ -42,11 +42,12 @@ const sqlite: Dialect = {
   },
 };
 
-function postgres(base: string): Dialect {
+/** PostgreSQL at `base`: each test gets a schema of its own, named for this run (run-id.ts). */
+export function postgresAt(base: string): Dialect {
   return {
     name: 'postgres',
     async create() {
-      const schema = `bi_${randomBytes(4).toString('hex')}`;
+      const schema = dbName();
       const admin = knexFactory({ client: 'pg', connection: base });
       await admin.raw('CREATE SCHEMA ??', [schema]);
       await admin.destroy();
@@ -68,7 +69,7 @@ function mysql(base: string): Dialect {
   return {
     name: 'mysql',
     async create() {
-      const database = `bi_${randomBytes(4).toString('hex')}`;
+      const database = dbName();
       const admin = knexFactory({ client: 'mysql2', connection: base });
       await admin.raw('CREATE DATABASE ?? CHARACTER SET utf8mb4', [database]);
       await admin.destroy();
@@ -91,7 +92,7 @@ function mysql(base: string): Dialect {
 /** SQLite always; PostgreSQL and MySQL when TEST_PG_URL / TEST_MYSQL_URL name a server (CI sets both). */
 export function dialects(): Dialect[] {
   const out = [sqlite];
-  if (process.env.TEST_PG_URL) out.push(postgres(process.env.TEST_PG_URL));
+  if (process.env.TEST_PG_URL) out.push(postgresAt(process.env.TEST_PG_URL));
   else skipLine('PostgreSQL', 'TEST_PG_URL');
   if (process.env.TEST_MYSQL_URL) out.push(mysql(process.env.TEST_MYSQL_URL));
   else skipLine('MySQL/MariaDB', 'TEST_MYSQL_URL');
@@ -99,7 +100,7 @@ export function dialects(): Dialect[] {
 }
 
 export function postgresDialect(): Dialect | null {
-  if (process.env.TEST_PG_URL) return postgres(process.env.TEST_PG_URL);
+  if (process.env.TEST_PG_URL) return postgresAt(process.env.TEST_PG_URL);
   skipLine('PostgreSQL', 'TEST_PG_URL');
   return null;
 }
@@ -133,16 +134,18 @@ export async function dump(db: Knex): Promise<Dump> {
  * database afterwards whatever happens.
  */
 export async function withMigratedDatabase(dialect: Dialect, fn: (db: Knex, target: DatabaseTarget) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'bucket-ingest-db-'));
-  const created = await dialect.create(dir);
-  const target = parseDatabaseUrl(created.url, dir);
-  const db = await openDatabase(target);
+  const t = await tempDir('bucket-ingest-db-');
+  let created: TestDatabase | undefined;
+  let db: Knex | undefined;
   try {
+    created = await dialect.create(t.dir);
+    const target = parseDatabaseUrl(created.url, t.dir);
+    db = await openDatabase(target);
     await migrate(db);
     await fn(db, target);
   } finally {
-    await db.destroy();
-    await created.drop();
-    await rm(dir, { recursive: true, force: true });
+    await db?.destroy();
+    await created?.drop();
+    await t.cleanup();
   }
 }

@@ -22,8 +22,11 @@ describe('the same behaviour on every database (integration)', function () {
     bucket = await startTestBucket({ files: fx.files });
   });
   after(async () => {
-    await bucket.close();
-    for (const c of cleanups.reverse()) await c();
+    await bucket?.close();
+  });
+  // Each test undoes what it made (its database, dir and buckets) once it is done, whatever happened.
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
   });
 
   for (const dialect of dialects()) {
@@ -32,9 +35,12 @@ describe('the same behaviour on every database (integration)', function () {
       let db: TestDatabase;
       beforeEach(async () => {
         const t = await tempDir();
+        cleanups.push(t.cleanup);
+        // The values, not the variables: `db` and `dir` are the next test's by the time these run.
+        const made = await dialect.create(t.dir);
+        cleanups.push(() => made.drop());
         dir = t.dir;
-        db = await dialect.create(dir);
-        cleanups.push(t.cleanup, () => db.drop());
+        db = made;
       });
 
       const env = (extra: Record<string, string> = {}) => ({ BUCKET_URL: bucket.url, DATABASE_URL: db.url, REGISTRY_PATH: 'registry/t.json', CONCURRENCY: '4', COMMIT_MAX_FILES: '3', ...extra });
