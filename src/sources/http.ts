@@ -24,10 +24,28 @@ export interface HttpSourceOptions {
   onResponse?: (status: number) => void;
 }
 
-/** Builds the request URL of a key: each path segment percent-encoded, under the base URL's path. */
+/**
+ * Builds the request URL of a key: each path segment percent-encoded, under the base URL's path. A key that could
+ * lead elsewhere is refused (BI_BAD_KEY): a leading `/` (the server's root, or with `//` another host) and empty,
+ * `.` or `..` segments, which URL resolution removes along with what precedes them. Percent-encoding cannot save
+ * those: `%2E%2E` is a dot segment to the URL parser too. Whatever the key, the URL must end on the base's origin
+ * and under its path, or it is refused as well.
+ *
+ * @example objectUrl('https://h/bucket', 'a b/c.data') → 'https://h/bucket/a%20b/c.data'; objectUrl(…, '../x') throws
+ */
 export function objectUrl(baseUrl: string, key: string): string {
-  const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
-  return new URL(key.split('/').map(encodeURIComponent).join('/'), base).toString();
+  const base = new URL(baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`);
+  const segments = key.split('/');
+  const bad = segments.find((s) => s === '' || s === '.' || s === '..');
+  if (bad !== undefined) {
+    const what = key.startsWith('/') ? 'starts with "/"' : bad === '' ? 'has an empty path segment' : `has a "${bad}" path segment`;
+    throw new IngestError('BI_BAD_KEY', `${key}: key ${what}, which would lead outside the bucket; refused`);
+  }
+  const url = new URL(segments.map(encodeURIComponent).join('/'), base);
+  if (url.origin !== base.origin || !url.pathname.startsWith(base.pathname)) {
+    throw new IngestError('BI_BAD_KEY', `${key}: key resolves outside the bucket ${redactUrl(base.toString())}; refused`);
+  }
+  return url.toString();
 }
 
 /** A bucket served over HTTP(S): one keep-alive undici agent, every request timed out and retried. */
