@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { createGunzip, gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { Agent, request } from './undici-core.js';
@@ -109,8 +109,7 @@ export class HttpSource implements Source {
       const gzipped = headerText(res.headers['content-encoding'])?.toLowerCase() === 'gzip';
       if (!Number.isFinite(declared) || declared > this.opts.streamAboveBytes) {
         // Too large to hold: hand the body on as it arrives (the request timeout no longer applies to it).
-        const capped = capBytes(res.body as AsyncIterable<Buffer>, key, this.opts.maxBytes);
-        const stream = gzipped ? Readable.from(capped).pipe(createGunzip()) : Readable.from(capped);
+        const stream = streamedBody(res.body, key, this.opts.maxBytes, gzipped);
         return { stream, etag, size: Number.isFinite(declared) ? declared : null };
       }
       const chunks: Buffer[] = [];
@@ -129,6 +128,7 @@ export class HttpSource implements Source {
       let body = Buffer.concat(chunks, received);
       if (gzipped) {
         body = await gunzipAsync(body, { maxOutputLength: this.opts.maxBytes }).catch((err: Error) => {
+          if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLargeDecompressed(key, this.opts.maxBytes);
           throw new IngestError('BI_DECODE', `${key}: bad gzip body: ${err.message}`);
         });
       }
@@ -155,14 +155,50 @@ async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Counts bytes as they pass and fails the stream past MAX_FILE_MB. */
-async function* capBytes(body: AsyncIterable<Buffer>, key: string, max: number): AsyncGenerator<Buffer> {
+/**
+ * The body of a streamed response as it arrives, gunzipped if it was sent so, failing past MAX_FILE_MB both as sent
+ * and once decompressed (a gzip bomb is a few kB). The stages are joined with `pipeline`, which (unlike `.pipe`)
+ * hands every stage's error on and destroys them all, so no error is ever emitted where nobody listens: a failure of
+ * the connection, the gzip data or a cap comes out of the iteration as an IngestError, the file is recorded failed,
+ * and the daemon lives on. `destroy` tears the whole chain down, the connection included.
+ */
+function streamedBody(body: Readable, key: string, max: number, gzipped: boolean): StreamedObject['stream'] {
+  const sent = (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> => capBytes(source, key, max, (n) => tooLarge(key, n, max));
+  // The callback is required by pipeline; its error also destroys the last stage, which is where it is read.
+  const decoded: Readable = gzipped ? pipeline(body, sent, createGunzip(), () => undefined) : body;
+  async function* chunks(): AsyncGenerator<Buffer> {
+    try {
+      yield* gzipped ? capBytes(decoded, key, max, () => tooLargeDecompressed(key, max)) : sent(decoded);
+    } catch (err) {
+      throw bodyError(err, key);
+    }
+  }
+  const iterator = chunks();
+  return {
+    [Symbol.asyncIterator]: () => iterator,
+    destroy: (error?: Error) => {
+      decoded.destroy(error);
+    },
+  };
+}
+
+/** Counts bytes as they pass and fails the stream past `max`. */
+async function* capBytes(chunks: AsyncIterable<Buffer>, key: string, max: number, over: (bytes: number) => IngestError): AsyncGenerator<Buffer> {
   let received = 0;
-  for await (const chunk of body) {
+  for await (const chunk of chunks) {
     received += chunk.length;
-    if (received > max) throw tooLarge(key, received, max);
+    if (received > max) throw over(received);
     yield chunk;
   }
+}
+
+/** An error met while a streamed body was read, as the IngestError the file is recorded failed with. */
+function bodyError(err: unknown, key: string): IngestError {
+  if (err instanceof IngestError) return err;
+  const code = String((err as { code?: unknown }).code ?? '');
+  if (code.startsWith('Z_')) return new IngestError('BI_DECODE', `${key}: bad gzip body: ${(err as Error).message}`);
+  // The headers came and the body began: the connection failing now (chunked, so undici cannot tell more) cuts it short.
+  return new IngestError('BI_BODY_TRUNCATED', `${key}: body cut short: ${describeError(err)}`, { retriable: true, cause: err });
 }
 
 function headerText(value: string | string[] | undefined): string | null {
@@ -171,6 +207,10 @@ function headerText(value: string | string[] | undefined): string | null {
 
 function tooLarge(key: string, bytes: number, max: number): IngestError {
   return new IngestError('BI_BODY_TOO_LARGE', `${key}: ${bytes} bytes is over MAX_FILE_MB (${max} bytes)`);
+}
+
+function tooLargeDecompressed(key: string, max: number): IngestError {
+  return new IngestError('BI_BODY_TOO_LARGE', `${key}: body over MAX_FILE_MB (${max} bytes) once decompressed`);
 }
 
 function statusError(status: number, key: string, retryAfterMs: number | undefined): IngestError {
