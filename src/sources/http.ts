@@ -48,6 +48,23 @@ export function objectUrl(baseUrl: string, key: string): string {
   return url.toString();
 }
 
+/**
+ * Marks a version that is a `Last-Modified` date, not an ETag (which is always quoted, `"…"` or `W/"…"`): servers
+ * that send no ETag (`python3 -m http.server`, many static servers) are asked with `If-Modified-Since` instead.
+ */
+const LAST_MODIFIED = 'last-modified:';
+
+/**
+ * The version a response names: its ETag, else its `Last-Modified` date as `last-modified:<date>` (carried in the
+ * registry's etag field, so the registry needs no field of its own), else null (every recheck then loads the file).
+ */
+function versionOf(headers: Record<string, string | string[] | undefined>): string | null {
+  const etag = headerText(headers.etag);
+  if (etag !== null) return etag;
+  const lastModified = headerText(headers['last-modified']);
+  return lastModified === null ? null : `${LAST_MODIFIED}${lastModified}`;
+}
+
 /** A bucket served over HTTP(S): one keep-alive undici agent, every request timed out and retried. */
 export class HttpSource implements Source {
   readonly description: string;
@@ -88,11 +105,13 @@ export class HttpSource implements Source {
     const timer = setTimeout(() => controller.abort(new Error('request timeout')), this.opts.timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal;
     const headers: Record<string, string> = { 'accept-encoding': 'gzip' };
-    if (opts.known?.etag) headers['if-none-match'] = opts.known.etag;
+    const known = opts.known?.etag;
+    if (known?.startsWith(LAST_MODIFIED)) headers['if-modified-since'] = known.slice(LAST_MODIFIED.length);
+    else if (known) headers['if-none-match'] = known;
     try {
       const res = await request(objectUrl(this.opts.baseUrl, key), { method: 'GET', headers, dispatcher: this.agent, signal });
       this.opts.onResponse?.(res.statusCode);
-      const etag = headerText(res.headers.etag);
+      const etag = versionOf(res.headers);
       if (res.statusCode === 304) {
         await res.body.dump();
         return { notModified: true, etag: etag ?? opts.known?.etag ?? null, size: opts.known?.size ?? null };
@@ -133,7 +152,7 @@ export class HttpSource implements Source {
         });
       }
       if (etag !== null && opts.known?.etag === etag && opts.known.size === received) {
-        // The server ignored If-None-Match but the object is the one already loaded.
+        // The server ignored If-None-Match (or If-Modified-Since) but the object is the one already loaded.
         return { notModified: true, etag, size: received };
       }
       return { body, etag, size: received };
