@@ -68,11 +68,12 @@ describe('keys leading outside the bucket (integration)', function () {
     writeFileSync(join(dir, 'outside', 'secret.data'), song('SECRET'));
     writeFileSync(join(bucket, 'a.data'), song('a'));
     writeFileSync(join(bucket, 'real', 'b.data'), song('b'));
+    writeFileSync(join(bucket, '..c.data'), song('c')); // a name that begins with two dots, not a `..` segment
     symlinkSync(join(dir, 'outside', 'secret.data'), join(bucket, 'file-link.data')); // absolute target
     symlinkSync('../outside', join(bucket, 'dir-link')); // relative target
     symlinkSync('real/b.data', join(bucket, 'inside-link.data'));
     symlinkSync('real', join(bucket, 'inside-dir'));
-    writeFileSync(join(bucket, 'files_list.data'), ['a.data', 'file-link.data', 'dir-link/secret.data', 'inside-link.data', 'inside-dir/b.data'].join('\n'));
+    writeFileSync(join(bucket, 'files_list.data'), ['a.data', 'file-link.data', 'dir-link/secret.data', 'inside-link.data', 'inside-dir/b.data', '..c.data'].join('\n'));
     // The bucket directory named through a link of its own: its real path is what keys must stay inside.
     symlinkSync(bucket, join(dir, 'bucket-link'));
 
@@ -82,12 +83,12 @@ describe('keys leading outside the bucket (integration)', function () {
     });
     expect(r.code, r.stderr).to.equal(1);
     const entries = entriesOf(dir);
-    for (const key of ['a.data', 'inside-link.data', 'inside-dir/b.data']) expect(entries[key]?.status, key).to.equal('done');
+    for (const key of ['a.data', 'inside-link.data', 'inside-dir/b.data', '..c.data']) expect(entries[key]?.status, key).to.equal('done');
     for (const key of ['file-link.data', 'dir-link/secret.data']) {
       expect(entries[key]?.status, key).to.equal('failed');
       expect(entries[key]?.error, key).to.match(/^BI_BAD_KEY: /).and.contain(key).and.contain('symbolic link');
     }
     const tables = await dumpSqlite(join(dir, 'db.sqlite3'));
-    expect(tables.songs!.map((row) => row.title)).to.have.members(['a', 'b']);
+    expect(tables.songs!.map((row) => row.title)).to.have.members(['a', 'b', 'c']);
   });
 });
