@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { createGunzip, gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { Agent, request } from './undici-core.js';
@@ -24,10 +24,45 @@ export interface HttpSourceOptions {
   onResponse?: (status: number) => void;
 }
 
-/** Builds the request URL of a key: each path segment percent-encoded, under the base URL's path. */
+/**
+ * Builds the request URL of a key: each path segment percent-encoded, under the base URL's path. A key that could
+ * lead elsewhere is refused (BI_BAD_KEY): a leading `/` (the server's root, or with `//` another host) and empty,
+ * `.` or `..` segments, which URL resolution removes along with what precedes them. Percent-encoding cannot save
+ * those: `%2E%2E` is a dot segment to the URL parser too. Whatever the key, the URL must end on the base's origin
+ * and under its path, or it is refused as well.
+ *
+ * @example objectUrl('https://h/bucket', 'a b/c.data') → 'https://h/bucket/a%20b/c.data'; objectUrl(…, '../x') throws
+ */
 export function objectUrl(baseUrl: string, key: string): string {
-  const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
-  return new URL(key.split('/').map(encodeURIComponent).join('/'), base).toString();
+  const base = new URL(baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`);
+  const segments = key.split('/');
+  const bad = segments.find((s) => s === '' || s === '.' || s === '..');
+  if (bad !== undefined) {
+    const what = key.startsWith('/') ? 'starts with "/"' : bad === '' ? 'has an empty path segment' : `has a "${bad}" path segment`;
+    throw new IngestError('BI_BAD_KEY', `${key}: key ${what}, which would lead outside the bucket; refused`);
+  }
+  const url = new URL(segments.map(encodeURIComponent).join('/'), base);
+  if (url.origin !== base.origin || !url.pathname.startsWith(base.pathname)) {
+    throw new IngestError('BI_BAD_KEY', `${key}: key resolves outside the bucket ${redactUrl(base.toString())}; refused`);
+  }
+  return url.toString();
+}
+
+/**
+ * Marks a version that is a `Last-Modified` date, not an ETag (which is always quoted, `"…"` or `W/"…"`): servers
+ * that send no ETag (`python3 -m http.server`, many static servers) are asked with `If-Modified-Since` instead.
+ */
+const LAST_MODIFIED = 'last-modified:';
+
+/**
+ * The version a response names: its ETag, else its `Last-Modified` date as `last-modified:<date>` (carried in the
+ * registry's etag field, so the registry needs no field of its own), else null (every recheck then loads the file).
+ */
+function versionOf(headers: Record<string, string | string[] | undefined>): string | null {
+  const etag = headerText(headers.etag);
+  if (etag !== null) return etag;
+  const lastModified = headerText(headers['last-modified']);
+  return lastModified === null ? null : `${LAST_MODIFIED}${lastModified}`;
 }
 
 /** A bucket served over HTTP(S): one keep-alive undici agent, every request timed out and retried. */
@@ -70,11 +105,13 @@ export class HttpSource implements Source {
     const timer = setTimeout(() => controller.abort(new Error('request timeout')), this.opts.timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal;
     const headers: Record<string, string> = { 'accept-encoding': 'gzip' };
-    if (opts.known?.etag) headers['if-none-match'] = opts.known.etag;
+    const known = opts.known?.etag;
+    if (known?.startsWith(LAST_MODIFIED)) headers['if-modified-since'] = known.slice(LAST_MODIFIED.length);
+    else if (known) headers['if-none-match'] = known;
     try {
       const res = await request(objectUrl(this.opts.baseUrl, key), { method: 'GET', headers, dispatcher: this.agent, signal });
       this.opts.onResponse?.(res.statusCode);
-      const etag = headerText(res.headers.etag);
+      const etag = versionOf(res.headers);
       if (res.statusCode === 304) {
         await res.body.dump();
         return { notModified: true, etag: etag ?? opts.known?.etag ?? null, size: opts.known?.size ?? null };
@@ -91,8 +128,7 @@ export class HttpSource implements Source {
       const gzipped = headerText(res.headers['content-encoding'])?.toLowerCase() === 'gzip';
       if (!Number.isFinite(declared) || declared > this.opts.streamAboveBytes) {
         // Too large to hold: hand the body on as it arrives (the request timeout no longer applies to it).
-        const capped = capBytes(res.body as AsyncIterable<Buffer>, key, this.opts.maxBytes);
-        const stream = gzipped ? Readable.from(capped).pipe(createGunzip()) : Readable.from(capped);
+        const stream = streamedBody(res.body, key, this.opts.maxBytes, gzipped);
         return { stream, etag, size: Number.isFinite(declared) ? declared : null };
       }
       const chunks: Buffer[] = [];
@@ -111,11 +147,12 @@ export class HttpSource implements Source {
       let body = Buffer.concat(chunks, received);
       if (gzipped) {
         body = await gunzipAsync(body, { maxOutputLength: this.opts.maxBytes }).catch((err: Error) => {
+          if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLargeDecompressed(key, this.opts.maxBytes);
           throw new IngestError('BI_DECODE', `${key}: bad gzip body: ${err.message}`);
         });
       }
       if (etag !== null && opts.known?.etag === etag && opts.known.size === received) {
-        // The server ignored If-None-Match but the object is the one already loaded.
+        // The server ignored If-None-Match (or If-Modified-Since) but the object is the one already loaded.
         return { notModified: true, etag, size: received };
       }
       return { body, etag, size: received };
@@ -137,14 +174,50 @@ async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Counts bytes as they pass and fails the stream past MAX_FILE_MB. */
-async function* capBytes(body: AsyncIterable<Buffer>, key: string, max: number): AsyncGenerator<Buffer> {
+/**
+ * The body of a streamed response as it arrives, gunzipped if it was sent so, failing past MAX_FILE_MB both as sent
+ * and once decompressed (a gzip bomb is a few kB). The stages are joined with `pipeline`, which (unlike `.pipe`)
+ * hands every stage's error on and destroys them all, so no error is ever emitted where nobody listens: a failure of
+ * the connection, the gzip data or a cap comes out of the iteration as an IngestError, the file is recorded failed,
+ * and the daemon lives on. `destroy` tears the whole chain down, the connection included.
+ */
+function streamedBody(body: Readable, key: string, max: number, gzipped: boolean): StreamedObject['stream'] {
+  const sent = (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> => capBytes(source, key, max, (n) => tooLarge(key, n, max));
+  // The callback is required by pipeline; its error also destroys the last stage, which is where it is read.
+  const decoded: Readable = gzipped ? pipeline(body, sent, createGunzip(), () => undefined) : body;
+  async function* chunks(): AsyncGenerator<Buffer> {
+    try {
+      yield* gzipped ? capBytes(decoded, key, max, () => tooLargeDecompressed(key, max)) : sent(decoded);
+    } catch (err) {
+      throw bodyError(err, key);
+    }
+  }
+  const iterator = chunks();
+  return {
+    [Symbol.asyncIterator]: () => iterator,
+    destroy: (error?: Error) => {
+      decoded.destroy(error);
+    },
+  };
+}
+
+/** Counts bytes as they pass and fails the stream past `max`. */
+async function* capBytes(chunks: AsyncIterable<Buffer>, key: string, max: number, over: (bytes: number) => IngestError): AsyncGenerator<Buffer> {
   let received = 0;
-  for await (const chunk of body) {
+  for await (const chunk of chunks) {
     received += chunk.length;
-    if (received > max) throw tooLarge(key, received, max);
+    if (received > max) throw over(received);
     yield chunk;
   }
+}
+
+/** An error met while a streamed body was read, as the IngestError the file is recorded failed with. */
+function bodyError(err: unknown, key: string): IngestError {
+  if (err instanceof IngestError) return err;
+  const code = String((err as { code?: unknown }).code ?? '');
+  if (code.startsWith('Z_')) return new IngestError('BI_DECODE', `${key}: bad gzip body: ${(err as Error).message}`);
+  // The headers came and the body began: the connection failing now (chunked, so undici cannot tell more) cuts it short.
+  return new IngestError('BI_BODY_TRUNCATED', `${key}: body cut short: ${describeError(err)}`, { retriable: true, cause: err });
 }
 
 function headerText(value: string | string[] | undefined): string | null {
@@ -153,6 +226,10 @@ function headerText(value: string | string[] | undefined): string | null {
 
 function tooLarge(key: string, bytes: number, max: number): IngestError {
   return new IngestError('BI_BODY_TOO_LARGE', `${key}: ${bytes} bytes is over MAX_FILE_MB (${max} bytes)`);
+}
+
+function tooLargeDecompressed(key: string, max: number): IngestError {
+  return new IngestError('BI_BODY_TOO_LARGE', `${key}: body over MAX_FILE_MB (${max} bytes) once decompressed`);
 }
 
 function statusError(status: number, key: string, retryAfterMs: number | undefined): IngestError {

@@ -1,13 +1,13 @@
-import { createReadStream } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { IngestError } from '../errors.js';
 import { cleanIndex } from './index-file.js';
 import type { FetchedObject, FetchOptions, NotModified, Source, StreamedObject } from './types.js';
 
 /**
  * A bucket laid out in a local directory: the index file and the objects beside it. The ETag is derived
- * from size and modification time, so a rewritten file is loaded again.
+ * from size and modification time, so a rewritten file is loaded again. Nothing outside the directory is read,
+ * through `..` in a key or through a symbolic link (see `openInside`).
  */
 export class LocalSource implements Source {
   readonly description: string;
@@ -20,7 +20,12 @@ export class LocalSource implements Source {
 
   async listKeys(): Promise<string[]> {
     try {
-      return cleanIndex(await readFile(this.pathOf(this.indexKey), 'utf8'));
+      const handle = await this.openInside(this.indexKey);
+      try {
+        return cleanIndex(await handle.readFile('utf8'));
+      } finally {
+        await handle.close();
+      }
     } catch (err) {
       const why = err instanceof IngestError ? err.message : (err as Error).message;
       throw new IngestError('BI_SOURCE_UNAVAILABLE', `cannot list bucket ${this.description} (index ${this.indexKey}): ${why}`, { cause: err });
@@ -28,38 +33,78 @@ export class LocalSource implements Source {
   }
 
   async fetch(key: string, opts: FetchOptions = {}): Promise<FetchedObject | StreamedObject | NotModified> {
-    const path = this.pathOf(key);
-    let handle;
-    try {
-      handle = await open(path, 'r');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new IngestError('BI_NOT_FOUND', `${key}: no such file in ${this.description}`);
-      throw new IngestError('BI_NETWORK', `${key}: ${(err as Error).message}`, { retriable: code === 'EMFILE' || code === 'EAGAIN' });
-    }
+    const handle = await this.openInside(key);
+    let streamed = false; // a streamed body closes the handle itself, once read or destroyed
     try {
       const info = await handle.stat();
       if (!info.isFile()) throw new IngestError('BI_NOT_FOUND', `${key}: not a regular file`);
       const etag = `"${info.size.toString(16)}-${Math.trunc(info.mtimeMs).toString(16)}"`;
       if (opts.known?.etag === etag && opts.known.size === info.size) return { notModified: true, etag, size: info.size };
       if (info.size > this.maxBytes) throw new IngestError('BI_BODY_TOO_LARGE', `${key}: ${info.size} bytes is over MAX_FILE_MB (${this.maxBytes} bytes)`);
-      if (info.size > this.streamAboveBytes) return { stream: createReadStream(path, { highWaterMark: 1 << 20 }), etag, size: info.size };
+      if (info.size > this.streamAboveBytes) {
+        // From the handle that was checked, not the path again: the path may lead elsewhere by now.
+        const stream = handle.createReadStream({ highWaterMark: 1 << 20 });
+        streamed = true;
+        return { stream, etag, size: info.size };
+      }
       const body = await handle.readFile();
       return { body, etag, size: body.length };
     } finally {
+      if (!streamed) await handle.close();
+    }
+  }
+
+  /**
+   * Opens the file of a key, refusing (BI_BAD_KEY) one outside the bucket directory: a key that escapes it as
+   * written (`../x`, `/etc/passwd`), or one that a symbolic link (the file, or a directory on its way) leads out of
+   * it. The check is made on the file opened rather than on the path before opening, so a link swapped in between
+   * cannot get an outside file read: the opened file must be the one (same device and inode) found at the real path
+   * of the key, and that real path must be inside the real path of the bucket directory. Links that stay inside work.
+   */
+  private async openInside(key: string): Promise<FileHandle> {
+    const path = this.pathOf(key);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'r');
+    } catch (err) {
+      throw openError(key, err, this.description);
+    }
+    try {
+      const [opened, real, root] = await Promise.all([handle.stat(), realpath(path), realpath(this.root)]);
+      if (!isInside(root, real)) {
+        throw new IngestError('BI_BAD_KEY', `${key}: a symbolic link leads outside the bucket directory ${this.description} (to ${real}); refused`);
+      }
+      const named = await stat(real);
+      if (named.dev !== opened.dev || named.ino !== opened.ino) {
+        throw new IngestError('BI_BAD_KEY', `${key}: the file changed while it was opened (another file is at ${real} now); refused`);
+      }
+      return handle;
+    } catch (err) {
       await handle.close();
+      throw err instanceof IngestError ? err : openError(key, err, this.description);
     }
   }
 
   /** Resolves a key inside the bucket directory; a key that escapes it (`../x`, `/etc/passwd`) is refused. */
   private pathOf(key: string): string {
     const path = resolve(this.root, key);
-    const rel = relative(this.root, path);
-    if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+    if (!isInside(this.root, path)) {
       throw new IngestError('BI_BAD_KEY', `${key}: resolves outside the bucket directory ${this.description}`);
     }
     return path;
   }
 
   async close(): Promise<void> {}
+}
+
+/** Whether `path` lies strictly inside the directory `root` (both absolute); `..x` is a name like any other. */
+function isInside(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+}
+
+function openError(key: string, err: unknown, where: string): IngestError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return new IngestError('BI_NOT_FOUND', `${key}: no such file in ${where}`);
+  return new IngestError('BI_NETWORK', `${key}: ${(err as Error).message}`, { retriable: code === 'EMFILE' || code === 'EAGAIN' });
 }

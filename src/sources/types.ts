@@ -1,5 +1,9 @@
 /** What a bucket tells about one object, enough to see whether it changed since it was loaded. */
 export interface ObjectVersion {
+  /**
+   * The object's ETag; over HTTP, from a server that sends none, its Last-Modified date as `last-modified:<date>`
+   * (asked about with If-Modified-Since rather than If-None-Match); null if the source tells neither.
+   */
   etag: string | null;
   size: number | null;
 }
