@@ -3,7 +3,7 @@
  * baseline (bench/limit.mjs) that does the least work ending in the same rows. See bench/README.md.
  *
  *   npm run bench -- [--files 300] [--records 1000] [--concurrency 16] [--reps 3] [--seed 1]
- *                    [--database-url URL] [--skip-limit] [--one-file] [--again] [--out bench/results]
+ *                    [--database-url URL] [--registry json|database] [--skip-limit] [--one-file] [--again] [--out bench/results]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -44,11 +44,13 @@ interface BenchOptions {
   oneFile: boolean;
   /** After each daemon run, a second `run --once` over the same database and registry (the no-op cycle). */
   again: boolean;
+  /** REGISTRY for the daemon (`json`, `database`); undefined: the daemon's default for the dialect. */
+  registry: string | undefined;
   out: string;
 }
 
 const USAGE = `usage: npm run bench -- [--files N] [--records N] [--concurrency N] [--reps N] [--seed N]
-                        [--database-url URL] [--skip-limit] [--one-file] [--again] [--out DIR]`;
+                        [--database-url URL] [--registry json|database] [--skip-limit] [--one-file] [--again] [--out DIR]`;
 
 function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -64,6 +66,7 @@ function parseOptions(argv: string[]): BenchOptions {
       'skip-limit': { type: 'boolean', default: false },
       'one-file': { type: 'boolean', default: false },
       again: { type: 'boolean', default: false },
+      registry: { type: 'string' },
       out: { type: 'string', default: join('bench', 'results') },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -88,6 +91,7 @@ function parseOptions(argv: string[]): BenchOptions {
     skipLimit: values['skip-limit'] || values['one-file'],
     oneFile: values['one-file'],
     again: values.again,
+    registry: values.registry,
     out: resolve(values.out),
   };
 }
@@ -563,6 +567,7 @@ async function main(): Promise<void> {
       REGISTRY_PATH: join(scratch, 'registry.json'),
       CONCURRENCY: String(opts.concurrency),
       LOG_LEVEL: 'warn',
+      ...(opts.registry === undefined ? {} : { REGISTRY: opts.registry }),
     });
     const args = runner === 'daemon' ? [CLI, 'run', '--once'] : [LIMIT];
     const requestsBefore = server.requests();
