@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import Database from 'better-sqlite3';
 import { events, runCli, startCli, tempDir, type CliResult } from '../helpers/cli.js';
+import { dialects } from '../helpers/databases.js';
 import { countRows } from '../helpers/tables.js';
 
 const SAMPLE = resolve('examples/sample-bucket');
@@ -89,27 +90,44 @@ describe('a registry bound to its database and bucket (integration)', function (
     }
   });
 
-  it('keeps two buckets apart in one database with the database registry: files, rejections and status', async () => {
-    const other = join(dir, 'other');
-    cpSync(join(dir, 'bucket'), other, { recursive: true });
-    const keys = [...new Set(readFileSync(join(other, 'files_list.data'), 'utf8').split('\n').map((k) => k.trim()).filter(Boolean))];
-    // The same names in the other bucket, each holding one good song and one bad record.
-    for (const key of keys) {
-      writeFileSync(join(other, key), JSON.stringify([{ type: 'song', data: { artist_name: 'B', title: key, year: 1, release: 'R' } }, { type: 'song', data: null }]));
-    }
-    const a = await run({ REGISTRY: 'database' });
-    expect(a.code, a.stderr).to.equal(0);
-    const rejectedA = await countRows(join(dir, 'data', 't.sqlite3'), 'rejected_records');
-    const b = await run({ REGISTRY: 'database', BUCKET_URL: other });
-    expect(b.code, b.stderr).to.equal(0);
-    expect(finished(b)).to.include({ filesDone: keys.length, filesUpToDate: 0, recordsLoaded: keys.length, recordsRejected: keys.length });
-    // Loading B's files of the same names replaced none of A's rejections.
-    expect(await countRows(join(dir, 'data', 't.sqlite3'), 'rejected_records')).to.equal(rejectedA + keys.length);
-    const again = await run({ REGISTRY: 'database' });
-    expect(finished(again)).to.include({ filesDone: 0, filesUpToDate: 6 });
-    expect((await status({ REGISTRY: 'database' })).records).to.deep.equal({ loaded: 146, rejected: 18, skipped: 76 });
-    expect((await status({ REGISTRY: 'database', BUCKET_URL: other })).records).to.deep.equal({ loaded: keys.length, rejected: keys.length, skipped: 0 });
-  });
+  for (const dialect of dialects()) {
+    it(`${dialect.name}: keeps two buckets apart in one database with the database registry: files, rejections and status`, async () => {
+      const created = await dialect.create(dir);
+      const count = async (table: string): Promise<number> => {
+        const db = created.knex();
+        try {
+          const [row] = (await db(table).count({ n: '*' })) as Array<{ n: number | string }>;
+          return Number(row?.n ?? 0);
+        } finally {
+          await db.destroy();
+        }
+      };
+      try {
+        const other = join(dir, 'other');
+        cpSync(join(dir, 'bucket'), other, { recursive: true });
+        const keys = [...new Set(readFileSync(join(other, 'files_list.data'), 'utf8').split('\n').map((k) => k.trim()).filter(Boolean))];
+        // The same names in the other bucket, each holding one good song and one bad record.
+        for (const key of keys) {
+          writeFileSync(join(other, key), JSON.stringify([{ type: 'song', data: { artist_name: 'B', title: key, year: 1, release: 'R' } }, { type: 'song', data: null }]));
+        }
+        const on = { REGISTRY: 'database', DATABASE_URL: created.url };
+        const a = await run(on);
+        expect(a.code, a.stderr).to.equal(0);
+        const rejectedA = await count('rejected_records');
+        const b = await run({ ...on, BUCKET_URL: other });
+        expect(b.code, b.stderr).to.equal(0);
+        expect(finished(b)).to.include({ filesDone: keys.length, filesUpToDate: 0, recordsLoaded: keys.length, recordsRejected: keys.length });
+        // Loading B's files of the same names replaced none of A's rejections.
+        expect(await count('rejected_records')).to.equal(rejectedA + keys.length);
+        const again = await run(on);
+        expect(finished(again)).to.include({ filesDone: 0, filesUpToDate: 6 });
+        expect((await status(on)).records).to.deep.equal({ loaded: 146, rejected: 18, skipped: 76 });
+        expect((await status({ ...on, BUCKET_URL: other })).records).to.deep.equal({ loaded: keys.length, rejected: keys.length, skipped: 0 });
+      } finally {
+        await created.drop();
+      }
+    });
+  }
 
   it('numbers cycles per registry across restarts, and starts again on another database', async () => {
     expect(finished(await run())).to.include({ cycle: 1 });
