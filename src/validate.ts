@@ -73,7 +73,7 @@ export function validateRecords(records: readonly unknown[], now: string, firstI
     } else if (result.kind === 'skip') {
       out.skipped++;
     } else {
-      out.rejections.push({ recordIndex: firstIndex + i, type: result.type, reason: result.reason, raw: rawJson(raw) });
+      out.rejections.push({ recordIndex: firstIndex + i, type: storedType(result.type), reason: result.reason, raw: rawJson(raw) });
     }
   }
   for (const [type, rows] of byKey) {
@@ -112,6 +112,18 @@ export function rowsOf(type: RecordType, cells: readonly Cell[]): Row[] {
     rows.push(Object.fromEntries(type.columns.map((c, i) => [c.name, cells[at + i] ?? null])));
   }
   return rows;
+}
+
+/** `rejected_records.type` is a VARCHAR(255) (migration 002). */
+const TYPE_LIMIT = 255;
+
+/**
+ * The `type` a rejection stores: null for one longer than its column, which PostgreSQL and MySQL would refuse (failing
+ * the whole file) and SQLite take; the raw JSON stored beside it keeps the type as it was. Only rejections store a
+ * type: a long type is never a known one, so with valid `data` the record is a skip.
+ */
+function storedType(type: string | null): string | null {
+  return type !== null && type.length > TYPE_LIMIT ? null : type;
 }
 
 function rawJson(raw: unknown): string {

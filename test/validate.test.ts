@@ -3,6 +3,7 @@ import { decodeBody } from '../src/decode.js';
 import type { IngestError } from '../src/errors.js';
 import { song } from '../src/records/index.js';
 import type { Cell } from '../src/records/types.js';
+import { isText } from '../src/records/codecs.js';
 import { keyAt, rowsOf, validateRecords } from '../src/validate.js';
 
 const NOW = '2026-01-01T00:00:00.000Z';
@@ -88,5 +89,27 @@ describe('column limits', () => {
     expect(out.rejections).to.have.length(1);
     expect(out.rejections[0]!.reason).to.equal('title: longer than 500 characters (501), the column\'s limit');
     expect(validateRecords([s('y'.repeat(500), 1)], NOW).loaded).to.equal(1);
+  });
+});
+
+describe('what a rejection stores', () => {
+  it('is text in every column, whatever the record held: NUL and lone surrogates escaped, a too long type left out', () => {
+    const bad = ['a\u0000b', '\ud800', 'x\udfff'];
+    const records = [
+      ...bad.map((v) => s(v, 1)),
+      ...bad.map((v) => ({ type: v, data: null })),
+      ...bad.map((v) => ({ [v]: v })),
+      { type: 't'.repeat(256), data: null },
+      { type: 't'.repeat(255), data: null },
+      s('fine', 2),
+    ];
+    const out = validateRecords(records, NOW);
+    expect(out.loaded).to.equal(1);
+    expect(out.rejections).to.have.length(records.length - 1);
+    for (const r of out.rejections) {
+      for (const text of [r.reason, r.raw, r.type ?? '']) expect(isText(text), JSON.stringify(r)).to.equal(true);
+      expect(JSON.parse(r.raw), r.reason).to.deep.equal(records[r.recordIndex]);
+    }
+    expect(out.rejections.map((r) => r.type)).to.deep.equal([...bad.map(() => 'song'), null, null, null, null, null, null, null, 't'.repeat(255)]);
   });
 });

@@ -21,12 +21,24 @@ export function describeValue(v: unknown): string {
       s = Object.prototype.toString.call(v);
     }
   }
-  return s.length > MAX_VALUE_CHARS ? `${s.slice(0, MAX_VALUE_CHARS - 1)}…` : s;
+  return cut(s, MAX_VALUE_CHARS);
 }
 
 /** Cuts a one-line reason to about {@link MAX_REASON_CHARS} characters. */
 export function capReason(s: string): string {
-  return s.length > MAX_REASON_CHARS ? `${s.slice(0, MAX_REASON_CHARS - 1)}…` : s;
+  return cut(s, MAX_REASON_CHARS);
+}
+
+/**
+ * `s` cut to `max` characters with `…`, never between the two halves of a surrogate pair: a reason is stored, and
+ * a lone surrogate is not text (see isText).
+ */
+function cut(s: string, max: number): string {
+  if (s.length <= max) return s;
+  let end = max - 1;
+  const last = s.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--; // a high surrogate whose low half would be cut off
+  return `${s.slice(0, end)}…`;
 }
 
 /**
