@@ -1,11 +1,15 @@
 import { IngestError } from './errors.js';
+import { hexByte, invalidUtf8At } from './utf8.js';
 
 /**
- * Turns a fetched body into the file's records. The bucket's `.data` files are one JSON array each; an empty
- * body, text that is not JSON, or JSON that is not an array makes the whole file fail (it is recorded as
- * failed and retried on a later cycle, never half-loaded).
+ * Turns a fetched body into the file's records. The bucket's `.data` files are one JSON array each, in UTF-8 (a byte
+ * order mark is allowed); bytes that are not UTF-8, an empty body, text that is not JSON, or JSON that is not an array
+ * make the whole file fail (it is recorded as failed and retried on a later cycle, never half-loaded, never loaded
+ * with U+FFFD in place of what it held).
  */
 export function decodeBody(key: string, body: Buffer): unknown[] {
+  const bad = invalidUtf8At(body);
+  if (bad >= 0) throw notUtf8(key, body[bad] as number, bad);
   let text = body.toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (text.trim() === '') throw new IngestError('BI_DECODE', `${key}: empty body`);
@@ -20,4 +24,9 @@ export function decodeBody(key: string, body: Buffer): unknown[] {
     throw new IngestError('BI_DECODE', `${key}: not a JSON array (got ${got})`);
   }
   return parsed;
+}
+
+/** The error for a body whose byte at `offset` (counted from the start of the body) begins no UTF-8 character. */
+export function notUtf8(key: string, byte: number, offset: number): IngestError {
+  return new IngestError('BI_DECODE', `${key}: not UTF-8 (invalid byte ${hexByte(byte)} at byte ${offset})`);
 }

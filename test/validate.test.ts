@@ -73,6 +73,22 @@ describe('decodeBody', () => {
   it('accepts a JSON array, with or without a byte order mark', () => {
     expect(decodeBody('k', Buffer.from('\uFEFF[1,2]'))).to.deep.equal([1, 2]);
   });
+  it('fails a body that is not UTF-8, naming the first bad byte and its offset, instead of loading U+FFFD', () => {
+    const body = (...parts: Array<string | number[]>): Buffer => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+    const message = (b: Buffer): string => {
+      try {
+        decodeBody('k.data', b);
+      } catch (err) {
+        return `${(err as IngestError).code} ${(err as IngestError).message}`;
+      }
+      return 'ok';
+    };
+    expect(message(body('[{"title":"caf', [0xe9], '"}]'))).to.equal('BI_DECODE k.data: not UTF-8 (invalid byte 0xe9 at byte 14)');
+    expect(message(body([0xef, 0xbb, 0xbf], '["é', [0xf0, 0x9f], '"]'))).to.equal('BI_DECODE k.data: not UTF-8 (invalid byte 0xf0 at byte 7)');
+    expect(message(body([0xef, 0xbb], '[1]'))).to.equal('BI_DECODE k.data: not UTF-8 (invalid byte 0xef at byte 0)');
+    expect(decodeBody('k', body('["é東😀', [0xef, 0xbf, 0xbd], '"]'))).to.deep.equal(['é東😀\ufffd']); // a real U+FFFD is text
+  });
+
   it('fails the whole file for an empty body, non-JSON or a non-array, naming the key', () => {
     expect(code('  ')).to.equal('BI_DECODE k.data: empty body');
     expect(code('[{"a":')).to.match(/^BI_DECODE k\.data: not JSON/);
