@@ -54,7 +54,13 @@ export async function* splitJsonArray(key: string, chunks: AsyncIterable<Buffer>
     const bytes = joinElements(run);
     const bad = invalidUtf8At(bytes);
     if (bad >= 0) throw notUtf8(key, bytes[bad] as number, bodyOffset(run, runAt, bad));
-    const text = bytes.toString('utf8');
+    let text: string;
+    try {
+      text = bytes.toString('utf8');
+    } catch (err) {
+      // A record past V8's longest string (~512 MB; the last of its batch, which is cut at batchBytes): a data error.
+      throw new IngestError('BI_DECODE', `${key}: the record at byte ${runAt[runAt.length - 1] ?? offset} is too large to decode (${(err as Error).message})`);
+    }
     run = [];
     runAt = [];
     runBytes = 0;

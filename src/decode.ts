@@ -10,7 +10,13 @@ import { hexByte, invalidUtf8At } from './utf8.js';
 export function decodeBody(key: string, body: Buffer): unknown[] {
   const bad = invalidUtf8At(body);
   if (bad >= 0) throw notUtf8(key, body[bad] as number, bad);
-  let text = body.toString('utf8');
+  let text: string;
+  try {
+    text = body.toString('utf8');
+  } catch (err) {
+    // Past V8's longest string (~512 MB, reachable with a large STREAM_ABOVE_MB): a data error, not a crash.
+    throw new IngestError('BI_DECODE', `${key}: too large to decode whole (${body.length} bytes: ${(err as Error).message}); lower STREAM_ABOVE_MB`);
+  }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (text.trim() === '') throw new IngestError('BI_DECODE', `${key}: empty body`);
   let parsed: unknown;

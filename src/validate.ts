@@ -1,6 +1,7 @@
 import { maxLength } from './load/schema.js';
 import { recordTypes } from './records/index.js';
 import { classifyRecord } from './records/classify.js';
+import { rawJson } from './records/raw-json.js';
 import type { Cell, RecordType, Row } from './records/types.js';
 
 /** Bounded text columns per type: a longer value is a rejection (with reason), the same on every dialect. */
@@ -126,6 +127,3 @@ function storedType(type: string | null): string | null {
   return type !== null && type.length > TYPE_LIMIT ? null : type;
 }
 
-function rawJson(raw: unknown): string {
-  return raw === undefined ? 'null' : JSON.stringify(raw);
-}

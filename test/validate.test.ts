@@ -129,3 +129,19 @@ describe('what a rejection stores', () => {
     expect(out.rejections.map((r) => r.type)).to.deep.equal([...bad.map(() => 'song'), null, null, null, null, null, null, null, 't'.repeat(255)]);
   });
 });
+
+describe('records nested deeper than JSON.stringify can go', () => {
+  it('are rejections with their reason and raw JSON, and the rest of the file loads', () => {
+    const depth = 100_000;
+    const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    const title = `{"type":"song","data":{"artist_name":"A","title":${deep},"year":1,"release":"R"}}`;
+    const text = `[${deep},${title},${JSON.stringify(s('ok', 1))}]`;
+    const out = validateRecords(decodeBody('k.data', Buffer.from(text)), NOW);
+    expect(out.loaded).to.equal(1);
+    expect(out.rejections.map((r) => [r.recordIndex, r.type, r.reason])).to.deep.equal([
+      [0, null, `record is not an object, got ${'['.repeat(59)}…`],
+      [1, 'song', `title: expected string, got ${'['.repeat(59)}…`],
+    ]);
+    expect(out.rejections.map((r) => r.raw)).to.deep.equal([deep, title]);
+  });
+});

@@ -1,4 +1,5 @@
 import type * as t from 'io-ts';
+import { stringifyDeep } from './raw-json.js';
 
 /** Longest rendering of one offending value before it is cut with `…`. */
 const MAX_VALUE_CHARS = 60;
@@ -17,8 +18,9 @@ export function describeValue(v: unknown): string {
   else {
     try {
       s = JSON.stringify(v) ?? String(v);
-    } catch {
-      s = Object.prototype.toString.call(v);
+    } catch (err) {
+      // Nested too deeply for JSON.stringify (JSON.parse has no such limit): the start of the same text.
+      s = err instanceof RangeError ? stringifyDeep(v, MAX_VALUE_CHARS) : Object.prototype.toString.call(v);
     }
   }
   return cut(s, MAX_VALUE_CHARS);

@@ -90,3 +90,42 @@ describe('files that cannot be decoded (integration)', function () {
     });
   }
 });
+
+/**
+ * A record nested deeper than JSON.stringify can recurse is valid JSON: it is a stored rejection like any other
+ * (it failed its file, streamed with `BI_DATABASE: Maximum call stack size exceeded`), on every path.
+ */
+describe('records nested 100,000 levels deep (integration)', function () {
+  this.timeout(180_000);
+  const depth = 100_000;
+  const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+  const { body } = withPadding(Buffer.from(deep));
+  let bucket: TestBucket;
+  let chunkedBucket: TestBucket;
+
+  before(async () => {
+    bucket = await startTestBucket({ files: { 'deep.data': body } });
+    chunkedBucket = await startTestBucket({ files: { 'deep.data': body }, chunked: ['deep.data'] });
+  });
+  after(async () => {
+    await bucket.close();
+    await chunkedBucket.close();
+  });
+
+  for (const path of PATHS) {
+    it(`${path.name}: are stored as rejections with their raw JSON, and the file is done`, async () => {
+      const t = await tempDir();
+      try {
+        const env = { BUCKET_URL: (path.chunked ? chunkedBucket : bucket).url, DATABASE_URL: 'sqlite://db.sqlite3', REGISTRY_PATH: 'registry.json', ...path.env };
+        const run = await runCli(['run', '--once'], { cwd: t.dir, env });
+        expect(run.code, run.stdout.slice(-2000)).to.equal(0);
+        const tables = await dumpSqlite(join(t.dir, 'db.sqlite3'));
+        expect(tables.songs).to.have.length(12_000);
+        expect(tables.rejected_records!.map((r) => [r.record_index, r.type, r.reason])).to.deep.equal([[11_000, null, `record is not an object, got ${'['.repeat(59)}…`]]);
+        expect(tables.rejected_records![0]!.raw).to.equal(deep);
+      } finally {
+        await t.cleanup();
+      }
+    });
+  }
+});
