@@ -89,9 +89,18 @@ describe('decodeBody', () => {
     expect(decodeBody('k', body('["é東😀', [0xef, 0xbf, 0xbd], '"]'))).to.deep.equal(['é東😀\ufffd']); // a real U+FFFD is text
   });
 
+  it('says in one line where a body stops being JSON, as a byte offset, never quoting it', () => {
+    // JSON.parse itself says `Unexpected token 'x', "[{"a":"sec"... is not valid JSON`, newline and all.
+    expect(code('[{"a":"s3cr3t \u00e9",\n"b":x}]')).to.equal('BI_DECODE k.data: not JSON (unexpected character at byte 23)');
+    expect(code('\uFEFF[1,\n2,x]')).to.equal('BI_DECODE k.data: not JSON (unexpected character at byte 9)');
+    expect(code('["é\u0001"]')).to.equal('BI_DECODE k.data: not JSON (unescaped control character in a string at byte 4)');
+    expect(code('["\\q"]')).to.equal('BI_DECODE k.data: not JSON (bad escape in a string at byte 3)');
+    expect(code('[1] [2]')).to.equal('BI_DECODE k.data: not JSON (data after the JSON value at byte 4)');
+  });
+
   it('fails the whole file for an empty body, non-JSON or a non-array, naming the key', () => {
     expect(code('  ')).to.equal('BI_DECODE k.data: empty body');
-    expect(code('[{"a":')).to.match(/^BI_DECODE k\.data: not JSON/);
+    expect(code('[{"a":')).to.equal('BI_DECODE k.data: not JSON (unexpected end of the text at byte 6)');
     expect(code('{"a":1}')).to.equal('BI_DECODE k.data: not a JSON array (got an object)');
     expect(code('null')).to.equal('BI_DECODE k.data: not a JSON array (got null)');
   });

@@ -32,6 +32,27 @@ function badUtf8(): BadFile {
   return { key: 'latin1.data', body, error: `BI_DECODE: latin1.data: not UTF-8 (invalid byte 0xe9 at byte ${at + prefix.length})` };
 }
 
+/** A syntax error next to text JSON.parse's own message would quote, newline included. */
+function syntaxError(): BadFile {
+  const prefix = Buffer.from('{"type":"song","data":{"artist_name":"s3cr3t artist",\n"title":"t","year":');
+  const { body, at } = withPadding(Buffer.concat([prefix, Buffer.from('x,\n"release":"s3cr3t release"}}')]));
+  return { key: 'syntax.data', body, error: `BI_DECODE: syntax.data: not JSON (unexpected character at byte ${at + prefix.length})`, secret: 's3cr3t' };
+}
+
+/** Two records without a comma between them (the streamed path took them as two records). */
+function missingComma(): BadFile {
+  const record = '{"type":"song","data":{"artist_name":"A","title":"no comma","year":1,"release":"R"}}';
+  const { body, at } = withPadding(Buffer.from(`${record}\n ${record}`));
+  return { key: 'comma.data', body, error: `BI_DECODE: comma.data: not JSON (unexpected character at byte ${at + record.length + 2})` };
+}
+
+/** A body that ends inside a record (whole, as the server sent it). */
+function cutShort(): BadFile {
+  const { body } = withPadding(Buffer.from('{"type":"song","data":{"artist_name":"A","title":"cut'));
+  const cut = body.subarray(0, body.lastIndexOf('"title":"cut') + 12);
+  return { key: 'cut.data', body: cut, error: `BI_DECODE: cut.data: not JSON (unexpected end of the text at byte ${cut.length})` };
+}
+
 const GOOD = JSON.stringify([{ type: 'song', data: { artist_name: 'Good', title: 'g', year: 1, release: 'r' } }]);
 
 /** The ways a body reaches the decoder: whole, streamed by size, streamed for want of a length. */
@@ -48,7 +69,7 @@ const PATHS: Array<{ name: string; env: Record<string, string>; chunked: boolean
  */
 describe('files that cannot be decoded (integration)', function () {
   this.timeout(180_000);
-  const bad: BadFile[] = [badUtf8()];
+  const bad: BadFile[] = [badUtf8(), syntaxError(), missingComma(), cutShort()];
   let bucket: TestBucket;
   let chunkedBucket: TestBucket;
 
