@@ -1,6 +1,7 @@
 import { maxLength } from './load/schema.js';
 import { recordTypes } from './records/index.js';
 import { classifyRecord } from './records/classify.js';
+import { rawJson } from './records/raw-json.js';
 import type { Cell, RecordType, Row } from './records/types.js';
 
 /** Bounded text columns per type: a longer value is a rejection (with reason), the same on every dialect. */
@@ -73,7 +74,7 @@ export function validateRecords(records: readonly unknown[], now: string, firstI
     } else if (result.kind === 'skip') {
       out.skipped++;
     } else {
-      out.rejections.push({ recordIndex: firstIndex + i, type: result.type, reason: result.reason, raw: rawJson(raw) });
+      out.rejections.push({ recordIndex: firstIndex + i, type: storedType(result.type), reason: result.reason, raw: rawJson(raw) });
     }
   }
   for (const [type, rows] of byKey) {
@@ -114,6 +115,15 @@ export function rowsOf(type: RecordType, cells: readonly Cell[]): Row[] {
   return rows;
 }
 
-function rawJson(raw: unknown): string {
-  return raw === undefined ? 'null' : JSON.stringify(raw);
+/** `rejected_records.type` is a VARCHAR(255) (migration 002). */
+const TYPE_LIMIT = 255;
+
+/**
+ * The `type` a rejection stores: null for one longer than its column, which PostgreSQL and MySQL would refuse (failing
+ * the whole file) and SQLite take; the raw JSON stored beside it keeps the type as it was. Only rejections store a
+ * type: a long type is never a known one, so with valid `data` the record is a skip.
+ */
+function storedType(type: string | null): string | null {
+  return type !== null && type.length > TYPE_LIMIT ? null : type;
 }
+

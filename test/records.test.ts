@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type * as t from 'io-ts';
 import { app } from '../src/records/app.js';
 import { classifyRecord } from '../src/records/classify.js';
-import { CalendarDate, FiniteNumber, NonNegativeSafeInt, SafeInt, StrictBoolean, isCalendarDate } from '../src/records/codecs.js';
+import { CalendarDate, FiniteNumber, NonNegativeSafeInt, SafeInt, Str, StrictBoolean, isCalendarDate, isText } from '../src/records/codecs.js';
 import { recordTypeFor, recordTypes } from '../src/records/index.js';
 import { movie } from '../src/records/movie.js';
 import { normalizeTitle } from '../src/records/normalize.js';
@@ -93,6 +93,64 @@ describe('records', () => {
       }
       expect(decodes(CalendarDate, 20210203)).to.equal(false);
       expect(decodes(CalendarDate, null)).to.equal(false);
+    });
+  });
+
+  describe('text', () => {
+    const NUL = 'a\u0000b';
+    const LONE = ['\ud800', 'x\udfff', '\udc00\ud800', 'ok \ud83d']; // lone high, lone low, reversed pair, cut pair
+
+    it('is well-formed Unicode without U+0000: Str accepts it, surrogate pairs included, and nothing else', () => {
+      for (const v of ['', 'plain', 'Amélie 東京', '😀 emoji', '\u0001\u001f\ufffd\uffff']) expect(decodes(Str, v), JSON.stringify(v)).to.equal(true);
+      for (const v of [NUL, '\u0000', ...LONE]) {
+        expect(isText(v), JSON.stringify(v)).to.equal(false);
+        expect(decodes(Str, v), JSON.stringify(v)).to.equal(false);
+      }
+      for (const v of [5, null, undefined, ['a']]) expect(decodes(Str, v)).to.equal(false);
+    });
+
+    it('every text field of every record type rejects U+0000 and lone surrogates, naming the field, with the value escaped', () => {
+      const records: Array<[string, Record<string, unknown>]> = [['song', SONG], ['movie', MOVIE], ['app', APP]];
+      for (const [type, data] of records) {
+        const fields = Object.keys(data).filter((f) => typeof data[f] === 'string' && f !== 'release_date');
+        expect(fields.length, type).to.be.greaterThan(1);
+        for (const field of fields) {
+          for (const bad of [NUL, ...LONE]) {
+            const reason = rejectOf(type, { ...data, [field]: `${String(data[field])}${bad}` });
+            expect(reason, `${type}.${field} ${JSON.stringify(bad)}`).to.equal(`${field}: expected text without U+0000 or lone surrogates, got ${JSON.stringify(`${String(data[field])}${bad}`)}`);
+            expect(isText(reason)).to.equal(true);
+          }
+        }
+      }
+      expect(rejectOf('movie', { ...MOVIE, release_date: '2001-04-25\u0000' })).to.match(/^release_date: expected CalendarDate/);
+      // Surrogate pairs are text: the row keeps them exactly.
+      expect(rowOf('song', { ...SONG, title: 'Karma 😀 Police' }).title).to.equal('Karma 😀 Police');
+    });
+
+    it('a type holding U+0000 or a lone surrogate is rejected with type null, whatever its data', () => {
+      for (const type of ['so\u0000ng', 'song\ud800']) {
+        for (const data of [SONG, null]) {
+          expect(classifyRecord({ type, data }, 0, NOW)).to.deep.equal({
+            kind: 'reject',
+            type: null,
+            reason: `type: expected text without U+0000 or lone surrogates, got ${JSON.stringify(type)}`,
+          });
+        }
+      }
+    });
+
+    it('a cut value or reason never ends in half a surrogate pair', () => {
+      for (let pad = 50; pad < 62; pad++) {
+        const v = `${'x'.repeat(pad)}${'😀'.repeat(10)}`;
+        const shown = describeValue(v);
+        expect(isText(shown), `pad ${pad}: ${shown}`).to.equal(true);
+        expect(shown.endsWith('…')).to.equal(true);
+      }
+      const root = { key: '', type: song.codec as unknown as t.Decoder<unknown, unknown>, actual: {} };
+      for (let pad = 0; pad < 3; pad++) {
+        const many: t.Errors = Array.from({ length: 20 }, (_, i) => ({ value: `${'y'.repeat(pad + i)}${'😀'.repeat(40)}`, context: [root, { key: `f${i}`, type: SafeInt, actual: 0 }] }));
+        expect(isText(formatErrors(many)), `pad ${pad}`).to.equal(true);
+      }
     });
   });
 

@@ -291,6 +291,15 @@ describe('test bucket helper', () => {
     expect(res.headers['content-encoding']).to.equal(undefined);
     expect(res.body.toString()).to.equal('abc');
   });
+
+  it('serves chunked keys without Content-Length', async () => {
+    const b = await start({ files: { 'a.data': 'abc', 'b.data': 'def' }, chunked: ['a.data'] });
+    const res = await raw(`${b.url}/a.data`);
+    expect(res.headers['content-length']).to.equal(undefined);
+    expect(res.headers['transfer-encoding']).to.equal('chunked');
+    expect(res.body.toString()).to.equal('abc');
+    expect((await raw(`${b.url}/b.data`)).headers['content-length']).to.equal('3');
+  });
 });
 
 // -----------------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ import { decodeBody } from '../src/decode.js';
 import type { IngestError } from '../src/errors.js';
 import { song } from '../src/records/index.js';
 import type { Cell } from '../src/records/types.js';
+import { isText } from '../src/records/codecs.js';
 import { keyAt, rowsOf, validateRecords } from '../src/validate.js';
 
 const NOW = '2026-01-01T00:00:00.000Z';
@@ -72,9 +73,34 @@ describe('decodeBody', () => {
   it('accepts a JSON array, with or without a byte order mark', () => {
     expect(decodeBody('k', Buffer.from('\uFEFF[1,2]'))).to.deep.equal([1, 2]);
   });
+  it('fails a body that is not UTF-8, naming the first bad byte and its offset, instead of loading U+FFFD', () => {
+    const body = (...parts: Array<string | number[]>): Buffer => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+    const message = (b: Buffer): string => {
+      try {
+        decodeBody('k.data', b);
+      } catch (err) {
+        return `${(err as IngestError).code} ${(err as IngestError).message}`;
+      }
+      return 'ok';
+    };
+    expect(message(body('[{"title":"caf', [0xe9], '"}]'))).to.equal('BI_DECODE k.data: not UTF-8 (invalid byte 0xe9 at byte 14)');
+    expect(message(body([0xef, 0xbb, 0xbf], '["é', [0xf0, 0x9f], '"]'))).to.equal('BI_DECODE k.data: not UTF-8 (invalid byte 0xf0 at byte 7)');
+    expect(message(body([0xef, 0xbb], '[1]'))).to.equal('BI_DECODE k.data: not UTF-8 (invalid byte 0xef at byte 0)');
+    expect(decodeBody('k', body('["é東😀', [0xef, 0xbf, 0xbd], '"]'))).to.deep.equal(['é東😀\ufffd']); // a real U+FFFD is text
+  });
+
+  it('says in one line where a body stops being JSON, as a byte offset, never quoting it', () => {
+    // JSON.parse itself says `Unexpected token 'x', "[{"a":"sec"... is not valid JSON`, newline and all.
+    expect(code('[{"a":"s3cr3t \u00e9",\n"b":x}]')).to.equal('BI_DECODE k.data: not JSON (unexpected character at byte 23)');
+    expect(code('\uFEFF[1,\n2,x]')).to.equal('BI_DECODE k.data: not JSON (unexpected character at byte 9)');
+    expect(code('["é\u0001"]')).to.equal('BI_DECODE k.data: not JSON (unescaped control character in a string at byte 4)');
+    expect(code('["\\q"]')).to.equal('BI_DECODE k.data: not JSON (bad escape in a string at byte 3)');
+    expect(code('[1] [2]')).to.equal('BI_DECODE k.data: not JSON (data after the JSON value at byte 4)');
+  });
+
   it('fails the whole file for an empty body, non-JSON or a non-array, naming the key', () => {
     expect(code('  ')).to.equal('BI_DECODE k.data: empty body');
-    expect(code('[{"a":')).to.match(/^BI_DECODE k\.data: not JSON/);
+    expect(code('[{"a":')).to.equal('BI_DECODE k.data: not JSON (unexpected end of the text at byte 6)');
     expect(code('{"a":1}')).to.equal('BI_DECODE k.data: not a JSON array (got an object)');
     expect(code('null')).to.equal('BI_DECODE k.data: not a JSON array (got null)');
   });
@@ -88,5 +114,43 @@ describe('column limits', () => {
     expect(out.rejections).to.have.length(1);
     expect(out.rejections[0]!.reason).to.equal('title: longer than 500 characters (501), the column\'s limit');
     expect(validateRecords([s('y'.repeat(500), 1)], NOW).loaded).to.equal(1);
+  });
+});
+
+describe('what a rejection stores', () => {
+  it('is text in every column, whatever the record held: NUL and lone surrogates escaped, a too long type left out', () => {
+    const bad = ['a\u0000b', '\ud800', 'x\udfff'];
+    const records = [
+      ...bad.map((v) => s(v, 1)),
+      ...bad.map((v) => ({ type: v, data: null })),
+      ...bad.map((v) => ({ [v]: v })),
+      { type: 't'.repeat(256), data: null },
+      { type: 't'.repeat(255), data: null },
+      s('fine', 2),
+    ];
+    const out = validateRecords(records, NOW);
+    expect(out.loaded).to.equal(1);
+    expect(out.rejections).to.have.length(records.length - 1);
+    for (const r of out.rejections) {
+      for (const text of [r.reason, r.raw, r.type ?? '']) expect(isText(text), JSON.stringify(r)).to.equal(true);
+      expect(JSON.parse(r.raw), r.reason).to.deep.equal(records[r.recordIndex]);
+    }
+    expect(out.rejections.map((r) => r.type)).to.deep.equal([...bad.map(() => 'song'), null, null, null, null, null, null, null, 't'.repeat(255)]);
+  });
+});
+
+describe('records nested deeper than JSON.stringify can go', () => {
+  it('are rejections with their reason and raw JSON, and the rest of the file loads', () => {
+    const depth = 100_000;
+    const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    const title = `{"type":"song","data":{"artist_name":"A","title":${deep},"year":1,"release":"R"}}`;
+    const text = `[${deep},${title},${JSON.stringify(s('ok', 1))}]`;
+    const out = validateRecords(decodeBody('k.data', Buffer.from(text)), NOW);
+    expect(out.loaded).to.equal(1);
+    expect(out.rejections.map((r) => [r.recordIndex, r.type, r.reason])).to.deep.equal([
+      [0, null, `record is not an object, got ${'['.repeat(59)}…`],
+      [1, 'song', `title: expected string, got ${'['.repeat(59)}…`],
+    ]);
+    expect(out.rejections.map((r) => r.raw)).to.deep.equal([deep, title]);
   });
 });

@@ -1,4 +1,6 @@
+import { isUtf8 } from 'node:buffer';
 import type { Knex } from 'knex';
+import { isText } from '../records/codecs.js';
 import { recordTypes } from '../records/index.js';
 import { REJECTED_TABLE } from '../load/schema.js';
 import type { Registry } from '../registry/types.js';
@@ -7,6 +9,16 @@ import type { Registry } from '../registry/types.js';
 export const READABLE_TABLES: ReadonlyMap<string, readonly string[]> = new Map([
   ...recordTypes.map((t) => [t.table, t.key] as const),
   [REJECTED_TABLE, ['id']],
+]);
+
+/** What a cursor value of each key column must be: text for text columns, a number otherwise (ids, integers). */
+type CursorValue = 'text' | 'number';
+const CURSOR_VALUES: ReadonlyMap<string, readonly CursorValue[]> = new Map([
+  ...recordTypes.map((t) => [t.table, t.key.map((k): CursorValue => {
+    const kind = t.columns.find((c) => c.name === k)?.kind;
+    return kind === 'string' || kind === 'text' ? 'text' : 'number';
+  })] as const),
+  [REJECTED_TABLE, ['number']],
 ]);
 
 export const DEFAULT_LIMIT = 100;
@@ -30,10 +42,17 @@ export function encodeCursor(values: unknown[]): string {
   return Buffer.from(JSON.stringify(values)).toString('base64url');
 }
 
-function decodeCursor(raw: string, width: number): unknown[] {
+/**
+ * The key values of a cursor, each of the kind its column holds. Anything else was not returned by this API: 400,
+ * rather than a query the database refuses (500; e.g. text for PostgreSQL's bigint id, or U+0000 in its text) or one
+ * read with U+FFFD in place of bytes that are not UTF-8.
+ */
+function decodeCursor(raw: string, kinds: readonly CursorValue[]): unknown[] {
   try {
-    const values = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(values) && values.length === width && values.every((v) => typeof v === 'string' || typeof v === 'number')) return values;
+    const bytes = Buffer.from(raw, 'base64url');
+    const values = isUtf8(bytes) ? (JSON.parse(bytes.toString('utf8')) as unknown) : null;
+    const fits = (v: unknown, kind: CursorValue | undefined): boolean => (kind === 'text' ? typeof v === 'string' && isText(v) : Number.isFinite(v));
+    if (Array.isArray(values) && values.length === kinds.length && values.every((v, i) => fits(v, kinds[i]))) return values;
   } catch {
     // fall through
   }
@@ -59,7 +78,7 @@ export async function readRows(db: Knex, table: string, limit: number, after: st
   if (!key) throw new ApiError(404, `no table ${table}; tables: ${[...READABLE_TABLES.keys()].join(', ')}`);
   let query = db(table).select('*').orderBy(key.map((column) => ({ column, order: 'asc' as const }))).limit(limit + 1);
   if (after !== null) {
-    const values = decodeCursor(after, key.length);
+    const values = decodeCursor(after, CURSOR_VALUES.get(table) ?? []);
     query = query.whereRaw(`(${key.map(() => '??').join(', ')}) > (${key.map(() => '?').join(', ')})`, [...key, ...values] as readonly Knex.Value[]);
   }
   const rows = (await query) as Array<Record<string, unknown>>;
@@ -72,7 +91,7 @@ export async function readRows(db: Knex, table: string, limit: number, after: st
 /** Registry entries in key order, optionally of one status, with the same cursor scheme. */
 export function readFiles(registry: Registry, status: string | null, limit: number, after: string | null): { files: unknown[]; next: string | null } {
   if (status !== null && status !== 'done' && status !== 'failed') throw new ApiError(400, 'status must be done or failed');
-  const from = after === null ? null : (decodeCursor(after, 1)[0] as string);
+  const from = after === null ? null : (decodeCursor(after, ['text'])[0] as string);
   const keys: string[] = [];
   for (const [key, entry] of registry.all()) {
     if ((status === null || entry.status === status) && (from === null || key > from)) keys.push(key);

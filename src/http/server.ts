@@ -40,7 +40,7 @@ export async function startHttpServer(ctx: HttpContext, host: string, port: numb
 }
 
 async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://localhost');
+  const url = requestUrl(req.url);
   if (req.method !== 'GET' && req.method !== 'HEAD') throw new ApiError(405, 'read-only: GET only');
   const path = url.pathname;
   if (path === '/healthz') {
@@ -57,13 +57,35 @@ async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerRespons
   if (path === '/api/tables') return send(res, 200, { tables: await listTables(ctx.db) });
   const rows = /^\/api\/tables\/([^/]+)\/rows$/.exec(path);
   if (rows) {
-    const page = await readRows(ctx.db, decodeURIComponent(rows[1] as string), parseLimit(url.searchParams.get('limit')), url.searchParams.get('after'));
+    const page = await readRows(ctx.db, pathSegment(rows[1] as string, 'table name'), parseLimit(url.searchParams.get('limit')), url.searchParams.get('after'));
     return send(res, 200, page);
   }
   if (path === '/api/files') {
     return send(res, 200, readFiles(ctx.registry, url.searchParams.get('status'), parseLimit(url.searchParams.get('limit')), url.searchParams.get('after')));
   }
   throw new ApiError(404, `no route ${path}`);
+}
+
+/**
+ * The request's URL. A request target in origin form (`/path?query`, what clients send) is read against a fixed origin
+ * as a path, so `//x` stays the path `//x` instead of naming a host; an absolute-form target (`http://host/path`) is
+ * read as it is. A target that is no URL at all is the client's mistake: 400, not 500.
+ */
+function requestUrl(target = '/'): URL {
+  try {
+    return new URL(target.startsWith('/') ? `http://localhost${target}` : target);
+  } catch {
+    throw new ApiError(400, 'the request target is not a valid URL');
+  }
+}
+
+/** A percent-encoded path segment, decoded; 400 for one that is not percent-encoded UTF-8 (`%E0%A4%A`). */
+function pathSegment(raw: string, what: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new ApiError(400, `${what} in the path is not percent-encoded UTF-8`);
+  }
 }
 
 /** Ready = the database answers a real query and the last cycle could list the bucket. */

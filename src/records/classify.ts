@@ -1,3 +1,4 @@
+import { isText, NOT_TEXT } from './codecs.js';
 import { recordTypeFor } from './index.js';
 import { describeValue, formatErrors } from './reasons.js';
 import type { RecordType, Row } from './types.js';
@@ -20,6 +21,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  *
  * - not a non-null, non-array object → reject (`record is not an object, got [1]`), type `null`;
  * - `type` not a string → reject (`type: expected string, got 5`), type `null`;
+ * - `type` holding U+0000 or a lone surrogate → reject (`type: expected text without …`), type `null` (see isText);
  * - `data` not a non-null, non-array object → reject (`data: expected object, got null`);
  * - `type` not a known record type → skip;
  * - `data` failing the type's codec → reject with {@link formatErrors}' reason (`year: expected SafeInteger, …`);
@@ -37,6 +39,7 @@ export function classifyRecord(raw: unknown, index: number, now: string): Classi
   if (typeof type !== 'string') {
     return { kind: 'reject', type: null, reason: `type: expected string, got ${describeValue(type)}` };
   }
+  if (!isText(type)) return { kind: 'reject', type: null, reason: `type: ${NOT_TEXT}, got ${describeValue(type)}` };
   const data = raw['data'];
   if (!isPlainObject(data)) {
     return { kind: 'reject', type, reason: `data: expected object, got ${describeValue(data)}` };

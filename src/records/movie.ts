@@ -1,13 +1,16 @@
 import * as t from 'io-ts';
-import { CalendarDate, NonNegativeSafeInt, StrictBoolean, Str } from './codecs.js';
+import { CalendarDate, isText, NonNegativeSafeInt, NOT_TEXT, StrictBoolean, Str } from './codecs.js';
 import { normalizeTitle } from './normalize.js';
 import type { RecordType } from './types.js';
 
-/** A title whose {@link normalizeTitle} form is non-empty (it is part of the key). */
+/** Text (see {@link Str}) whose {@link normalizeTitle} form is non-empty (it is part of the key). */
 export const MovieTitle = new t.Type<string, string, unknown>(
   'TitleWithLetterOrDigit',
-  (u): u is string => typeof u === 'string' && normalizeTitle(u) !== '',
-  (u, c) => (typeof u === 'string' && normalizeTitle(u) !== '' ? t.success(u) : t.failure(u, c)),
+  (u): u is string => typeof u === 'string' && isText(u) && normalizeTitle(u) !== '',
+  (u, c) => {
+    if (typeof u === 'string' && !isText(u)) return t.failure(u, c, NOT_TEXT);
+    return typeof u === 'string' && normalizeTitle(u) !== '' ? t.success(u) : t.failure(u, c);
+  },
   t.identity,
 );
 

@@ -1,4 +1,5 @@
 import type * as t from 'io-ts';
+import { stringifyDeep } from './raw-json.js';
 
 /** Longest rendering of one offending value before it is cut with `…`. */
 const MAX_VALUE_CHARS = 60;
@@ -17,16 +18,29 @@ export function describeValue(v: unknown): string {
   else {
     try {
       s = JSON.stringify(v) ?? String(v);
-    } catch {
-      s = Object.prototype.toString.call(v);
+    } catch (err) {
+      // Nested too deeply for JSON.stringify (JSON.parse has no such limit): the start of the same text.
+      s = err instanceof RangeError ? stringifyDeep(v, MAX_VALUE_CHARS) : Object.prototype.toString.call(v);
     }
   }
-  return s.length > MAX_VALUE_CHARS ? `${s.slice(0, MAX_VALUE_CHARS - 1)}…` : s;
+  return cut(s, MAX_VALUE_CHARS);
 }
 
 /** Cuts a one-line reason to about {@link MAX_REASON_CHARS} characters. */
 export function capReason(s: string): string {
-  return s.length > MAX_REASON_CHARS ? `${s.slice(0, MAX_REASON_CHARS - 1)}…` : s;
+  return cut(s, MAX_REASON_CHARS);
+}
+
+/**
+ * `s` cut to `max` characters with `…`, never between the two halves of a surrogate pair: a reason is stored, and
+ * a lone surrogate is not text (see isText).
+ */
+function cut(s: string, max: number): string {
+  if (s.length <= max) return s;
+  let end = max - 1;
+  const last = s.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--; // a high surrogate whose low half would be cut off
+  return `${s.slice(0, end)}…`;
 }
 
 /**

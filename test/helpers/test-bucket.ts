@@ -40,6 +40,8 @@ export interface TestBucketOptions {
   broken?: string[];
   /** Gzip bodies when the request's Accept-Encoding allows it. */
   gzip?: boolean;
+  /** Keys served without Content-Length (chunked), as a body of unknown length. */
+  chunked?: string[];
 }
 
 export interface RequestLogEntry {
@@ -115,6 +117,7 @@ export async function startTestBucket(opts: TestBucketOptions): Promise<TestBuck
   for (const [key, list] of Object.entries(opts.faults ?? {})) faults.set(key, [...list]);
   const broken = new Set(opts.broken ?? []);
   const gzip = opts.gzip ?? false;
+  const chunked = new Set(opts.chunked ?? []);
 
   const requests: RequestLogEntry[] = [];
   const hitCounts = new Map<string, number>();
@@ -134,8 +137,14 @@ export async function startTestBucket(opts: TestBucketOptions): Promise<TestBuck
     send(res, entry, status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': body.length, ...extra }, req.method === 'HEAD' ? undefined : body);
   }
 
-  /** The representation to send: the body, gzipped when allowed. */
-  function representation(req: IncomingMessage, file: StoredFile): { body: Buffer; headers: Record<string, string | number> } {
+  /** The representation to send: the body, gzipped when allowed, without its length for `chunked` keys. */
+  function representation(req: IncomingMessage, key: string, file: StoredFile): { body: Buffer; headers: Record<string, string | number> } {
+    const sent = lengthOf(req, file);
+    if (chunked.has(key)) delete sent.headers['Content-Length'];
+    return sent;
+  }
+
+  function lengthOf(req: IncomingMessage, file: StoredFile): { body: Buffer; headers: Record<string, string | number> } {
     const headers: Record<string, string | number> = { ETag: file.etag, 'Content-Type': 'application/octet-stream' };
     if (gzip) {
       headers.Vary = 'Accept-Encoding';
@@ -161,7 +170,7 @@ export async function startTestBucket(opts: TestBucketOptions): Promise<TestBuck
       if (gzip) headers.Vary = 'Accept-Encoding';
       return send(res, entry, 304, headers);
     }
-    const { body, headers } = representation(req, file);
+    const { body, headers } = representation(req, key, file);
     send(res, entry, 200, headers, req.method === 'HEAD' ? undefined : body);
   }
 
@@ -181,7 +190,7 @@ export async function startTestBucket(opts: TestBucketOptions): Promise<TestBuck
       case 'truncate': {
         const file = files.get(key);
         if (file === undefined) return sendText(req, res, entry, 404, 'not found');
-        const { body, headers } = representation(req, file);
+        const { body, headers } = representation(req, key, file);
         entry.status = 200;
         res.writeHead(200, headers);
         const half = body.subarray(0, Math.floor(body.length / 2));

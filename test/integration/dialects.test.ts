@@ -16,6 +16,7 @@ describe('the same behaviour on every database (integration)', function () {
   const fx = fixture({ files: 16, recordsPerFile: 80, seed: 33, duplicateRate: 0.08, invalidRate: 0.05 });
   let bucket: TestBucket;
   let reference: Dump | undefined;
+  let textReference: Dump | undefined;
   const cleanups: Array<() => Promise<void>> = [];
 
   before(async () => {
@@ -107,6 +108,52 @@ describe('the same behaviour on every database (integration)', function () {
         expect(tables.apps).to.deep.equal([{ name: 'n', genre: 'g2', version: '1', rating: 4.5, size_bytes: 5_000_000_000, is_awesome: 0, source_key: key, source_position: 0 }]);
         expect(tables.rejected_records).to.deep.equal([]);
         expect((await files())[key]).to.include({ attempts: 2, loaded: 1, rejected: 0 });
+      });
+
+      it('stores records holding U+0000 or lone surrogates as rejections with their reason, loads the rest, the same everywhere', async () => {
+        const key = 'text.data';
+        const song = { artist_name: 'Björk', title: 'Jóga 😀', year: 1997, release: 'Homogenic' };
+        const movie = { original_title: 'Amélie', original_language: 'fr', budget: 1, is_adult: false, release_date: '2001-04-25' };
+        const app = { name: 'Notes', genre: 'Tools', version: '1.0', rating: 4, size_bytes: 10 };
+        const records = [
+          { type: 'song', data: song },
+          { type: 'song', data: { ...song, artist_name: 'NUL\u0000in key' } },
+          { type: 'song', data: { ...song, title: 'lone \ud800 high' } },
+          { type: 'movie', data: movie },
+          { type: 'movie', data: { ...movie, original_title: 'T\udfff', release_date: '2002-01-01' } },
+          { type: 'movie', data: { ...movie, original_language: 'f\u0000r' } },
+          { type: 'app', data: app },
+          { type: 'app', data: { ...app, version: '2.0\ud83d' } },
+          { type: 'app', data: { ...app, genre: '\u0000' } },
+          { type: 'so\u0000ng', data: null },
+          { type: 't'.repeat(300), data: null },
+          { type: 'song', data: { ...song, year: 'x', note: 'kept in raw: \u0000 \ud800' } },
+        ];
+        const local = await startTestBucket({ files: { [key]: JSON.stringify(records) } });
+        cleanups.push(() => local.close());
+        const r = await run([], { BUCKET_URL: local.url });
+        expect(r.code, r.stderr + r.stdout).to.equal(0);
+        expect((await files())[key]).to.include({ status: 'done', loaded: 3, rejected: 9 });
+        const tables = await dump(db.knex());
+        expect(tables.songs!.map((row) => row.title)).to.deep.equal(['Jóga 😀']);
+        expect(tables.movies!.map((row) => row.original_title)).to.deep.equal(['Amélie']);
+        expect(tables.apps!.map((row) => row.version)).to.deep.equal(['1.0']);
+        const rejections = tables.rejected_records!.sort((a, b) => Number(a.record_index) - Number(b.record_index));
+        expect(rejections.map((row) => [row.record_index, row.type, row.reason])).to.deep.equal([
+          [1, 'song', 'artist_name: expected text without U+0000 or lone surrogates, got "NUL\\u0000in key"'],
+          [2, 'song', 'title: expected text without U+0000 or lone surrogates, got "lone \\ud800 high"'],
+          [4, 'movie', 'original_title: expected text without U+0000 or lone surrogates, got "T\\udfff"'],
+          [5, 'movie', 'original_language: expected text without U+0000 or lone surrogates, got "f\\u0000r"'],
+          [7, 'app', 'version: expected text without U+0000 or lone surrogates, got "2.0\\ud83d"'],
+          [8, 'app', 'genre: expected text without U+0000 or lone surrogates, got "\\u0000"'],
+          [9, null, 'type: expected text without U+0000 or lone surrogates, got "so\\u0000ng"'],
+          [10, null, 'data: expected object, got null'],
+          [11, 'song', 'year: expected SafeInteger, got "x"'],
+        ]);
+        // The raw JSON of each rejection reads back as the record it was.
+        for (const row of rejections) expect(JSON.parse(String(row.raw))).to.deep.equal(records[Number(row.record_index)]);
+        textReference ??= tables;
+        expect(tables).to.deep.equal(textReference);
       });
 
       it('converges to the same tables after SIGKILL mid-run and a restart', async () => {

@@ -1,4 +1,5 @@
 import { renameSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
@@ -12,6 +13,18 @@ function metric(text: string, name: string, labels = ''): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
   if (line === undefined) throw new Error(`no ${name}${labels} in metrics`);
   return Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** Sends `GET <target> HTTP/1.1` as it is (fetch would normalise the target) and returns the raw answer. */
+function rawGet(base: string, target: string): Promise<string> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.end(`GET ${target} HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\n\r\n`));
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+  });
 }
 
 async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
@@ -126,6 +139,31 @@ describe('daemon HTTP endpoints (integration)', function () {
     expect((await get('/api/tables/songs/rows?after=garbage')).status).to.equal(400);
     expect((await get('/api/tables/songs/rows?limit=-1')).status).to.equal(400);
     expect((await fetch(`${base}/api/tables`, { method: 'POST' })).status).to.equal(405);
+  });
+
+  it('answers 400, never 500, for a request it cannot decode: path escapes, request targets, cursors', async () => {
+    for (const path of ['/api/tables/%E0%A4%A/rows', '/api/tables/%/rows', '/api/tables/%FF/rows']) {
+      const r = await get(path);
+      expect(r.status, path).to.equal(400);
+      expect(r.json(), path).to.deep.equal({ error: 'table name in the path is not percent-encoded UTF-8' });
+    }
+    // A target that is no URL (raw, as a client could send it), and `//…`, which is a path, not a host.
+    for (const target of ['http://[/api/tables', '//[']) {
+      const answer = await rawGet(base, target);
+      expect(answer.split('\r\n')[0], target).to.equal(target === '//[' ? 'HTTP/1.1 404 Not Found' : 'HTTP/1.1 400 Bad Request');
+    }
+    expect((await rawGet(base, '//api/tables')).split('\r\n')[0]).to.equal('HTTP/1.1 404 Not Found');
+    // Cursors this API never returns: a value of the wrong kind, U+0000, bytes that are not UTF-8.
+    const cursor = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
+    for (const after of [cursor(['x']), cursor([null]), cursor([1, 2]), Buffer.from([0x5b, 0x22, 0xff, 0x22, 0x5d]).toString('base64url')]) {
+      expect((await get(`/api/tables/rejected_records/rows?after=${after}`)).status, after).to.equal(400);
+    }
+    for (const after of [cursor(['a', 1]), cursor(['a\u0000', 'b']), cursor(['\ud800', 'b'])]) {
+      expect((await get(`/api/tables/songs/rows?after=${after}`)).status, after).to.equal(400);
+    }
+    expect((await get(`/api/files?after=${cursor([1])}`)).status).to.equal(400);
+    expect((await get(`/api/tables/songs/rows?after=${cursor(['a', 'b'])}`)).status).to.equal(200);
+    expect((await get(`/api/tables/rejected_records/rows?after=${cursor([1])}`)).status).to.equal(200);
   });
 
   it('/api/files lists registry entries, filtered by status', async () => {
