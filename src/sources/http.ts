@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { Agent, request } from './undici-core.js';
 import { IngestError, describeError } from '../errors.js';
 import { redactUrl } from '../redact.js';
-import { cleanIndex } from './index-file.js';
+import { cleanIndex, indexText } from './index-file.js';
 import { withRetries, parseRetryAfter, type RetryPolicy } from './retry.js';
 import type { FetchedObject, FetchOptions, NotModified, RetryListener, Source, StreamedObject } from './types.js';
 
@@ -82,7 +82,7 @@ export class HttpSource implements Source {
       // A big index (a million keys is ~40 MB) or one without Content-Length arrives as a stream: keys are
       // needed all at once anyway, so it is read whole (MAX_FILE_MB still caps it).
       const body = 'stream' in result ? await readAll(result.stream) : result.body;
-      return cleanIndex(body.toString('utf8'));
+      return cleanIndex(indexText(body, this.opts.indexKey));
     } catch (err) {
       if (err instanceof IngestError && err.code === 'BI_SHUTDOWN') throw err;
       throw new IngestError('BI_SOURCE_UNAVAILABLE', `cannot list bucket ${this.description} (index ${this.opts.indexKey}): ${describeError(err)}`, { cause: err });

@@ -1,3 +1,18 @@
+import { IngestError } from '../errors.js';
+import { invalidUtf8At } from '../utf8.js';
+
+/**
+ * The text of an index object: its bytes must be UTF-8 (keys are never altered, so no U+FFFD stands in for a byte
+ * that is not), else the listing fails with one BI_DECODE line naming the byte offset.
+ */
+export function indexText(bytes: Buffer, indexKey: string): string {
+  const at = invalidUtf8At(bytes);
+  if (at >= 0) {
+    throw new IngestError('BI_DECODE', `index ${indexKey} is not UTF-8 (invalid byte 0x${(bytes[at] as number).toString(16).padStart(2, '0')} at byte ${at})`);
+  }
+  return bytes.toString('utf8');
+}
+
 /**
  * Cleans the text of a bucket index into keys: one key per line, with `\r`, surrounding spaces and blank
  * lines dropped and duplicates removed, first occurrence kept so the bucket's order is the load order.

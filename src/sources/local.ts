@@ -1,7 +1,7 @@
 import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { IngestError } from '../errors.js';
-import { cleanIndex } from './index-file.js';
+import { cleanIndex, indexText } from './index-file.js';
 import type { FetchedObject, FetchOptions, NotModified, Source, StreamedObject } from './types.js';
 
 /**
@@ -22,7 +22,7 @@ export class LocalSource implements Source {
     try {
       const handle = await this.openInside(this.indexKey);
       try {
-        return cleanIndex(await handle.readFile('utf8'));
+        return cleanIndex(indexText(await handle.readFile(), this.indexKey));
       } finally {
         await handle.close();
       }
