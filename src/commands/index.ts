@@ -58,7 +58,14 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option('json', { type: 'boolean', describe: 'with --dry-run: print the report as JSON' })
       .option('concurrency', { type: 'number', describe: 'files fetched at once (CONCURRENCY)' })
       .option('http-port', { type: 'number', describe: 'serve /healthz, /readyz, /metrics and /api on this port (HTTP_PORT; 0 = any free port)' })
-      .option('log-format', { choices: ['auto', 'json', 'pretty'] as const, describe: 'log format (LOG_FORMAT; auto = pretty on a terminal, else JSON lines)' }) as never,
+      .option('log-format', { choices: ['auto', 'json', 'pretty'] as const, describe: 'log format (LOG_FORMAT; auto = pretty on a terminal, else JSON lines)' })
+      .check((argv) => {
+        // Options that mean nothing together are refused, not ignored: `run --json` used to start a daemon.
+        const dry = Boolean(argv['dry-run']);
+        if (argv.json && !dry) throw new IngestError('BI_USAGE', '--json needs --dry-run (a running daemon logs JSON lines with --log-format json)');
+        if (dry && argv['http-port'] !== undefined) throw new IngestError('BI_USAGE', '--http-port means nothing with --dry-run (a dry run serves nothing)');
+        return true;
+      }) as never,
   handler: async (args) => (await import('./run.js')).runMain(args),
 };
 

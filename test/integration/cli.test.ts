@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
 import { events, runCli, tempDir } from '../helpers/cli.js';
@@ -45,6 +45,12 @@ describe('command line edges (integration)', function () {
     expect(await fails(['run', '--once', '--concurrency', '0'])).to.contain('CONCURRENCY on the command line');
     expect(await fails(['run', '--once'], { MAX_ATTEMPTS: 'many' })).to.contain('MAX_ATTEMPTS in the environment');
     expect(await fails(['run', '--bogus'])).to.contain('Unknown argument');
+  });
+
+  it('refuses options that mean nothing together instead of ignoring them (run --json used to start a daemon)', async () => {
+    expect(await fails(['run', '--json'], { BUCKET_URL: SAMPLE })).to.equal('bucket-ingest: BI_USAGE: --json needs --dry-run (a running daemon logs JSON lines with --log-format json)');
+    expect(await fails(['run', '--dry-run', '--http-port', '0'], { BUCKET_URL: SAMPLE })).to.contain('BI_USAGE: --http-port means nothing with --dry-run');
+    expect(existsSync(join(dir, 'data')), 'nothing was started').to.equal(false);
   });
 
   it('exits 2 naming an unreachable bucket, and never prints its password', async () => {
