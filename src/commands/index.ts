@@ -56,8 +56,10 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option('force', { type: 'boolean', describe: 'process every listed file again, whatever the registry says' })
       .option('dry-run', { type: 'boolean', describe: 'list, plan, fetch and validate, write nothing; print what each file would give' })
       .option('json', { type: 'boolean', describe: 'with --dry-run: print the report as JSON' })
-      .option('concurrency', { type: 'number', describe: 'files fetched at once (CONCURRENCY)' })
-      .option('http-port', { type: 'number', describe: 'serve /healthz, /readyz, /metrics and /api on this port (HTTP_PORT; 0 = any free port)' })
+      // As text: the settings codec parses them like the same keys from config.ini or the environment, and names the
+      // value given (`got "abc"`) where yargs's own number parsing would have made it NaN.
+      .option('concurrency', { type: 'string', describe: 'files fetched at once (CONCURRENCY)' })
+      .option('http-port', { type: 'string', describe: 'serve /healthz, /readyz, /metrics and /api on this port (HTTP_PORT; 0 = any free port)' })
       .option('log-format', { choices: ['auto', 'json', 'pretty'] as const, describe: 'log format (LOG_FORMAT; auto = pretty on a terminal, else JSON lines)' })
       .check((argv) => {
         // Options that mean nothing together are refused, not ignored: `run --json` used to start a daemon.

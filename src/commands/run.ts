@@ -13,8 +13,8 @@ export interface RunArgs extends CommonArgs {
   'dry-run'?: boolean;
   json?: boolean;
   force?: boolean;
-  concurrency?: number;
-  'http-port'?: number;
+  concurrency?: string | number;
+  'http-port'?: string | number;
   'log-format'?: LogFormat;
 }
 

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Knex } from 'knex';
-import { describeError } from '../errors.js';
+import { ConfigError, describeError } from '../errors.js';
 import type { Registry } from '../registry/types.js';
 import type { Telemetry } from '../telemetry.js';
 import { ApiError, listTables, parseLimit, readFiles, readRows } from './api.js';
@@ -33,7 +33,10 @@ export async function startHttpServer(ctx: HttpContext, host: string, port: numb
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const why = err.code === 'EADDRINUSE' ? 'is in use by another process' : err.code === 'EACCES' ? 'may not be bound by this user' : `cannot be bound (${err.message})`;
+      reject(new ConfigError(`HTTP_PORT ${port}: ${host}:${port} ${why}; choose another HTTP_PORT (0 picks a free one) or HTTP_HOST`));
+    });
     server.listen(port, host, () => resolve());
   });
   return { port: (server.address() as AddressInfo).port, close: () => closeServer(server) };

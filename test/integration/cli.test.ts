@@ -1,4 +1,5 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
 import { events, runCli, tempDir } from '../helpers/cli.js';
@@ -45,6 +46,19 @@ describe('command line edges (integration)', function () {
     expect(await fails(['run', '--once', '--concurrency', '0'])).to.contain('CONCURRENCY on the command line');
     expect(await fails(['run', '--once'], { MAX_ATTEMPTS: 'many' })).to.contain('MAX_ATTEMPTS in the environment');
     expect(await fails(['run', '--bogus'])).to.contain('Unknown argument');
+  });
+
+  it('names the value given on the command line, and a port in use by its setting', async () => {
+    expect(await fails(['run', '--once', '--concurrency', 'abc'])).to.equal('bucket-ingest: BI_CONFIG: CONCURRENCY on the command line: expected an integer from 1 to 256, got "abc"');
+    const taken = createServer();
+    await new Promise<void>((done) => taken.listen(0, '127.0.0.1', done));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const line = await fails(['run', '--once', '--http-port', String(port)], { BUCKET_URL: SAMPLE });
+      expect(line).to.equal(`bucket-ingest: BI_CONFIG: HTTP_PORT ${port}: 127.0.0.1:${port} is in use by another process; choose another HTTP_PORT (0 picks a free one) or HTTP_HOST`);
+    } finally {
+      taken.close();
+    }
   });
 
   it('refuses options that mean nothing together instead of ignoring them (run --json used to start a daemon)', async () => {
