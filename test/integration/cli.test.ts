@@ -35,6 +35,7 @@ describe('command line edges (integration)', function () {
 
   it('exits 2 with one line for an unknown profile', async () => {
     expect(await fails(['run', '--once', '--profile', 'nope'])).to.contain('profile "nope"');
+    expect(await fails(['run', '--once', '--profile', 'constructor'])).to.contain('BI_CONFIG: profile "constructor" is not in');
   });
 
   it('exits 2 with one line for a missing config file', async () => {
