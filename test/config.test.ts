@@ -51,6 +51,20 @@ describe('config', () => {
     expect(err.message).to.contain('profile "othre"').and.contain('did you mean other?').and.contain('profiles: default, other');
   });
 
+  it('takes constructor, __proto__ or toString for unknown profiles, not for Object.prototype (regression: ran on the defaults)', () => {
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+      expect(failure(() => load({ profile: name })).message).to.contain(`profile "${name}" is not in`).and.contain('profiles: default, other');
+      expect(failure(() => load({ env: { PROFILE: name } })).message).to.contain(`profile "${name}" is not in`);
+    }
+  });
+
+  it('refuses a line with no key before "=", naming its line (regression: ignored)', () => {
+    writeFileSync(join(dir, 'keyless.ini'), ['; settings', '[default]', 'BUCKET_URL = b', '= 5', ''].join('\n'));
+    expect(failure(() => load({ configPath: 'keyless.ini' })).message).to.match(/keyless\.ini:4: "= 5" has no key before "="$/);
+    writeFileSync(join(dir, 'keyless.ini'), ['[default]', '  =x', '[other]', 'BUCKET_URL = b'].join('\r\n'));
+    expect(failure(() => load({ configPath: 'keyless.ini', profile: 'other' })).message).to.match(/keyless\.ini:2: "=x" has no key/);
+  });
+
   it('rejects an unknown key with a did-you-mean', () => {
     const err = failure(() => load({ profile: 'typo' }));
     expect(err.message).to.contain('unknown key CONCURENCY in [typo]').and.contain('did you mean CONCURRENCY?');

@@ -36,10 +36,10 @@ export function loadConfig(input: ConfigInput = {}): LoadedConfig {
   const cwd = input.cwd ?? process.cwd();
   const profile = input.profile ?? env.PROFILE ?? 'default';
   const configPath = findConfig(input.configPath, cwd);
-  const sections = configPath ? readIni(configPath) : {};
-  const section = sections[profile];
+  const sections = configPath ? readIni(configPath) : new Map<string, Record<string, unknown>>();
+  const section = sections.get(profile);
   if (configPath && section === undefined) {
-    const names = Object.keys(sections);
+    const names = [...sections.keys()];
     throw new ConfigError(`profile "${profile}" is not in ${configPath}${suggest(profile, names)} (profiles: ${names.join(', ') || 'none'})`);
   }
   if (!configPath && profile !== 'default') throw new ConfigError(`profile "${profile}" needs a config.ini, and none was found`);
@@ -82,22 +82,39 @@ function findConfig(explicit: string | undefined, cwd: string): string | null {
   return existsSync(PACKAGE_CONFIG) ? PACKAGE_CONFIG : null;
 }
 
-function readIni(path: string): Record<string, Record<string, unknown>> {
+/**
+ * The profiles of a config file. A Map, not a plain object: a profile is looked up by a name from the command
+ * line, and `constructor`, `__proto__` or `toString` must be unknown profiles, not Object.prototype's members.
+ */
+function readIni(path: string): Map<string, Record<string, unknown>> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
   }
+  refuseKeylessLines(text, path);
   const parsed = ini.parse(text) as Record<string, unknown>;
-  const sections: Record<string, Record<string, unknown>> = {};
+  const sections = new Map<string, Record<string, unknown>>();
   for (const [name, value] of Object.entries(parsed)) {
     if (value === null || typeof value !== 'object') {
       throw new ConfigError(`key ${name} in ${path} is outside any [profile] section`);
     }
-    sections[name] = value as Record<string, unknown>;
+    sections.set(name, value as Record<string, unknown>);
   }
   return sections;
+}
+
+/**
+ * `= 5` (nothing before the `=`): ini drops such a line without a word, or keeps it under an empty name; either
+ * way a setting the user wrote would be ignored. Refused here with its line number, since ini gives none.
+ */
+function refuseKeylessLines(text: string, path: string): void {
+  const lines = text.split(/\r?\n/);
+  for (const [i, raw] of lines.entries()) {
+    const line = raw.trim();
+    if (line.startsWith('=')) throw new ConfigError(`${path}:${i + 1}: "${line}" has no key before "="`);
+  }
 }
 
 /** `, did you mean "X"?` for the closest candidate within edit distance 2 (or a case-only difference). */

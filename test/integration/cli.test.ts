@@ -2,7 +2,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync 
 import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
-import { events, runCli, tempDir } from '../helpers/cli.js';
+import { events, runCli, startCli, tempDir } from '../helpers/cli.js';
 import { countRows } from '../helpers/tables.js';
 
 const SAMPLE = resolve('examples/sample-bucket');
@@ -36,6 +36,7 @@ describe('command line edges (integration)', function () {
 
   it('exits 2 with one line for an unknown profile', async () => {
     expect(await fails(['run', '--once', '--profile', 'nope'])).to.contain('profile "nope"');
+    expect(await fails(['run', '--once', '--profile', 'constructor'])).to.contain('BI_CONFIG: profile "constructor" is not in');
   });
 
   it('exits 2 with one line for a missing config file', async () => {
@@ -109,6 +110,22 @@ describe('command line edges (integration)', function () {
     const status = JSON.parse((await runCli(['status', '--json'], { cwd: dir, env: { BUCKET_URL: `file://${bucket}` } })).stdout) as { failed: Array<{ key: string; error: string }> };
     expect(status.failed.map((f) => f.key)).to.have.members(['../secret.data', '/etc/passwd']);
     expect(status.failed.every((f) => f.error.includes('outside the bucket directory'))).to.equal(true);
+  });
+
+  it('a megabyte line in the index fails that key quickly and logs at most a short piece of it (regression: hung at 100% CPU, deaf to SIGTERM)', async () => {
+    const bucket = join(dir, 'bucket');
+    mkdirSync(bucket);
+    writeFileSync(join(bucket, 'ok.data'), '[]');
+    const long = `https://u:${'p'.repeat(1 << 20)}`;
+    writeFileSync(join(bucket, 'files_list.data'), `ok.data\n${long}\n`);
+    const run = startCli(['run', '--once'], { cwd: dir, env: { BUCKET_URL: bucket } });
+    const killer = setTimeout(() => run.child.kill('SIGKILL'), 20_000);
+    const r = await run.finished.finally(() => clearTimeout(killer));
+    expect(r.signal, 'killed after 20 s').to.equal(null);
+    expect(r.code, r.stderr).to.equal(1);
+    const failed = events(r.stdout).find((e) => e.event === 'FileError');
+    expect(failed?.key).to.match(/^https:\/\/u:p+…\(\d+ characters left out\)…p+$/);
+    for (const line of r.stdout.split('\n')) expect(line.length).to.be.below(5000);
   });
 
   it('reloads a local file whose size or modification time changed', async () => {
