@@ -39,7 +39,8 @@ export function parseDatabaseUrl(url: string, cwd = process.cwd()): DatabaseTarg
     try {
       parsed = new URL(url.trim());
     } catch {
-      throw new ConfigError(`DATABASE_URL ${redactUrl(url)} is not a valid URL`);
+      throw new ConfigError(`DATABASE_URL ${redactUrl(url)} is not a valid URL (percent-encode @ : / ? # % and spaces in the user name and password, ` +
+        'or, for PostgreSQL, leave them out and set PGUSER and PGPASSWORD)');
     }
     if (parsed.pathname.length <= 1) throw new ConfigError(`DATABASE_URL ${redactUrl(url)} names no database (…/DBNAME)`);
     const dialect: Dialect = scheme.startsWith('postgres') ? 'postgres' : 'mysql';
