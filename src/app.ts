@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import type { LoadedConfig } from './config/load.js';
 import type { Settings } from './config/schema.js';
 import { createDecoder } from './decode-pool.js';
-import { checkDatabase, openDatabase, parseDatabaseUrl, type DatabaseTarget } from './load/database.js';
+import { checkDatabase, openDatabase, parseDatabaseUrl, startupStep, type DatabaseTarget } from './load/database.js';
 import { migrate } from './load/schema.js';
 import { UpsertCompiler } from './load/upsert.js';
 import type { PipelineContext } from './pipeline.js';
@@ -62,13 +62,13 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
   try {
     if (json) registry = await openRegistry(settings, target, null, { writable: true, cwd });
     db = await openDatabase(target, { poolSize: settings.CONCURRENCY + 2 });
-    await migrate(db);
-    registry ??= await openRegistry(settings, target, db, { writable: true, cwd });
+    const opened = db;
+    await startupStep(target, 'cannot migrate', () => migrate(opened));
+    registry ??= await startupStep(target, 'cannot read the registry table in', () => openRegistry(settings, target, opened, { writable: true, cwd }));
     const source = createSource(settings, {
       onRetry: (e) => telemetry.fileRetry(e),
       onResponse: (status) => telemetry.httpResponse(status),
     });
-    const opened = db;
     const openedRegistry = registry;
     // Remember which file we opened, so readiness notices if it is replaced underneath us.
     const identity = target.filename && target.filename !== ':memory:' ? { ino: statSync(target.filename).ino } : undefined;
