@@ -30,7 +30,10 @@ export async function runHandler(args: RunArgs): Promise<number> {
   const config = configFrom(args, { CONCURRENCY: args.concurrency, HTTP_PORT: args['http-port'] });
   const { settings } = config;
   const level = args.verbose ? 'debug' : settings.LOG_LEVEL;
-  const telemetry = new Telemetry(createLogger({ level, format: args['log-format'] ?? settings.LOG_FORMAT }));
+  // The bar and the logs share the terminal when both go to one: the bar steps aside for every line logged.
+  const progress = args.once ? terminalProgress() : null;
+  const beforeWrite = progress && process.stdout.isTTY ? () => progress.beforeLog() : undefined;
+  const telemetry = new Telemetry(createLogger({ level, format: args['log-format'] ?? settings.LOG_FORMAT, beforeWrite }));
   const app = await openApp(config, telemetry);
   const stop = new AbortController();
   const abort = new AbortController();
@@ -52,7 +55,7 @@ export async function runHandler(args: RunArgs): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let server: RunningServer | undefined;
-  const unsubscribe = args.once ? subscribeProgress(telemetry) : undefined;
+  const unsubscribe = progress ? telemetry.subscribe(progress) : undefined;
   try {
     if (settings.HTTP_PORT !== null) {
       server = await startHttpServer({
@@ -72,16 +75,12 @@ export async function runHandler(args: RunArgs): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     unsubscribe?.();
+    progress?.stop();
     await server?.close();
     await app.close();
     telemetry.daemonStopped();
     telemetry.log.flush();
   }
-}
-
-function subscribeProgress(telemetry: Telemetry): (() => void) | undefined {
-  const progress = terminalProgress();
-  return progress ? telemetry.subscribe(progress) : undefined;
 }
 
 /** What `run` does once its command line is parsed (src/commands/index.ts loads this module only then). */
