@@ -58,7 +58,20 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option('json', { type: 'boolean', describe: 'with --dry-run: print the report as JSON' })
       .option('concurrency', { type: 'number', describe: 'files fetched at once (CONCURRENCY)' })
       .option('http-port', { type: 'number', describe: 'serve /healthz, /readyz, /metrics and /api on this port (HTTP_PORT; 0 = any free port)' })
-      .option('log-format', { choices: ['auto', 'json', 'pretty'] as const, describe: 'log format (LOG_FORMAT; auto = pretty on a terminal, else JSON lines)' }) as never,
+      .option('log-format', { choices: ['auto', 'json', 'pretty'] as const, describe: 'log format (LOG_FORMAT; auto = pretty on a terminal, else JSON lines)' })
+      .check((argv) => {
+        // An option that would be ignored is refused: `run --json` used to start a daemon without a word.
+        if (argv.json === true && argv['dry-run'] !== true) {
+          throw new IngestError('BI_USAGE', '--json is for --dry-run (run --dry-run --json); without --dry-run, run ingests and logs, and --json means nothing');
+        }
+        if (argv['dry-run'] === true) {
+          const ignored = (['http-port', 'log-format'] as const).filter((o) => argv[o] !== undefined);
+          if (ignored.length > 0) {
+            throw new IngestError('BI_USAGE', `${ignored.map((o) => `--${o}`).join(' and ')} mean${ignored.length === 1 ? 's' : ''} nothing with --dry-run, which serves no HTTP and writes a report, not log lines`);
+          }
+        }
+        return true;
+      }) as never,
   handler: async (args) => (await import('./run.js')).runMain(args),
 };
 

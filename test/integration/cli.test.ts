@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
 import { events, runCli, startCli, tempDir } from '../helpers/cli.js';
@@ -36,6 +36,18 @@ describe('command line edges (integration)', function () {
   it('exits 2 with one line for an unknown profile', async () => {
     expect(await fails(['run', '--once', '--profile', 'nope'])).to.contain('profile "nope"');
     expect(await fails(['run', '--once', '--profile', 'constructor'])).to.contain('BI_CONFIG: profile "constructor" is not in');
+  });
+
+  it('refuses run options that mean nothing together, before doing anything (regression: run --json started a daemon)', async () => {
+    cpSync(SAMPLE, join(dir, 'examples', 'sample-bucket'), { recursive: true });
+    expect(await fails(['run', '--json'])).to.match(/^bucket-ingest: BI_USAGE: --json is for --dry-run/);
+    expect(await fails(['--once', '--json'])).to.match(/^bucket-ingest: BI_USAGE: --json is for --dry-run/);
+    expect(await fails(['run', '--dry-run', '--http-port', '0'])).to.match(/^bucket-ingest: BI_USAGE: --http-port means nothing with --dry-run/);
+    expect(await fails(['run', '--dry-run', '--log-format', 'json', '--http-port', '9'])).to.contain('--http-port and --log-format mean nothing with --dry-run');
+    expect(readdirSync(dir)).to.deep.equal(['examples']); // no database, no registry
+    const ok = await runCli(['run', '--dry-run', '--json', '--force'], { cwd: dir });
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(JSON.parse(ok.stdout)).to.have.property('planned', 6);
   });
 
   it('exits 2 with one line for a missing config file', async () => {
