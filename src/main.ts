@@ -30,7 +30,9 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
       .help()
       .version()
       .fail((msg, err) => {
-        throw err ?? new IngestError('BI_USAGE', msg);
+        // yargs' own complaints (a missing value, an unknown option) arrive as a YError, or as a message alone.
+        if (err === undefined || err === null || err.name === 'YError') throw new IngestError('BI_USAGE', msg ?? err?.message ?? 'bad command line');
+        throw err;
       })
       .parseAsync();
   } catch (err) {
