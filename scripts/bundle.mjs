@@ -38,6 +38,8 @@ const result = await build({
   sourcemap: true,
   external: [...DRIVERS, ...UNUSED_KNEX_DRIVERS].flatMap((name) => [name, `${name}/*`]),
   banner: { js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);" },
+  // Bundled CommonJS that names its own directory (yargs' CommonJS build, for its locale files) gets the bundle's.
+  define: { __dirname: 'import.meta.dirname' },
   logLevel: 'warning',
   metafile: true,
 });

@@ -5,7 +5,7 @@ import type { LoadedConfig } from './config/load.js';
 import type { Settings } from './config/schema.js';
 import { createDecoder } from './decode-pool.js';
 import { DatabaseReplacedError } from './errors.js';
-import { checkDatabase, openDatabase, parseDatabaseUrl, type DatabaseTarget } from './load/database.js';
+import { checkDatabase, openDatabase, parseDatabaseUrl, startupStep, type DatabaseTarget } from './load/database.js';
 import { migrate } from './load/schema.js';
 import { UpsertCompiler } from './load/upsert.js';
 import type { PipelineContext } from './pipeline.js';
@@ -97,16 +97,18 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
     const jsonRegistry = json ? await JsonRegistry.open(resolve(cwd, settings.REGISTRY_PATH), { writable: true }) : undefined;
     registry = jsonRegistry;
     db = await openDatabase(target, { poolSize: settings.CONCURRENCY + 2 });
-    await migrate(db, { display: target.display, lockTimeoutMs, onWait: (what) => telemetry.databaseWaiting(target.display, what, settings.DATABASE_LOCK_TIMEOUT_SECONDS) });
-    const binding: Binding = { database: await readDatabaseId(db), bucket: bucketIdentity(settings, cwd) };
+    const opened = db;
+    await startupStep(target, 'cannot migrate', () => migrate(opened, {
+      display: target.display, lockTimeoutMs, onWait: (what) => telemetry.databaseWaiting(target.display, what, settings.DATABASE_LOCK_TIMEOUT_SECONDS),
+    }));
+    const binding: Binding = { database: await readDatabaseId(opened), bucket: bucketIdentity(settings, cwd) };
     if (jsonRegistry) await jsonRegistry.bind(binding);
-    registry ??= await openRegistry(settings, target, db, { writable: true, cwd, binding });
+    registry ??= await startupStep(target, 'cannot read the registry table in', () => openRegistry(settings, target, opened, { writable: true, cwd, binding }));
     if (registry.untrusted) telemetry.registryUntrusted(registry.description, registry.untrusted);
     const source = createSource(settings, {
       onRetry: (e) => telemetry.fileRetry(e),
       onResponse: (status) => telemetry.httpResponse(status),
     });
-    const opened = db;
     const openedRegistry = registry;
     // Remember which file we opened: commits stop, and readiness says so, if it is deleted or replaced underneath us.
     const verifyTarget = sqliteFileCheck(target);

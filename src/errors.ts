@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'BI_BAD_KEY'
   | 'BI_DECODE'
   | 'BI_DATABASE'
+  /** The HTTP endpoints cannot listen where HTTP_HOST/HTTP_PORT say (port in use, no permission, no such address). */
+  | 'BI_HTTP_LISTEN'
   | 'BI_REGISTRY_CORRUPT'
   | 'BI_REGISTRY_IO'
   | 'BI_SHUTDOWN';

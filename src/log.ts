@@ -44,7 +44,13 @@ function redactFields(obj: Record<string, unknown>): Record<string, unknown> {
  * JSON lines when stdout is not a terminal (or with `json`), readable lines on a terminal. Passwords and
  * tokens in URLs are masked in the message and in every field, and each is cut to LOG_VALUE_MAX_CHARS.
  */
-export function createLogger(opts: { level: string; format?: LogFormat | undefined; destination?: NodeJS.WritableStream }): Logger {
+export function createLogger(opts: {
+  level: string;
+  format?: LogFormat | undefined;
+  destination?: NodeJS.WritableStream;
+  /** Called before each line that is written (not for levels filtered out): a progress bar clears itself. */
+  beforeWrite?: (() => void) | undefined;
+}): Logger {
   const dest = opts.destination ?? process.stdout;
   const format = !opts.format || opts.format === 'auto' ? ((dest as { isTTY?: boolean }).isTTY ? 'pretty' : 'json') : opts.format;
   const options: pino.LoggerOptions = {
@@ -54,6 +60,7 @@ export function createLogger(opts: { level: string; format?: LogFormat | undefin
     formatters: { log: redactFields },
     hooks: {
       logMethod(args, method) {
+        opts.beforeWrite?.();
         method.apply(this, args.map((a) => (typeof a === 'string' ? logValue(a) : a)) as Parameters<typeof method>);
       },
     },

@@ -1,4 +1,7 @@
-import yargs from 'yargs';
+// `yargs/yargs`, not `yargs`: yargs' ESM entry wraps help text with cliui's ESM stand-in for wrap-ansi, which cuts
+// lines at the width whatever it hits ("el se", "re cord", "HTTP_P ORT"); this entry is the same yargs with the
+// CommonJS platform shim, whose cliui wraps between words (wrap-ansi, string-width).
+import yargs from 'yargs/yargs';
 import { hideBin } from 'yargs/helpers';
 import { ConfigError, describeError, IngestError } from './errors.js';
 import { redactText } from './redact.js';
@@ -22,10 +25,14 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
       .command(reprocessCommand)
       .command(explainCommand)
       .strict()
+      // The terminal's width (yargs caps it at 80), or 80 when the help goes to a pipe or a file.
+      .wrap(process.stdout.isTTY && process.stdout.columns > 0 ? process.stdout.columns : 80)
       .help()
       .version()
       .fail((msg, err) => {
-        throw err ?? new IngestError('BI_USAGE', msg);
+        // yargs' own complaints (a missing value, an unknown option) arrive as a YError, or as a message alone.
+        if (err === undefined || err === null || err.name === 'YError') throw new IngestError('BI_USAGE', msg ?? err?.message ?? 'bad command line');
+        throw err;
       })
       .parseAsync();
   } catch (err) {

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
-import { redactText } from '../src/redact.js';
+import { redactText, redactUrl } from '../src/redact.js';
 
 const REDACT = pathToFileURL(resolve('src/redact.ts')).href;
 
@@ -48,5 +48,35 @@ describe('redactText', () => {
   it('still masks passwords and secret parameters in ordinary text', () => {
     expect(redactText('see postgres://app:tiger@db/x and http://u:p@h/b?token=x&y=1, ftp://nocreds/x'))
       .to.equal('see postgres://app:***@db/x and http://u:***@h/b?token=***&y=1, ftp://nocreds/x');
+  });
+});
+
+describe('masking passwords of every shape', () => {
+  // `@ : / ? # %` and non-ASCII, raw and percent-encoded; every piece starts with QX, which nothing else holds.
+  const passwords = ['QXp@ss:w/rd', 'QXa@QXb@QXc:QXd', 'QX?token=QXe&QXf', 'QX#QXg/QXh', 'QX50%QXoff%4', 'QX%40QX%3A', 'QXpässwörd-密码-🔑', 'QX@:/?#%ü'];
+  for (const password of passwords) {
+    for (const pw of [password, encodeURIComponent(password)]) {
+      it(`masks ${JSON.stringify(pw)} up to the last @ of the authority, in text and as one URL`, () => {
+        for (const [url, shown] of [
+          [`postgres://ingest:${pw}@db:5432/x?schema=s`, 'postgres://ingest:***@db:5432/x?schema=s'],
+          [`http://reader:${pw}@127.0.0.1:8080/bucket/`, 'http://reader:***@127.0.0.1:8080/bucket/'],
+          [`mysql://root:${pw}@127.0.0.1:3306/test`, 'mysql://root:***@127.0.0.1:3306/test'],
+        ] as const) {
+          expect(redactText(`cannot open ${url}: ECONNREFUSED\n  at ${url}`)).to.equal(`cannot open ${shown}: ECONNREFUSED\n  at ${shown}`);
+          expect(redactUrl(url)).to.contain(shown.slice(0, shown.indexOf('@') + 1));
+          expect(redactUrl(url)).to.not.contain('QX');
+        }
+      });
+    }
+  }
+
+  it('masks a password holding a space when the whole string is one URL', () => {
+    expect(redactUrl('postgres://ingest:QX a@b@db/x')).to.equal('postgres://ingest:***@db/x');
+  });
+
+  it('masks a lone user-info (a token) except in database URLs, where it is the role', () => {
+    expect(redactText('GET https://QXtoken@github.com/x failed')).to.equal('GET https://***@github.com/x failed');
+    expect(redactText('postgres://postgres@127.0.0.1:5432/test and mysql://root@db/x')).to.equal('postgres://postgres@127.0.0.1:5432/test and mysql://root@db/x');
+    expect(redactText('file:///srv/a@b/bucket')).to.equal('file:///srv/a@b/bucket'); // no authority at all
   });
 });

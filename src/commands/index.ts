@@ -8,6 +8,13 @@ import type { RunArgs } from './run.js';
 import type { StatusArgs } from './status.js';
 
 /**
+ * Options that take a number. Not `type: 'number'`: yargs turns `abc` into NaN, and the error could then only say
+ * `got null`. Left untyped, yargs still reads `4` as 4 and keeps `abc` as the text it was, for the settings' codecs
+ * (or a command's check) to refuse with what was typed.
+ */
+const NUMERIC = { requiresArg: true } as const;
+
+/**
  * The commands as yargs sees them: names, options and help text here, the code behind each in its own module,
  * imported only when that command runs. `--help`, and each command, load just what they use.
  */
@@ -26,11 +33,13 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
   describe: "the profile's database: row counts, sample rows per table, rejected records grouped by reason (reads only)",
   builder: (y) =>
     withCommonOptions(y)
-      .option('samples', { type: 'number', describe: `sample rows per table (default ${DEFAULT_SAMPLES})` })
+      .option('samples', { ...NUMERIC, describe: `sample rows per table (default ${DEFAULT_SAMPLES})` })
       .option('json', { type: 'boolean', describe: 'print JSON' })
       .check((argv) => {
-        const n = argv.samples;
-        if (n !== undefined && !(Number.isInteger(n) && n >= 0 && n <= 10_000)) throw new IngestError('BI_USAGE', `--samples: expected an integer from 0 to 10000, got ${String(n)}`);
+        const n: unknown = argv.samples;
+        if (n !== undefined && !(typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 10_000)) {
+          throw new IngestError('BI_USAGE', `--samples: expected an integer from 0 to 10000, got ${JSON.stringify(n)}`);
+        }
         return true;
       }) as never,
   handler: async (args) => (await import('./inspect.js')).inspectMain(args),
@@ -56,16 +65,20 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option('force', { type: 'boolean', describe: 'process every listed file again, whatever the registry says' })
       .option('dry-run', { type: 'boolean', describe: 'list, plan, fetch and validate, write nothing; print what each file would give' })
       .option('json', { type: 'boolean', describe: 'with --dry-run: print the report as JSON' })
-      // As text: the settings codec parses them like the same keys from config.ini or the environment, and names the
-      // value given (`got "abc"`) where yargs's own number parsing would have made it NaN.
-      .option('concurrency', { type: 'string', describe: 'files fetched at once (CONCURRENCY)' })
-      .option('http-port', { type: 'string', describe: 'serve /healthz, /readyz, /metrics and /api on this port (HTTP_PORT; 0 = any free port)' })
+      .option('concurrency', { ...NUMERIC, describe: 'files fetched at once (CONCURRENCY)' })
+      .option('http-port', { ...NUMERIC, describe: 'serve /healthz, /readyz, /metrics and /api on this port (HTTP_PORT; 0 = any free port)' })
       .option('log-format', { choices: ['auto', 'json', 'pretty'] as const, describe: 'log format (LOG_FORMAT; auto = pretty on a terminal, else JSON lines)' })
       .check((argv) => {
-        // Options that mean nothing together are refused, not ignored: `run --json` used to start a daemon.
-        const dry = Boolean(argv['dry-run']);
-        if (argv.json && !dry) throw new IngestError('BI_USAGE', '--json needs --dry-run (a running daemon logs JSON lines with --log-format json)');
-        if (dry && argv['http-port'] !== undefined) throw new IngestError('BI_USAGE', '--http-port means nothing with --dry-run (a dry run serves nothing)');
+        // An option that would be ignored is refused: `run --json` used to start a daemon without a word.
+        if (argv.json === true && argv['dry-run'] !== true) {
+          throw new IngestError('BI_USAGE', '--json is for --dry-run (run --dry-run --json); without --dry-run, run ingests and logs, and --json means nothing');
+        }
+        if (argv['dry-run'] === true) {
+          const ignored = (['http-port', 'log-format'] as const).filter((o) => argv[o] !== undefined);
+          if (ignored.length > 0) {
+            throw new IngestError('BI_USAGE', `${ignored.map((o) => `--${o}`).join(' and ')} mean${ignored.length === 1 ? 's' : ''} nothing with --dry-run, which serves no HTTP and writes a report, not log lines`);
+          }
+        }
         return true;
       }) as never,
   handler: async (args) => (await import('./run.js')).runMain(args),

@@ -1,10 +1,14 @@
+import { resolve } from 'node:path';
 import { openApp } from '../app.js';
 import { runDaemon } from '../daemon.js';
 import { startHttpServer, type RunningServer } from '../http/server.js';
 import { createLogger, type LogFormat } from '../log.js';
 import { terminalProgress } from '../progress.js';
 import { Telemetry } from '../telemetry.js';
+import type { LoadedConfig } from '../config/load.js';
+import { parseDatabaseUrl } from '../load/database.js';
 import { configFrom } from './common.js';
+import { noteWhatStartCreates } from './created-on-start.js';
 import type { CommonArgs } from './options.js';
 import { dryRunHandler } from './dry-run.js';
 
@@ -13,8 +17,9 @@ export interface RunArgs extends CommonArgs {
   'dry-run'?: boolean;
   json?: boolean;
   force?: boolean;
-  concurrency?: string | number;
-  'http-port'?: string | number;
+  /** A number, or the text typed when it is not one (the settings' codecs refuse it, quoting it). */
+  concurrency?: number | string;
+  'http-port'?: number | string;
   'log-format'?: LogFormat;
 }
 
@@ -30,8 +35,18 @@ export async function runHandler(args: RunArgs): Promise<number> {
   const config = configFrom(args, { CONCURRENCY: args.concurrency, HTTP_PORT: args['http-port'] });
   const { settings } = config;
   const level = args.verbose ? 'debug' : settings.LOG_LEVEL;
-  const telemetry = new Telemetry(createLogger({ level, format: args['log-format'] ?? settings.LOG_FORMAT }));
-  const app = await openApp(config, telemetry);
+  // The bar and the logs share the terminal when both go to one: the bar steps aside for every line logged.
+  const progress = args.once ? terminalProgress() : null;
+  const beforeWrite = progress && process.stdout.isTTY ? () => progress.beforeLog() : undefined;
+  const telemetry = new Telemetry(createLogger({ level, format: args['log-format'] ?? settings.LOG_FORMAT, beforeWrite }));
+  const undoStart = noteWhatStartCreates(startAnchors(config));
+  const app = await openApp(config, telemetry).catch(async (err: unknown) => {
+    await undoStart();
+    throw err;
+  });
+  // A start that fails (no HTTP port, a first cycle that cannot list the bucket or write) before any file is
+  // known leaves nothing behind; once the registry knows a file, what was made is real state and stays.
+  let startFailed = false;
   const stop = new AbortController();
   const abort = new AbortController();
   let forceTimer: NodeJS.Timeout | undefined;
@@ -52,7 +67,7 @@ export async function runHandler(args: RunArgs): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let server: RunningServer | undefined;
-  const unsubscribe = args.once ? subscribeProgress(telemetry) : undefined;
+  const unsubscribe = progress ? telemetry.subscribe(progress) : undefined;
   try {
     if (settings.HTTP_PORT !== null) {
       server = await startHttpServer({
@@ -67,21 +82,29 @@ export async function runHandler(args: RunArgs): Promise<number> {
       return 1;
     }
     return 0;
+  } catch (err) {
+    startFailed = app.registry.size === 0;
+    throw err;
   } finally {
     clearTimeout(forceTimer);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     unsubscribe?.();
+    progress?.stop();
     await server?.close();
     await app.close();
+    if (startFailed) await undoStart();
     telemetry.daemonStopped();
     telemetry.log.flush();
   }
 }
 
-function subscribeProgress(telemetry: Telemetry): (() => void) | undefined {
-  const progress = terminalProgress();
-  return progress ? telemetry.subscribe(progress) : undefined;
+/** The files a start may create: the SQLite database and the registry path (its side files sit beside it). */
+function startAnchors(config: LoadedConfig): string[] {
+  const target = parseDatabaseUrl(config.settings.DATABASE_URL);
+  const anchors = [resolve(config.settings.REGISTRY_PATH)];
+  if (target.filename !== undefined && target.filename !== ':memory:') anchors.push(target.filename);
+  return anchors;
 }
 
 /** What `run` does once its command line is parsed (src/commands/index.ts loads this module only then). */

@@ -57,9 +57,20 @@ const Threads = new t.Type<number | 'auto', number | 'auto', unknown>(
   t.identity,
 );
 
-const LogFormat = t.keyof({ auto: null, json: null, pretty: null });
+/** One of a fixed set of words; a wrong one is told the allowed ones (io-ts's `keyof` says only "invalid value"). */
+function oneOf<const K extends string>(name: string, values: readonly K[]): t.Type<K, K, unknown> {
+  const allowed = new Set<unknown>(values);
+  return new t.Type<K, K, unknown>(
+    name,
+    (u): u is K => allowed.has(u),
+    (u, c) => (allowed.has(u) ? t.success(u as K) : t.failure(u, c, `expected one of ${values.join(', ')}`)),
+    t.identity,
+  );
+}
 
-const LogLevel = t.keyof({ trace: null, debug: null, info: null, warn: null, error: null, fatal: null, silent: null });
+const LogFormat = oneOf('LOG_FORMAT', ['auto', 'json', 'pretty']);
+
+const LogLevel = oneOf('LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 
 /**
  * Every setting of a profile, with its codec. Values come from config.ini, the environment (same name) or
@@ -103,7 +114,7 @@ export const settingsCodec = t.type({
   HTTP_HOST: NonEmpty,
   /** `json` (a file; default with SQLite), `database` (a table written in the files' own transactions; default
    * with PostgreSQL/MySQL; needed to run several daemons on one bucket), or `auto`. */
-  REGISTRY: t.keyof({ auto: null, json: null, database: null }),
+  REGISTRY: oneOf('REGISTRY', ['auto', 'json', 'database']),
   /** Database registry: this daemon's name in claims (default: the host name; a pod name under Kubernetes). */
   WORKER_NAME: t.string,
   /** Database registry: how long a worker's claim on a file lasts without a heartbeat. */

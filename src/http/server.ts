@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Knex } from 'knex';
-import { ConfigError, describeError } from '../errors.js';
+import { describeError, IngestError } from '../errors.js';
 import type { Registry } from '../registry/types.js';
 import type { Telemetry } from '../telemetry.js';
 import { ApiError, listTables, parseLimit, readFiles, readRows } from './api.js';
@@ -33,13 +33,18 @@ export async function startHttpServer(ctx: HttpContext, host: string, port: numb
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      const why = err.code === 'EADDRINUSE' ? 'is in use by another process' : err.code === 'EACCES' ? 'may not be bound by this user' : `cannot be bound (${err.message})`;
-      reject(new ConfigError(`HTTP_PORT ${port}: ${host}:${port} ${why}; choose another HTTP_PORT (0 picks a free one) or HTTP_HOST`));
-    });
+    server.once('error', (err) => reject(listenError(err, host, port)));
     server.listen(port, host, () => resolve());
   });
   return { port: (server.address() as AddressInfo).port, close: () => closeServer(server) };
+}
+
+/** `EADDRINUSE` alone names neither the setting nor the address: one BI_HTTP_LISTEN line that does. */
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): IngestError {
+  const why = err.code === 'EADDRINUSE' ? 'the port is in use (another daemon, or another program)'
+    : err.code === 'EACCES' ? 'no permission to listen there (ports below 1024 need privileges)'
+      : err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND' ? 'no such address on this machine' : err.message;
+  return new IngestError('BI_HTTP_LISTEN', `cannot serve HTTP on ${host}:${port} (HTTP_PORT=${port}, HTTP_HOST=${host}): ${why}${err.code ? ` (${err.code})` : ''}`, { cause: err });
 }
 
 async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -1,7 +1,7 @@
 import { mkdir, open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
-import { ConfigError, IngestError } from '../errors.js';
+import { ConfigError, IngestError, isRetriable } from '../errors.js';
 import { redactText, redactUrl } from '../redact.js';
 
 export type Dialect = 'sqlite' | 'postgres' | 'mysql';
@@ -39,7 +39,8 @@ export function parseDatabaseUrl(url: string, cwd = process.cwd()): DatabaseTarg
     try {
       parsed = new URL(url.trim());
     } catch {
-      throw new ConfigError(`DATABASE_URL ${redactUrl(url)} is not a valid URL`);
+      throw new ConfigError(`DATABASE_URL ${redactUrl(url)} is not a valid URL (percent-encode @ : / ? # % and spaces in the user name and password, ` +
+        'or, for PostgreSQL, leave them out and set PGUSER and PGPASSWORD)');
     }
     if (parsed.pathname.length <= 1) throw new ConfigError(`DATABASE_URL ${redactUrl(url)} names no database (…/DBNAME)`);
     const dialect: Dialect = scheme.startsWith('postgres') ? 'postgres' : 'mysql';
@@ -135,6 +136,22 @@ export async function openDatabase(target: DatabaseTarget, opts: OpenOptions = {
     throw new IngestError('BI_DATABASE', `cannot open ${target.display}: ${redactText(describeDbError(err))}`, { cause: err });
   }
   return db;
+}
+
+/**
+ * Runs one start-up step against an open database (migrations, reading the registry table) and turns what the
+ * driver throws into one BI_DATABASE error naming the database, password masked: `42501: permission denied for
+ * schema x` alone says neither what failed nor where. Errors of our own pass through as they are.
+ *
+ * @example await startupStep(target, 'cannot migrate', () => migrate(db));
+ */
+export async function startupStep<T>(target: DatabaseTarget, what: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    if (err instanceof IngestError) throw err;
+    throw new IngestError('BI_DATABASE', `${what} ${target.display}: ${redactText(describeDbError(err))}`, { cause: err, retriable: isRetriable(err) });
+  }
 }
 
 /** Driver errors sometimes carry only a code (ECONNREFUSED) or an AggregateError with an empty message. */

@@ -72,7 +72,7 @@ export function bindingMismatch(stored: Partial<Binding> | undefined, actual: Bi
   if (stored === undefined || stored.database === undefined || stored.bucket === undefined) {
     return 'it was written before registries were bound to their database and bucket';
   }
-  if (actual.database === null) return `its database ${stored.database} does not exist any more`;
+  if (actual.database === null) return `its database ${stored.database} is not at DATABASE_URL (gone, never migrated, or not reachable)`;
   if (stored.database !== actual.database) return `it was written for database ${stored.database}, and this one is ${actual.database}`;
   if (stored.bucket !== actual.bucket) return `it was written for bucket ${stored.bucket}, and this one is ${actual.bucket}`;
   return null;
@@ -100,7 +100,10 @@ export async function probeDatabaseId(target: DatabaseTarget): Promise<string | 
       conn?.close();
     }
   }
-  const db = await openDatabase(target, { poolSize: 1 });
+  // A server that cannot be reached cannot vouch for the registry either: the commands that only read say so
+  // (`registry not trusted`) and go on, rather than fail over a database they would not write to.
+  const db = await openDatabase(target, { poolSize: 1 }).catch(() => null);
+  if (db === null) return null;
   try {
     return await readDatabaseId(db);
   } finally {

@@ -51,7 +51,7 @@ describe('a registry bound to its database and bucket (integration)', function (
 
     // Before the daemon runs again, status does not vouch for entries whose database is gone.
     const before = await status();
-    expect(before.untrusted?.reason).to.contain('does not exist');
+    expect(before.untrusted?.reason).to.contain('is not at DATABASE_URL');
     expect(before.records.loaded).to.equal(0);
 
     const again = await run();

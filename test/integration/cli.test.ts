@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
@@ -39,6 +39,18 @@ describe('command line edges (integration)', function () {
     expect(await fails(['run', '--once', '--profile', 'constructor'])).to.contain('BI_CONFIG: profile "constructor" is not in');
   });
 
+  it('refuses run options that mean nothing together, before doing anything (regression: run --json started a daemon)', async () => {
+    cpSync(SAMPLE, join(dir, 'examples', 'sample-bucket'), { recursive: true });
+    expect(await fails(['run', '--json'])).to.match(/^bucket-ingest: BI_USAGE: --json is for --dry-run/);
+    expect(await fails(['--once', '--json'])).to.match(/^bucket-ingest: BI_USAGE: --json is for --dry-run/);
+    expect(await fails(['run', '--dry-run', '--http-port', '0'])).to.match(/^bucket-ingest: BI_USAGE: --http-port means nothing with --dry-run/);
+    expect(await fails(['run', '--dry-run', '--log-format', 'json', '--http-port', '9'])).to.contain('--http-port and --log-format mean nothing with --dry-run');
+    expect(readdirSync(dir)).to.deep.equal(['examples']); // no database, no registry
+    const ok = await runCli(['run', '--dry-run', '--json', '--force'], { cwd: dir });
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(JSON.parse(ok.stdout)).to.have.property('planned', 6);
+  });
+
   it('exits 2 with one line for a missing config file', async () => {
     expect(await fails(['run', '--once', '--config', 'missing.ini'])).to.contain('missing.ini does not exist');
   });
@@ -47,25 +59,6 @@ describe('command line edges (integration)', function () {
     expect(await fails(['run', '--once', '--concurrency', '0'])).to.contain('CONCURRENCY on the command line');
     expect(await fails(['run', '--once'], { MAX_ATTEMPTS: 'many' })).to.contain('MAX_ATTEMPTS in the environment');
     expect(await fails(['run', '--bogus'])).to.contain('Unknown argument');
-  });
-
-  it('names the value given on the command line, and a port in use by its setting', async () => {
-    expect(await fails(['run', '--once', '--concurrency', 'abc'])).to.equal('bucket-ingest: BI_CONFIG: CONCURRENCY on the command line: expected an integer from 1 to 256, got "abc"');
-    const taken = createServer();
-    await new Promise<void>((done) => taken.listen(0, '127.0.0.1', done));
-    try {
-      const port = (taken.address() as AddressInfo).port;
-      const line = await fails(['run', '--once', '--http-port', String(port)], { BUCKET_URL: SAMPLE });
-      expect(line).to.equal(`bucket-ingest: BI_CONFIG: HTTP_PORT ${port}: 127.0.0.1:${port} is in use by another process; choose another HTTP_PORT (0 picks a free one) or HTTP_HOST`);
-    } finally {
-      taken.close();
-    }
-  });
-
-  it('refuses options that mean nothing together instead of ignoring them (run --json used to start a daemon)', async () => {
-    expect(await fails(['run', '--json'], { BUCKET_URL: SAMPLE })).to.equal('bucket-ingest: BI_USAGE: --json needs --dry-run (a running daemon logs JSON lines with --log-format json)');
-    expect(await fails(['run', '--dry-run', '--http-port', '0'], { BUCKET_URL: SAMPLE })).to.contain('BI_USAGE: --http-port means nothing with --dry-run');
-    expect(existsSync(join(dir, 'data')), 'nothing was started').to.equal(false);
   });
 
   it('exits 2 naming an unreachable bucket, and never prints its password', async () => {
@@ -89,6 +82,54 @@ describe('command line edges (integration)', function () {
     expect(await fails(['run', '--once'], { BUCKET_URL: SAMPLE, DATABASE_URL: 'sqlite://blocker/x.sqlite3' })).to.contain('BI_DATABASE');
     const unreachable = await fails(['run', '--once'], { BUCKET_URL: SAMPLE, DATABASE_URL: 'postgres://app:tiger@127.0.0.1:9/x' });
     expect(unreachable).to.contain('BI_DATABASE').and.contain('127.0.0.1:9').and.not.contain('tiger');
+  });
+
+  it('a port in use is one BI_HTTP_LISTEN line naming HTTP_PORT, and the failed start leaves nothing behind (regression: "error: EADDRINUSE…")', async () => {
+    cpSync(SAMPLE, join(dir, 'examples', 'sample-bucket'), { recursive: true });
+    const taken = createServer();
+    await new Promise<void>((resolvePromise) => taken.listen(0, '127.0.0.1', resolvePromise));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const line = await fails(['run', '--once'], { HTTP_PORT: String(port) });
+      expect(line).to.equal(`bucket-ingest: BI_HTTP_LISTEN: cannot serve HTTP on 127.0.0.1:${port} (HTTP_PORT=${port}, HTTP_HOST=127.0.0.1): the port is in use (another daemon, or another program) (EADDRINUSE)`);
+      expect(readdirSync(dir)).to.deep.equal(['examples']); // no data/, no registry/
+    } finally {
+      await new Promise((resolvePromise) => taken.close(resolvePromise));
+    }
+  });
+
+  it('bad values say what was typed and what is allowed (regression: "got null", no list)', async () => {
+    expect(await fails(['run', '--once', '--concurrency', 'abc'])).to.equal('bucket-ingest: BI_CONFIG: CONCURRENCY on the command line: expected an integer from 1 to 256, got "abc"');
+    expect(await fails(['run', '--http-port', 'x'])).to.contain('HTTP_PORT on the command line: expected a port from 0 to 65535, or off, got "x"');
+    expect(await fails(['inspect', '--samples', 'many'])).to.equal('bucket-ingest: BI_USAGE: --samples: expected an integer from 0 to 10000, got "many"');
+    expect(await fails(['run', '--concurrency'])).to.equal('bucket-ingest: BI_USAGE: Not enough arguments following: concurrency');
+    expect(await fails(['status'], { LOG_LEVEL: 'loud' })).to.equal('bucket-ingest: BI_CONFIG: LOG_LEVEL in the environment: expected one of trace, debug, info, warn, error, fatal, silent, got "loud"');
+    expect(await fails(['status'], { REGISTRY: 'db' })).to.equal('bucket-ingest: BI_CONFIG: REGISTRY in the environment: expected one of auto, json, database, got "db"');
+    expect(await fails(['status'], { LOG_FORMAT: 'xml' })).to.contain('expected one of auto, json, pretty, got "xml"');
+  });
+
+  it('a start that fails takes back the directories and files it created, and only those (regression: sqlite:/// made its directory)', async () => {
+    const missing = join(dir, 'no-bucket');
+    // Into directories that do not exist: all of them go again.
+    const deep = await fails(['run', '--once'], { BUCKET_URL: missing, DATABASE_URL: `sqlite://${join(dir, 'new', 'deeper', 'x.sqlite3')}`, REGISTRY_PATH: join(dir, 'reg', 'r.json') });
+    expect(deep).to.contain('BI_SOURCE_UNAVAILABLE');
+    expect(readdirSync(dir)).to.deep.equal([]);
+    // The default paths, in directories that exist and hold other files: those files stay, the new ones go.
+    mkdirSync(join(dir, 'data'));
+    mkdirSync(join(dir, 'registry'));
+    writeFileSync(join(dir, 'data', 'other.sqlite3'), 'x');
+    writeFileSync(join(dir, 'registry', 'other.json'), '{}');
+    expect(await fails(['run', '--once'], { BUCKET_URL: missing })).to.contain('BI_SOURCE_UNAVAILABLE');
+    expect(readdirSync(join(dir, 'data'))).to.deep.equal(['other.sqlite3']);
+    expect(readdirSync(join(dir, 'registry'))).to.deep.equal(['other.json']);
+    // A start that succeeds keeps what it made, and a later failed start leaves that alone.
+    cpSync(SAMPLE, join(dir, 'bucket'), { recursive: true });
+    expect((await runCli(['run', '--once'], { cwd: dir, env: { BUCKET_URL: join(dir, 'bucket') } })).code).to.equal(0);
+    const kept = { data: readdirSync(join(dir, 'data')), registry: readdirSync(join(dir, 'registry')) };
+    expect(kept.data).to.include('bucket-ingest.sqlite3');
+    expect(await fails(['run', '--once'], { BUCKET_URL: missing })).to.contain('BI_SOURCE_UNAVAILABLE');
+    expect(readdirSync(join(dir, 'data'))).to.include.members(kept.data.filter((f) => !f.endsWith('-wal') && !f.endsWith('-shm')));
+    expect(readdirSync(join(dir, 'registry'))).to.include('default.json');
   });
 
   it('exits 2 naming a corrupt registry file', async () => {
