@@ -58,14 +58,11 @@ export async function openRegistry(
 }
 
 /**
- * Throws when the SQLite file at the database's path is no longer the one opened (deleted, or replaced by another
- * file): checked before every commit, so rows and registry entries never go to an unlinked file that a restart
- * would not find.
+ * Throws when the SQLite file at the database's path is no longer `opened`, the file the daemon opened (deleted, or
+ * replaced by another file): checked before every commit, so rows and registry entries never go to an unlinked file
+ * that a restart would not find.
  */
-export function sqliteFileCheck(target: DatabaseTarget): (() => void) | undefined {
-  const filename = target.filename;
-  if (filename === undefined || filename === ':memory:') return undefined;
-  const opened = statSync(filename);
+export function sqliteFileCheck(filename: string, opened: Stats, display: string): () => void {
   return () => {
     let now: Stats | null = null;
     try {
@@ -73,7 +70,7 @@ export function sqliteFileCheck(target: DatabaseTarget): (() => void) | undefine
     } catch {
       // gone: said below
     }
-    if (now === null || now.ino !== opened.ino || now.dev !== opened.dev) throw new DatabaseReplacedError(target.display, now === null ? 'deleted' : 'replaced');
+    if (now === null || now.ino !== opened.ino || now.dev !== opened.dev) throw new DatabaseReplacedError(display, now === null ? 'deleted' : 'replaced');
   };
 }
 
@@ -111,8 +108,8 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
     });
     const openedRegistry = registry;
     // Remember which file we opened: commits stop, and readiness says so, if it is deleted or replaced underneath us.
-    const verifyTarget = sqliteFileCheck(target);
-    const identity = target.filename && target.filename !== ':memory:' ? { ino: statSync(target.filename).ino } : undefined;
+    const identity = target.filename && target.filename !== ':memory:' ? statSync(target.filename) : undefined;
+    const verifyTarget = identity && target.filename ? sqliteFileCheck(target.filename, identity, target.display) : undefined;
     return {
       config, settings, source, db, registry, decoder, telemetry, firstListed: new Map(), binding,
       compiler: new UpsertCompiler(target.dialect),

@@ -32,6 +32,7 @@ describe('indexText', () => {
     expect(cleanIndex(indexText(Buffer.from('amélie.data\nb.data'), 'files_list.data'))).to.deep.equal(['amélie.data', 'b.data']);
     const bad = Buffer.concat([Buffer.from('a.data\nam'), Buffer.from([0xe9]), Buffer.from('lie.data\n')]);
     expect(() => indexText(bad, 'files_list.data')).to.throw(IngestError, 'index files_list.data is not UTF-8 (invalid byte 0xe9 at byte 9)');
+    expect(() => indexText(Buffer.from('a.data\nb\u0000.data'), 'files_list.data')).to.throw(IngestError, 'index files_list.data holds a NUL byte (U+0000) at byte 8');
     const { dir, cleanup } = await tempDir();
     try {
       writeFileSync(join(dir, 'files_list.data'), bad);
