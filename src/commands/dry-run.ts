@@ -32,6 +32,8 @@ export interface DryRunReport {
   /** Where a real run would write (DATABASE_URL, password masked); not opened. */
   database: string;
   registry: string;
+  /** Why the registry's entries were not planned from (another database or bucket), or null. */
+  untrusted: string | null;
   listed: number;
   planned: number;
   upToDate: number;
@@ -65,6 +67,7 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
     const plan = planCycle(keys, lookup, { force: Boolean(args.force), now: Date.now(), recheckDoneMs: settings.RECHECK_DONE_SECONDS * 1000 });
     const report: DryRunReport = {
       profile: config.profile, bucket: source.description, database, registry: registry.description,
+      untrusted: registry.untrusted?.reason ?? null,
       listed: keys.length, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, files: [],
       totals: { load: 0, unchanged: 0, failed: 0, loaded: 0, rejected: 0, skipped: 0, bytes: 0 },
     };
@@ -143,7 +146,8 @@ export function formatDryRunTotals(r: DryRunReport): string {
   const t = r.totals;
   return `dry run, profile ${r.profile}, bucket ${r.bucket}: ${r.listed} listed, ${r.planned} to process ` +
     `(${r.upToDate} up to date, ${r.backoff} waiting to retry); files ${t.load} would load, ${t.unchanged} unchanged, ${t.failed} would fail; ` +
-    `records ${t.loaded} would be loaded, ${t.rejected} rejected, ${t.skipped} skipped. Nothing was written (database ${r.database}, registry ${r.registry}).`;
+    `records ${t.loaded} would be loaded, ${t.rejected} rejected, ${t.skipped} skipped. Nothing was written (database ${r.database}, registry ${r.registry}` +
+    `${r.untrusted === null ? '' : `, not trusted: ${r.untrusted}; so every listed file is planned`}).`;
 }
 
 /**

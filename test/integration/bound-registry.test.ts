@@ -53,6 +53,8 @@ describe('a registry bound to its database and bucket (integration)', function (
     const before = await status();
     expect(before.untrusted?.reason).to.contain('is not at DATABASE_URL');
     expect(before.records.loaded).to.equal(0);
+    const dry = await runCli(['run', '--dry-run'], { cwd: dir, env: env() });
+    expect(dry.stdout).to.match(/6 to process \(0 up to date.*not trusted: its database [-0-9a-f]{36} is not at DATABASE_URL .*so every listed file is planned\)\.\n$/);
 
     const again = await run();
     expect(again.code, again.stderr).to.equal(0);
