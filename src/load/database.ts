@@ -128,7 +128,10 @@ export async function openDatabase(target: DatabaseTarget, opts: OpenOptions = {
   const db = knexFactory({ ...config, log: { warn: quiet, error: quiet, deprecate: quiet, debug: quiet } });
   try {
     if (target.schema) {
-      await db.raw('CREATE SCHEMA IF NOT EXISTS ??', [target.schema]);
+      // Looked up first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema is there, and
+      // a role given only a ready-made schema could not start.
+      const found = (await db.raw('SELECT 1 FROM pg_namespace WHERE nspname = ?', [target.schema])) as { rows: unknown[] };
+      if (found.rows.length === 0) await db.raw('CREATE SCHEMA IF NOT EXISTS ??', [target.schema]);
     }
     await db.raw('select 1');
   } catch (err) {

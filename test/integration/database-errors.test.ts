@@ -19,16 +19,15 @@ describe('start-up database errors (integration, PostgreSQL)', function () {
     admin = new pg.Client({ connectionString: base });
     await admin.connect();
     // A role that may log in and reach the database, and a schema it may look into but not create in (the schema
-    // exists, so opening the database passes; creating the first table in it does not).
+    // exists, so opening the database passes, without CREATE on the database; creating the first table does not).
     await admin.query(`CREATE ROLE ${name} LOGIN PASSWORD 'QXsecret'`);
     await admin.query(`CREATE SCHEMA ${name}`);
     await admin.query(`GRANT USAGE ON SCHEMA ${name} TO ${name}`);
-    await admin.query(`GRANT CREATE ON DATABASE ${new URL(base as string).pathname.slice(1)} TO ${name}`);
   });
   after(async () => {
     if (!admin) return;
     await admin.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`);
-    await admin.query(`DROP OWNED BY ${name}`); // the grant
+    await admin.query(`DROP OWNED BY ${name}`); // the USAGE grant
     await admin.query(`DROP ROLE IF EXISTS ${name}`);
     await admin.end();
   });
