@@ -125,7 +125,9 @@ export async function openDatabase(target: DatabaseTarget, opts: OpenOptions = {
   // knex would print its own warnings (e.g. every failed connection attempt) to the console; we report errors
   // ourselves, in one line.
   const quiet = (): void => undefined;
-  const db = knexFactory({ ...config, log: { warn: quiet, error: quiet, deprecate: quiet, debug: quiet } });
+  // compileSqlOnError: false: a refused statement's error quotes the SQL with its placeholders, not with the values
+  // bound to them, so record data (personal data too) never reaches an error line or a log.
+  const db = knexFactory({ ...config, compileSqlOnError: false, log: { warn: quiet, error: quiet, deprecate: quiet, debug: quiet } });
   try {
     if (target.schema) {
       // Looked up first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema is there, and
