@@ -229,7 +229,19 @@ export function compileSchema(spec: SchemaSpec): SchemaRecordType {
     const source = spec.properties.find((p) => p.name === ('derive' in c ? c.from : c.name)) as PropertySpec;
     return source.nullable || (!source.required && !(source.hasDefault && source.default !== null));
   };
-  const columns: SchemaColumnSpec[] = order.map((c) => ({ name: c.name, kind: c.column as ColumnKind, nullable: nullableOf(c) }));
+  const declaredMax = (c: PropertySpec | DerivedSpec): number | undefined =>
+    'derive' in c ? (c.derive === 'normalize-title' ? c.maxLength : undefined) : c.maxLength;
+  /**
+   * A string column without `x-column` is a bounded `string` (VARCHAR) when its maxLength fits that kind's limit
+   * (255 in a key, 512 elsewhere: load/schema.ts), else unbounded `text` (which a key still bounds, to 500).
+   */
+  const kindOf = (c: PropertySpec | DerivedSpec): ColumnKind => {
+    if (c.column !== undefined) return c.column;
+    const max = declaredMax(c);
+    const limit = columnLimit(spec, { name: c.name, kind: 'string' }) as number;
+    return max !== undefined && max <= limit ? 'string' : 'text';
+  };
+  const columns: SchemaColumnSpec[] = order.map((c) => ({ name: c.name, kind: kindOf(c), nullable: nullableOf(c) }));
   const names = columns.map((c) => c.name);
   const getters = order.map(getter);
   const width = names.length;
@@ -251,7 +263,7 @@ export function compileSchema(spec: SchemaSpec): SchemaRecordType {
     const column = columns[i] as SchemaColumnSpec;
     const limit = columnLimit(rt, column);
     if (limit === null || ('derive' in c && c.derive === 'load-time')) return; // the load time is 24 characters
-    const declared = 'derive' in c ? (c.derive === 'normalize-title' ? c.maxLength : undefined) : c.maxLength;
+    const declared = declaredMax(c);
     if (declared === undefined || declared > limit) {
       const inKey = spec.key.includes(c.name) ? 'key ' : '';
       throw schemaError(spec.file, declared === undefined ? c.pointer : pointerTo(c.pointer, 'maxLength'),

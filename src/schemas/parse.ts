@@ -26,7 +26,7 @@ const NUMERIC_ONLY = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximu
 const STRING_ONLY = ['minLength', 'maxLength', 'pattern', 'format'];
 /** Column kinds a property of each JSON type may ask for with `x-column`; the first is the one inferred. */
 const COLUMN_KINDS: Readonly<Record<JsonType, readonly ColumnKind[]>> = {
-  string: ['string', 'text'],
+  string: ['string', 'text'], // inferred from maxLength
   integer: ['bigint', 'integer'],
   number: ['float'],
   boolean: ['boolean'],
@@ -170,8 +170,9 @@ export function parseSchema(file: string, doc: unknown): SchemaSpec {
       });
     }
     const kinds = COLUMN_KINDS[t];
-    const column = p['x-column'] ?? kinds[0];
-    if (!kinds.includes(column as ColumnKind)) {
+    // A string's kind, when not given, follows from its maxLength (see compile.ts): a bounded string is a VARCHAR.
+    const column = p['x-column'] ?? (t === 'string' ? undefined : kinds[0]);
+    if (column !== undefined && !kinds.includes(column as ColumnKind)) {
       fail(pointerTo(at, 'x-column'), `x-column for type ${describe(t)} must be ${kinds.map((k) => `"${k}"`).join(' or ')}, got ${describe(column)}`);
     }
     if (column === 'integer') {
@@ -187,7 +188,7 @@ export function parseSchema(file: string, doc: unknown): SchemaSpec {
       name, pointer: at, type: t, nullable, required: isRequired, enum: enumValues as EnumValue[] | undefined,
       minimum, maximum, exclusiveMinimum, exclusiveMaximum, minLength, maxLength,
       pattern: pattern as string | undefined, format: format as string | undefined,
-      hasDefault, default: p['default'], column: column as ColumnKind,
+      hasDefault, default: p['default'], column: column as ColumnKind | undefined,
     };
   }
 
@@ -219,10 +220,10 @@ export function parseSchema(file: string, doc: unknown): SchemaSpec {
     if (derive === 'normalize-title') {
       const nonEmpty = d['nonEmpty'] ?? false;
       if (typeof nonEmpty !== 'boolean') fail(pointerTo(at, 'nonEmpty'), `nonEmpty must be true or false, got ${describe(nonEmpty)}`);
-      const column = d['x-column'] ?? 'string';
-      if (column !== 'string' && column !== 'text') fail(pointerTo(at, 'x-column'), `x-column of a normalized title must be "string" or "text", got ${describe(column)}`);
+      const column = d['x-column'];
+      if (column !== undefined && column !== 'string' && column !== 'text') fail(pointerTo(at, 'x-column'), `x-column of a normalized title must be "string" or "text", got ${describe(column)}`);
       const maxLength = d['maxLength'] === undefined ? undefined : count(d['maxLength'], pointerTo(at, 'maxLength'), 'maxLength');
-      derived.push({ derive, name, pointer: at, from: source(['string']), nonEmpty: nonEmpty as boolean, maxLength, column: column as 'string' | 'text' });
+      derived.push({ derive, name, pointer: at, from: source(['string']), nonEmpty: nonEmpty as boolean, maxLength, column: column as 'string' | 'text' | undefined });
     } else if (derive === 'less-than') {
       const value = d['value'];
       if (typeof value !== 'number' || !Number.isFinite(value)) fail(pointerTo(at, 'value'), `value must be a number, got ${describe(value)}`);

@@ -43,7 +43,8 @@ export interface PropertySpec {
   /** `default` given: the value a missing property takes (`hasDefault` because a default may be null). */
   readonly hasDefault: boolean;
   readonly default: unknown;
-  readonly column: ColumnKind;
+  /** `x-column`, or the kind of the JSON type; undefined for a string without `x-column`, inferred in compile.ts. */
+  readonly column: ColumnKind | undefined;
 }
 
 /** A derived column (`x-derived`): a value computed from the record by one of a few named derivations. */
@@ -56,7 +57,8 @@ export type DerivedSpec =
     /** The normalized title must not be empty (it is part of a key): the source property is then a TitleWithLetterOrDigit. */
     readonly nonEmpty: boolean;
     readonly maxLength: number | undefined;
-    readonly column: 'string' | 'text';
+    /** undefined: inferred as for a string property. */
+    readonly column: 'string' | 'text' | undefined;
   }
   | {
     readonly derive: 'less-than';
