@@ -3,8 +3,9 @@ import { maxLength as columnLimit } from '../load/schema.js';
 import { isText, NOT_TEXT } from '../records/codecs.js';
 import { describeValue } from '../records/reasons.js';
 import { normalizeTitle } from '../records/normalize.js';
-import type { Cell, ColumnKind, ColumnSpec, RecordType, Row } from '../records/types.js';
+import type { ColumnKind, ColumnSpec, RecordType } from '../records/types.js';
 import { FORMATS } from './formats.js';
+import { rowBuilder } from './row.js';
 import { pointerTo, schemaError, type DerivedSpec, type PropertySpec, type SchemaSpec } from './spec.js';
 
 /**
@@ -164,33 +165,6 @@ function dataCodec(name: string, props: readonly CompiledProperty[]): t.Type<Sch
   return codec;
 }
 
-type Getter = (d: SchemaData, now: string) => Cell;
-
-function getter(spec: PropertySpec | DerivedSpec): Getter {
-  if (!('derive' in spec)) {
-    const name = spec.name;
-    return (d) => (d[name] ?? null) as Cell;
-  }
-  switch (spec.derive) {
-    case 'normalize-title': {
-      const from = spec.from;
-      return (d) => {
-        const v = d[from];
-        return typeof v === 'string' ? normalizeTitle(v) : null;
-      };
-    }
-    case 'less-than': {
-      const { from, value } = spec;
-      return (d) => {
-        const v = d[from];
-        return typeof v === 'number' ? v < value : null;
-      };
-    }
-    case 'load-time':
-      return (_d, now) => now;
-  }
-}
-
 /**
  * The type's columns: each property in the file's order, each derived column right after the property it derives
  * from, and derived columns of no property (the load time) last. This is the order of the coded types' columns.
@@ -242,9 +216,7 @@ export function compileSchema(spec: SchemaSpec): SchemaRecordType {
     return max !== undefined && max <= limit ? 'string' : 'text';
   };
   const columns: SchemaColumnSpec[] = order.map((c) => ({ name: c.name, kind: kindOf(c), nullable: nullableOf(c) }));
-  const names = columns.map((c) => c.name);
-  const getters = order.map(getter);
-  const width = names.length;
+  const toRow = rowBuilder(order);
   const rt: SchemaRecordType = {
     type: spec.type,
     table: spec.table,
@@ -252,11 +224,7 @@ export function compileSchema(spec: SchemaSpec): SchemaRecordType {
     codec: dataCodec(capitalized(spec.type), props),
     columns,
     key: spec.key,
-    toRow(d: SchemaData, now: string): Row {
-      const row: Row = {};
-      for (let i = 0; i < width; i++) row[names[i] as string] = (getters[i] as Getter)(d, now);
-      return row;
-    },
+    toRow,
   };
   // Bounded columns (key VARCHARs, see load/schema.ts): the schema must say the bound, so what it accepts is stored.
   order.forEach((c, i) => {

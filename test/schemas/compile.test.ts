@@ -171,3 +171,13 @@ describe('schema compiler: keywords', () => {
     expect(run(thing({}), { extra: { deep: [1] } })).to.equal('ok {"id":"k"}');
   });
 });
+
+describe('schema compiler: generated toRow', () => {
+  it('holds only checked identifiers: a column name parse.ts would refuse is refused again', async () => {
+    const { rowBuilder } = await import('../../src/schemas/row.js');
+    const spec = { name: 'x', pointer: '', column: 'string', derive: 'load-time' } as const;
+    expect(rowBuilder([spec])({}, NOW)).to.deep.equal({ x: NOW });
+    expect(() => rowBuilder([{ ...spec, name: 'x: 1 }; process.exit(); ({ y' }])).to.throw('unsafe column name');
+    expect(() => rowBuilder([{ derive: 'less-than', name: 'x', pointer: '', column: 'boolean', from: 'a', value: NaN }])).to.throw('not a finite number');
+  });
+});
