@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { IngestError } from '../errors.js';
 import { compileSchema, type SchemaRecordType } from './compile.js';
@@ -22,7 +22,11 @@ export function compileSchemaDocument(file: string, doc: unknown): SchemaRecordT
 export function loadSchemaDirectory(dir: string): SchemaRecordType[] {
   let names: string[];
   try {
-    names = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith('.json')).map((e) => e.name).sort();
+    // A symbolic link to a file counts (a Kubernetes ConfigMap mounts every file as one).
+    names = readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.name.endsWith('.json') && (e.isFile() || (e.isSymbolicLink() && statSync(join(dir, e.name), { throwIfNoEntry: false })?.isFile() === true)))
+      .map((e) => e.name)
+      .sort();
   } catch (err) {
     throw new IngestError('BI_SCHEMA', `${dir}: cannot read the schema directory: ${(err as Error).message}`, { cause: err });
   }

@@ -168,6 +168,8 @@ export function parseSchema(file: string, doc: unknown): SchemaSpec {
         const ok = v === null ? nullable : t === 'integer' ? Number.isSafeInteger(v) : t === 'number' ? typeof v === 'number' : typeof v === t;
         if (!ok || (typeof v === 'string' && !isText(v))) fail(pointerTo(pointerTo(at, 'enum'), i), `${describe(v)} is not a value of type ${describe(p['type'])}`);
       });
+      // JSON Schema would reject null then, which makes the "null" of the type a rule that never holds: say it once.
+      if (nullable && !(enumValues as unknown[]).includes(null)) fail(pointerTo(at, 'enum'), 'the type allows null, so the enum must list null too');
     }
     const kinds = COLUMN_KINDS[t];
     // A string's kind, when not given, follows from its maxLength (see compile.ts): a bounded string is a VARCHAR.

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -71,6 +71,7 @@ describe('schema files: every error names the file, the JSON pointer and what is
     ['an unknown format', (d) => { props(d)['s']!['format'] = 'ipv4'; }, 'at #/properties/s/format: format must be one of "date", "date-time", "email", "uuid", got "ipv4"'],
     ['an empty enum', (d) => { props(d)['s']!['enum'] = []; }, 'at #/properties/s/enum: enum must be a non-empty array'],
     ['an enum value of another type', (d) => { props(d)['n']!['enum'] = [1, '2']; }, 'at #/properties/n/enum/1: "2" is not a value of type "integer"'],
+    ['a nullable enum without null', (d) => { props(d)['n'] = { type: ['integer', 'null'], enum: [1, 2] }; }, 'at #/properties/n/enum: the type allows null, so the enum must list null too'],
     ['a column kind the type cannot have', (d) => { props(d)['n']!['x-column'] = 'text'; }, 'at #/properties/n/x-column: x-column for type "integer" must be "bigint" or "integer", got "text"'],
     ['a 32-bit column without bounds', (d) => { props(d)['n']!['x-column'] = 'integer'; }, 'at #/properties/n/x-column: an "integer" column holds 32 bits'],
     ['a default on a required property', (d) => { props(d)['id']!['default'] = 'x'; }, 'at #/properties/id/default: a required property never takes its default'],
@@ -136,6 +137,13 @@ describe('loadSchemaDirectory', () => {
     write('a.json', base());
     write('notes.txt', 'not a schema');
     expect(loadSchemaDirectory(dir).map((t) => t.type)).to.deep.equal(['thing', 'b']);
+  });
+
+  it('reads a symbolic link to a schema file (as a ConfigMap mounts it), not one to a directory', () => {
+    write('real.txt', base());
+    symlinkSync(join(dir, 'real.txt'), join(dir, 'a.json'));
+    symlinkSync(dir, join(dir, 'b.json'));
+    expect(loadSchemaDirectory(dir).map((t) => t.type)).to.deep.equal(['thing']);
   });
 
   it('refuses a file that is not JSON, naming it', () => {
