@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'BI_DATABASE'
   /** The HTTP endpoints cannot listen where HTTP_HOST/HTTP_PORT say (port in use, no permission, no such address). */
   | 'BI_HTTP_LISTEN'
+  /** A record-type schema file (SCHEMAS directory) uses something the compiler does not support, or is not valid. */
+  | 'BI_SCHEMA'
   | 'BI_REGISTRY_CORRUPT'
   | 'BI_REGISTRY_IO'
   | 'BI_SHUTDOWN';

@@ -24,7 +24,7 @@ export const DATABASE_TABLE = 'ingest_database';
  * index them (MySQL's unique index is at most 3072 bytes: 755 utf8mb4 characters per key). Values longer
  * than this are rejected by validation with a reason, identically on every dialect.
  */
-export function maxLength(type: RecordType, column: ColumnSpec): number | null {
+export function maxLength(type: Pick<RecordType, 'key'>, column: ColumnSpec): number | null {
   const inKey = type.key.includes(column.name);
   if (column.kind === 'string') return inKey ? 255 : 512;
   if (column.kind === 'text') return inKey ? 500 : null;
