@@ -1,16 +1,8 @@
 import { notJsonAt, notUtf8 } from './decode.js';
 import { IngestError } from './errors.js';
-import { findJsonSyntaxError } from './json-syntax.js';
+import { BACKSLASH, CLOSE_ARRAY, CLOSE_OBJECT, COMMA, findJsonSyntaxError, isSpace, OPEN_ARRAY, OPEN_OBJECT, QUOTE } from './json-syntax.js';
 import { hexByte, invalidUtf8At } from './utf8.js';
 
-const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const OPEN_ARRAY = 0x5b;
-const CLOSE_ARRAY = 0x5d;
-const OPEN_OBJECT = 0x7b;
-const CLOSE_OBJECT = 0x7d;
 const BOM = [0xef, 0xbb, 0xbf];
 
 export interface SplitOptions {
@@ -115,7 +107,7 @@ export async function* splitJsonArray(key: string, chunks: AsyncIterable<Buffer>
             endAt = i;
             state = 'end';
           } else if (--depth === 0) endAt = i + 1;
-        } else if (depth === 0 && scalar && (b === COMMA || WS.has(b))) {
+        } else if (depth === 0 && scalar && (b === COMMA || isSpace(b))) {
           endAt = i;
           if (b === COMMA) i--; // let 'after' consume it
         }
@@ -131,7 +123,7 @@ export async function* splitJsonArray(key: string, chunks: AsyncIterable<Buffer>
         }
         continue;
       }
-      if (WS.has(b)) continue;
+      if (isSpace(b)) continue;
       if (state === 'start') {
         if (offset + i === bom && b === BOM[bom]) { bom++; continue; } // a UTF-8 byte order mark, whole or not at all
         if (bom > 0 && bom < BOM.length) throw notUtf8(key, BOM[0] as number, 0);

@@ -7,7 +7,7 @@
  *   // … GET ${server.url}/x …
  *   await server.close();
  */
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
 export interface RawRequest {
@@ -25,18 +25,16 @@ export interface RawServer {
   close(): Promise<void>;
 }
 
-export async function startRawServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<RawServer> {
-  const requests: RawRequest[] = [];
+/**
+ * Listens on 127.0.0.1, port 0, tracking sockets so `stop` can end hanging responses too; a client going away
+ * mid-response never crashes the test run. Shared by the test bucket and the raw server.
+ */
+export async function listenOnLoopback(server: Server): Promise<{ port: number; stop(): Promise<void> }> {
   const sockets = new Set<Socket>();
-  const server = createServer((req, res) => {
-    requests.push({ method: req.method ?? '', path: req.url ?? '/', headers: req.headers });
-    handler(req, res);
-  });
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
-  // A client going away mid-response must not crash the test run.
   server.on('clientError', (_err, socket: Socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -46,17 +44,28 @@ export async function startRawServer(handler: (req: IncomingMessage, res: Server
     });
   });
   const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    stop: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
+    }),
+  };
+}
+
+export async function startRawServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<RawServer> {
+  const requests: RawRequest[] = [];
+  const server = createServer((req, res) => {
+    requests.push({ method: req.method ?? '', path: req.url ?? '/', headers: req.headers });
+    handler(req, res);
+  });
+  const { port, stop } = await listenOnLoopback(server);
   let closing: Promise<void> | undefined;
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
-    close: () => {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-        for (const socket of sockets) socket.destroy();
-      });
-      return closing;
-    },
+    close: () => (closing ??= stop()),
   };
 }

@@ -9,9 +9,9 @@
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { tempDir } from './cli.js';
+import { listenOnLoopback } from './raw-server.js';
 
 export type Fault =
   /** Respond with this status (e.g. 500, 503, 429 with Retry-After '1' or an HTTP date). */
@@ -121,7 +121,6 @@ export async function startTestBucket(opts: TestBucketOptions): Promise<TestBuck
 
   const requests: RequestLogEntry[] = [];
   const hitCounts = new Map<string, number>();
-  const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   let closed = false;
   let closing: Promise<void> | undefined;
@@ -236,21 +235,7 @@ export async function startTestBucket(opts: TestBucketOptions): Promise<TestBuck
     serve(req, res, entry, key);
   });
 
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  // A client going away mid-response must not crash the test run.
-  server.on('clientError', (_err, socket: Socket) => socket.destroy());
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const { port, stop } = await listenOnLoopback(server);
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -265,15 +250,12 @@ export async function startTestBucket(opts: TestBucketOptions): Promise<TestBuck
       faults.set(key, queue);
     },
     close: () => {
-      closing ??= new Promise<void>((resolve) => {
+      closing ??= (() => {
         closed = true;
         for (const timer of timers) clearTimeout(timer);
         timers.clear();
-        server.close(() => resolve());
-        server.closeAllConnections();
-        for (const socket of sockets) socket.destroy();
-        sockets.clear();
-      });
+        return stop();
+      })();
       return closing;
     },
   };
