@@ -67,6 +67,16 @@ describe('a registry bound to its database and bucket (integration)', function (
     expect(existsSync(join(dir, 'registry', 't.json.untrusted'))).to.equal(true);
   });
 
+  it('keeps the untrusted registry it set aside when the start then fails', async () => {
+    expect((await run()).code).to.equal(0);
+    for (const f of ['t.sqlite3', 't.sqlite3-wal', 't.sqlite3-shm']) rmSync(join(dir, 'data', f), { force: true });
+    rmSync(join(dir, 'bucket', 'files_list.data')); // the first cycle cannot list the bucket
+    const failed = await run();
+    expect(failed.code).to.equal(2);
+    const kept = JSON.parse(readFileSync(join(dir, 'registry', 't.json.untrusted'), 'utf8')) as { entries: Record<string, unknown> };
+    expect(Object.keys(kept.entries)).to.have.length(6);
+  });
+
   it('processes every file again for a new DATABASE_URL on the same profile', async () => {
     expect((await run()).code).to.equal(0);
     const other = await run({ DATABASE_URL: 'sqlite://data/other.sqlite3' });
