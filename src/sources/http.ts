@@ -133,12 +133,9 @@ export class HttpSource implements Source {
       }
       const chunks: Buffer[] = [];
       let received = 0;
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      // Leaving the loop by the cap's error ends the body's iteration, which destroys the body.
+      for await (const chunk of capBytes(res.body as AsyncIterable<Buffer>, this.opts.maxBytes, (n) => tooLarge(key, n, this.opts.maxBytes))) {
         received += chunk.length;
-        if (received > this.opts.maxBytes) {
-          res.body.destroy();
-          throw tooLarge(key, received, this.opts.maxBytes);
-        }
         chunks.push(chunk);
       }
       if (Number.isFinite(declared) && received !== declared) {
@@ -182,12 +179,12 @@ async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
  * and the daemon lives on. `destroy` tears the whole chain down, the connection included.
  */
 function streamedBody(body: Readable, key: string, max: number, gzipped: boolean): StreamedObject['stream'] {
-  const sent = (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> => capBytes(source, key, max, (n) => tooLarge(key, n, max));
+  const sent = (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> => capBytes(source, max, (n) => tooLarge(key, n, max));
   // The callback is required by pipeline; its error also destroys the last stage, which is where it is read.
   const decoded: Readable = gzipped ? pipeline(body, sent, createGunzip(), () => undefined) : body;
   async function* chunks(): AsyncGenerator<Buffer> {
     try {
-      yield* gzipped ? capBytes(decoded, key, max, () => tooLargeDecompressed(key, max)) : sent(decoded);
+      yield* gzipped ? capBytes(decoded, max, () => tooLargeDecompressed(key, max)) : sent(decoded);
     } catch (err) {
       throw bodyError(err, key);
     }
@@ -202,7 +199,7 @@ function streamedBody(body: Readable, key: string, max: number, gzipped: boolean
 }
 
 /** Counts bytes as they pass and fails the stream past `max`. */
-async function* capBytes(chunks: AsyncIterable<Buffer>, key: string, max: number, over: (bytes: number) => IngestError): AsyncGenerator<Buffer> {
+async function* capBytes(chunks: AsyncIterable<Buffer>, max: number, over: (bytes: number) => IngestError): AsyncGenerator<Buffer> {
   let received = 0;
   for await (const chunk of chunks) {
     received += chunk.length;
