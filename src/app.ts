@@ -4,9 +4,9 @@ import type { Knex } from 'knex';
 import type { LoadedConfig } from './config/load.js';
 import type { Settings } from './config/schema.js';
 import { createDecoder } from './decode-pool.js';
-import { DatabaseReplacedError } from './errors.js';
+import { DatabaseReplacedError, IngestError } from './errors.js';
 import { checkDatabase, openDatabase, parseDatabaseUrl, startupStep, type DatabaseTarget } from './load/database.js';
-import { migrate } from './load/schema.js';
+import { DATABASE_TABLE, migrate } from './load/schema.js';
 import { UpsertCompiler } from './load/upsert.js';
 import type { PipelineContext } from './pipeline.js';
 import { bucketIdentity, readDatabaseId, type Binding } from './registry/binding.js';
@@ -98,7 +98,10 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
     await startupStep(target, 'cannot migrate', () => migrate(opened, {
       display: target.display, lockTimeoutMs, onWait: (what) => telemetry.databaseWaiting(target.display, what, settings.DATABASE_LOCK_TIMEOUT_SECONDS),
     }));
-    const binding: Binding = { database: await readDatabaseId(opened), bucket: bucketIdentity(settings, cwd) };
+    const database = await startupStep(target, 'cannot read the identity of', () => readDatabaseId(opened));
+    // Migration 005 writes the identity: none after migrating is a damaged database, not a new one.
+    if (database === null) throw new IngestError('BI_DATABASE', `${target.display}: its ${DATABASE_TABLE} row is missing; it identifies the database to the registry`);
+    const binding: Binding = { database, bucket: bucketIdentity(settings, cwd) };
     if (jsonRegistry) await jsonRegistry.bind(binding);
     registry ??= await startupStep(target, 'cannot read the registry table in', () => openRegistry(settings, target, opened, { writable: true, cwd, binding }));
     if (registry.untrusted) telemetry.registryUntrusted(registry.description, registry.untrusted);

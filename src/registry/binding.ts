@@ -54,14 +54,14 @@ export function bucketId(identity: string): string {
   return createHash('sha256').update(identity).digest('hex').slice(0, 32);
 }
 
-/** The database's identity, or null where the migration that writes it has not run (no such table, no row). */
+/**
+ * The database's identity, or null where the migration that writes it has not run (no such table, no row). Any
+ * other failure is thrown: read as "no identity", it would set a good registry aside.
+ */
 export async function readDatabaseId(db: Knex): Promise<string | null> {
-  try {
-    const row = (await db(DATABASE_TABLE).first('id')) as { id: string } | undefined;
-    return row?.id ?? null;
-  } catch {
-    return null;
-  }
+  if (!(await db.schema.hasTable(DATABASE_TABLE))) return null;
+  const row = (await db(DATABASE_TABLE).first('id')) as { id: string } | undefined;
+  return row?.id ?? null;
 }
 
 /**
