@@ -54,6 +54,7 @@ COPY --from=builder /app/node_modules ./node_modules
 COPY --from=builder /app/dist ./dist
 COPY package.json config.ini ./
 COPY examples ./examples
+COPY schemas ./schemas
 
 # Created in the image (owned by node) so that fresh named volumes mounted
 # here are initialised with the right owner.

@@ -85,7 +85,7 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
   const json = registryMode(settings, target) === 'json';
   // The decoding threads load their modules while the database opens and migrates, not when the first file arrives.
   // Where a group's files are merged by key (the server dialects), they arrive with their rows in key order.
-  const decoder = createDecoder(settings.DECODE_THREADS, target.dialect !== 'sqlite');
+  const decoder = createDecoder(config.catalog, settings.DECODE_THREADS, target.dialect !== 'sqlite');
   decoder.warm();
   let registry: Registry | undefined;
   let db: Knex | undefined;
@@ -96,7 +96,7 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
     db = await openDatabase(target, { poolSize: settings.CONCURRENCY + 2 });
     const opened = db;
     await startupStep(target, 'cannot migrate', () => migrate(opened, {
-      display: target.display, lockTimeoutMs, onWait: (what) => telemetry.databaseWaiting(target.display, what, settings.DATABASE_LOCK_TIMEOUT_SECONDS),
+      catalog: config.catalog, display: target.display, lockTimeoutMs, onWait: (what) => telemetry.databaseWaiting(target.display, what, settings.DATABASE_LOCK_TIMEOUT_SECONDS),
     }));
     const database = await startupStep(target, 'cannot read the identity of', () => readDatabaseId(opened));
     // Migration 005 writes the identity: none after migrating is a damaged database, not a new one.
@@ -114,7 +114,7 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
     const identity = target.filename && target.filename !== ':memory:' ? statSync(target.filename) : undefined;
     const verifyTarget = identity && target.filename ? sqliteFileCheck(target.filename, identity, target.display) : undefined;
     return {
-      config, settings, source, db, registry, decoder, telemetry, firstListed: new Map(), binding,
+      config, settings, catalog: config.catalog, source, db, registry, decoder, telemetry, firstListed: new Map(), binding,
       compiler: new UpsertCompiler(target.dialect),
       ...(verifyTarget ? { verifyTarget } : {}),
       checkDatabase: () => checkDatabase(opened, target, identity),

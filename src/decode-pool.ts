@@ -2,8 +2,8 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeBody } from './decode.js';
 import { IngestError, type ErrorCode } from './errors.js';
-import { recordTypeFor } from './records/index.js';
 import type { Cell, RecordType } from './records/types.js';
+import type { Catalog, SchemaSource } from './schemas/catalog.js';
 import { validateRecords, type ValidatedFile } from './validate.js';
 
 /** Turns a whole fetched body into a validated file: in this thread, or in a pool of decoding threads. */
@@ -16,16 +16,18 @@ export interface Decoder {
 }
 
 /** Decodes in the calling thread (DECODE_THREADS=0, dry runs, streamed batches); `keyOrder`: see validateRecords. */
-export function inThread(keyOrder: boolean): Decoder {
+export function inThread(catalog: Catalog, keyOrder = false): Decoder {
   return {
-    decode: async (key, body, now) => validateRecords(decodeBody(key, body), now, 0, keyOrder),
+    decode: async (key, body, now) => validateRecords(catalog, decodeBody(key, body), now, 0, keyOrder),
     warm: () => undefined,
     close: async () => undefined,
   };
 }
 
-/** Decodes in the calling thread, rows in the order of the records. */
-export const inThreadDecoder: Decoder = inThread(false);
+/** What a decoding thread is started with: the schema documents it compiles its record types from. */
+export interface DecodeWorkerData {
+  schemas: readonly SchemaSource[];
+}
 
 /** What the main thread sends a decoding thread. */
 export interface DecodeRequest {
@@ -73,7 +75,7 @@ export class DecodePool implements Decoder {
   private closed = false;
 
   /** `keyOrder`: each table's rows in key order (see validateRecords). */
-  constructor(private readonly size: number, private readonly keyOrder = false) {
+  constructor(private readonly catalog: Catalog, private readonly size: number, private readonly keyOrder = false) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`DecodePool needs at least one thread, got ${size}`);
   }
 
@@ -116,7 +118,8 @@ export class DecodePool implements Decoder {
   private spawn(): Thread {
     // A small young generation: a thread's garbage is one file's parse at a time, and V8's default (up to 3 × 16 MB
     // per thread) added ~30 MB of peak RSS for no speed we could measure (README, Performance).
-    const options = { resourceLimits: { maxYoungGenerationSizeMb: 4 } };
+    const workerData: DecodeWorkerData = { schemas: this.catalog.sources };
+    const options = { resourceLimits: { maxYoungGenerationSizeMb: 4 }, workerData };
     // Built: decode-worker.js beside this module (dist/, or dist/bundle/ for the bundled CLI). From source (the tests
     // run under tsx) the thread registers tsx itself first: a worker's entry is loaded before `--import` hooks of its
     // execArgv apply.
@@ -142,7 +145,7 @@ export class DecodePool implements Decoder {
       return;
     }
     const rows = new Map<RecordType, Cell[]>();
-    for (const [name, cells] of reply.file.rows) rows.set(recordTypeFor(name) as RecordType, cells);
+    for (const [name, cells] of reply.file.rows) rows.set(this.catalog.typeFor(name) as RecordType, cells);
     p.resolve({ ...reply.file, rows });
   }
 
@@ -161,7 +164,7 @@ export class DecodePool implements Decoder {
  * The decoder DECODE_THREADS asks for: a pool, or this thread when it is 0. `keyOrder` where a group's files are merged
  * by key before they are written (PostgreSQL, MySQL).
  */
-export function createDecoder(setting: number | 'auto', keyOrder = false): Decoder {
+export function createDecoder(catalog: Catalog, setting: number | 'auto', keyOrder = false): Decoder {
   const n = decodeThreads(setting);
-  return n > 0 ? new DecodePool(n, keyOrder) : inThread(keyOrder);
+  return n > 0 ? new DecodePool(catalog, n, keyOrder) : inThread(catalog, keyOrder);
 }

@@ -2,20 +2,23 @@
  * A decoding thread (see decode-pool.ts): turns whole bodies into validated files, so `JSON.parse` and validation
  * run on another core while the main thread writes to the database. The only module that runs in a worker.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { decodeBody } from './decode.js';
 import { IngestError } from './errors.js';
+import { Catalog } from './schemas/catalog.js';
 import { validateRecords } from './validate.js';
-import type { DecodeReply, DecodeRequest } from './decode-pool.js';
+import type { DecodeReply, DecodeRequest, DecodeWorkerData } from './decode-pool.js';
 
 const port = parentPort;
 if (port === null) throw new Error('decode-worker.ts runs only as a worker thread');
+// The same documents the main thread compiled (and checked: they compile here without error).
+const catalog = new Catalog((workerData as DecodeWorkerData).schemas);
 
 port.on('message', (m: DecodeRequest) => {
   let reply: DecodeReply;
   try {
     const body = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength);
-    const file = validateRecords(decodeBody(m.key, body), m.now, 0, m.keyOrder);
+    const file = validateRecords(catalog, decodeBody(m.key, body), m.now, 0, m.keyOrder);
     reply = { id: m.id, file: { ...file, rows: [...file.rows].map(([type, cells]) => [type.type, cells]) } };
   } catch (err) {
     reply = err instanceof IngestError

@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
 import pLimit from 'p-limit';
 import type { Settings } from './config/schema.js';
-import { inThreadDecoder, type Decoder } from './decode-pool.js';
+import type { Decoder } from './decode-pool.js';
+import type { Catalog } from './schemas/catalog.js';
 import { describeError, IngestError } from './errors.js';
 import { commitGroup, commitStream, isTransientDbError, type CommitContext, type Outcome } from './load/commit.js';
 import { withRetries } from './sources/retry.js';
@@ -15,6 +16,8 @@ import type { ValidatedFile } from './validate.js';
 
 export interface PipelineContext {
   settings: Settings;
+  /** The declared record types. */
+  catalog: Catalog;
   source: Source;
   db: Knex;
   compiler: UpsertCompiler;
@@ -165,7 +168,7 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
   const maxFiles = ctx.settings.COMMIT_MAX_FILES;
   const maxInFlight = ctx.settings.CONCURRENCY * 2;
   const commitContext: CommitContext = {
-    db: ctx.db, registry: ctx.registry, compiler: ctx.compiler, maxAttempts: ctx.settings.MAX_ATTEMPTS,
+    db: ctx.db, catalog: ctx.catalog, registry: ctx.registry, compiler: ctx.compiler, maxAttempts: ctx.settings.MAX_ATTEMPTS,
     bucket: bucketId(ctx.binding.bucket), ...(ctx.verifyTarget ? { verifyTarget: ctx.verifyTarget } : {}),
     batchGroups: ctx.compiler.dialect !== 'sqlite',
     retryFailedMs: ctx.settings.RETRY_FAILED_SECONDS * 1000,
@@ -288,7 +291,7 @@ function retryDb<T>(ctx: PipelineContext, what: string, fn: () => Promise<T>, si
 }
 
 /** Fetches, decodes and validates one file. Never throws: a failure is an outcome like the others. */
-export async function prepare(ctx: Pick<PipelineContext, 'source' | 'registry'> & { decoder?: Decoder }, item: PlanItem, abort: AbortSignal): Promise<Prepared> {
+export async function prepare(ctx: Pick<PipelineContext, 'source' | 'registry' | 'decoder'>, item: PlanItem, abort: AbortSignal): Promise<Prepared> {
   const startedAt = performance.now();
   const entry = ctx.registry.get(item.key);
   const known = item.reason === 'recheck' && entry ? { etag: entry.etag, size: entry.size } : undefined;
@@ -297,7 +300,7 @@ export async function prepare(ctx: Pick<PipelineContext, 'source' | 'registry'> 
     if ('notModified' in fetched) return { kind: 'unchanged', item, etag: fetched.etag, size: fetched.size };
     if ('stream' in fetched) return { kind: 'stream', item, etag: fetched.etag, size: fetched.size, stream: fetched.stream, startedAt };
     const size = fetched.size ?? fetched.body.length; // before decoding: a pool takes the body's buffer away
-    const file = await (ctx.decoder ?? inThreadDecoder).decode(item.key, fetched.body, new Date().toISOString());
+    const file = await ctx.decoder.decode(item.key, fetched.body, new Date().toISOString());
     return { kind: 'load', item, etag: fetched.etag, size, file, startedAt };
   } catch (err) {
     if (abort.aborted || (err instanceof IngestError && err.code === 'BI_SHUTDOWN')) return { kind: 'cancelled', item };

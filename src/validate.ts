@@ -1,27 +1,6 @@
-import { maxLength } from './load/schema.js';
-import { recordTypes } from './records/index.js';
-import { classifyRecord } from './records/classify.js';
+import { classifyRecord, type RecordTypes } from './records/classify.js';
 import { rawJson } from './records/raw-json.js';
 import type { Cell, RecordType, Row } from './records/types.js';
-
-/** Bounded text columns per type: a longer value is a rejection (with reason), the same on every dialect. */
-const LIMITS = new Map<RecordType, Array<[string, number]>>(
-  recordTypes.map((type) => [
-    type,
-    type.columns.flatMap((c): Array<[string, number]> => {
-      const limit = maxLength(type, c);
-      return limit === null ? [] : [[c.name, limit]];
-    }),
-  ]),
-);
-
-function tooLong(type: RecordType, row: Row): string | null {
-  for (const [column, limit] of LIMITS.get(type) ?? []) {
-    const value = row[column];
-    if (typeof value === 'string' && value.length > limit) return `${column}: longer than ${limit} characters (${value.length}), the column's limit`;
-  }
-  return null;
-}
 
 export interface Rejection {
   recordIndex: number;
@@ -54,18 +33,13 @@ export interface ValidatedFile {
  * then merge as sorted runs, which sort fast, and the ordering is done here, in a decoding thread, not in the thread
  * that writes. Otherwise in the order of the records.
  */
-export function validateRecords(records: readonly unknown[], now: string, firstIndex = 0, keyOrder = false): ValidatedFile {
+export function validateRecords(types: RecordTypes, records: readonly unknown[], now: string, firstIndex = 0, keyOrder = false): ValidatedFile {
   const out: ValidatedFile = { rows: new Map(), rejections: [], loaded: 0, skipped: 0 };
   const byKey = new Map<RecordType, Map<string, Cell[]>>();
   for (let i = 0; i < records.length; i++) {
     const raw = records[i];
-    const result = classifyRecord(raw, i, now);
+    const result = classifyRecord(types, raw, now);
     if (result.kind === 'row') {
-      const overflow = tooLong(result.type, result.row);
-      if (overflow !== null) {
-        out.rejections.push({ recordIndex: firstIndex + i, type: result.type.type, reason: overflow, raw: rawJson(raw) });
-        continue;
-      }
       let table = byKey.get(result.type);
       if (!table) byKey.set(result.type, (table = new Map()));
       const cells = result.type.columns.map((column) => result.row[column.name] ?? null);
@@ -86,8 +60,6 @@ export function validateRecords(records: readonly unknown[], now: string, firstI
   return out;
 }
 
-const KEY_CELLS = new Map<RecordType, number[]>(recordTypes.map((type) => [type, type.key.map((k) => type.columns.findIndex((c) => c.name === k))]));
-
 /**
  * The unique key of the row starting at `cells[at]`, as one string, for maps in memory (never stored). Each cell is
  * self-delimiting, so ("a b","c") and ("a","b c") stay apart whatever characters the values hold: a string as its
@@ -96,7 +68,7 @@ const KEY_CELLS = new Map<RecordType, number[]>(recordTypes.map((type) => [type,
  */
 export function keyAt(type: RecordType, cells: readonly Cell[], at: number): string {
   let key = '';
-  for (const i of KEY_CELLS.get(type) as number[]) {
+  for (const i of type.keyCells) {
     const v = cells[at + i];
     if (typeof v === 'string') key += `${v.length}:${v}`;
     else if (typeof v === 'number') key += `n${v};`;

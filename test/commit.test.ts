@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
-import { inThreadDecoder } from '../src/decode-pool.js';
+import { inThread } from '../src/decode-pool.js';
+import { catalog } from './helpers/types.js';
 import { commitGroup, type CommitContext } from '../src/load/commit.js';
 import { UpsertCompiler } from '../src/load/upsert.js';
 import type { Prepared } from '../src/pipeline.js';
@@ -22,7 +23,7 @@ describe('a SQLite group that takes files in as they arrive', function () {
 
   async function prepared(key: string, index: number, title: string): Promise<Prepared> {
     const body = JSON.stringify([{ type: 'song', data: { artist_name: 'A', title, year: 1, release: 'R' } }, { type: 'song', data: null }]);
-    const file = await inThreadDecoder.decode(key, Buffer.from(body), NOW);
+    const file = await inThread(catalog).decode(key, Buffer.from(body), NOW);
     return { kind: 'load', item: { key, index, reason: 'new' }, etag: `"${key}"`, size: body.length, file, startedAt: 0 };
   }
 
@@ -31,7 +32,7 @@ describe('a SQLite group that takes files in as they arrive', function () {
     const registry = await JsonRegistry.open(join(dir, 'registry.json'), { writable: true });
     try {
       await withMigratedDatabase(sqlite, (db) => fn({
-        db, bucket: 'b', batchGroups: false, registry, compiler: new UpsertCompiler('sqlite'), maxAttempts: 1, retryFailedMs: 60_000,
+        db, catalog, bucket: 'b', batchGroups: false, registry, compiler: new UpsertCompiler('sqlite'), maxAttempts: 1, retryFailedMs: 60_000,
         firstSeen: () => Date.parse(NOW), onRetry: () => undefined,
       }, db, registry));
     } finally {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { DecodePool, inThread, inThreadDecoder } from '../src/decode-pool.js';
+import { DecodePool, inThread } from '../src/decode-pool.js';
+import { catalog } from './helpers/types.js';
 import { keyAt } from '../src/validate.js';
 import { IngestError } from '../src/errors.js';
 import { generateFiles } from '../bench/generate.js';
@@ -11,24 +12,24 @@ describe('decoding threads', function () {
   const files = [...generateFiles({ files: 6, recordsPerFile: 300, seed: 4, invalidRate: 0.05, duplicateRate: 0.05 })];
   let pool: DecodePool;
   beforeEach(() => {
-    pool = new DecodePool(2);
+    pool = new DecodePool(catalog, 2);
   });
   afterEach(() => pool.close());
 
   it('returns the same rows, rejections and counts as the main thread, for files decoded at once', async () => {
-    const inThread = await Promise.all(files.map((f) => inThreadDecoder.decode(f.key, Buffer.from(f.body), NOW)));
+    const local = await Promise.all(files.map((f) => inThread(catalog).decode(f.key, Buffer.from(f.body), NOW)));
     const threaded = await Promise.all(files.map((f) => pool.decode(f.key, Buffer.from(f.body), NOW)));
-    expect(threaded).to.deep.equal(inThread);
+    expect(threaded).to.deep.equal(local);
     expect(threaded.some((f) => f.rejections.length > 0)).to.equal(true);
     // The record types come back as the same objects the loader uses.
-    expect([...(threaded[0]?.rows.keys() ?? [])]).to.have.members([...(inThread[0]?.rows.keys() ?? [])]);
+    expect([...(threaded[0]?.rows.keys() ?? [])]).to.have.members([...(local[0]?.rows.keys() ?? [])]);
   });
 
   it('with keyOrder, returns each table in key order, as the main thread does with it', async () => {
-    const keyed = new DecodePool(1, true);
+    const keyed = new DecodePool(catalog, 1, true);
     try {
       const threaded = await Promise.all(files.map((f) => keyed.decode(f.key, Buffer.from(f.body), NOW)));
-      const inThreadKeyed = await Promise.all(files.map((f) => inThread(true).decode(f.key, Buffer.from(f.body), NOW)));
+      const inThreadKeyed = await Promise.all(files.map((f) => inThread(catalog, true).decode(f.key, Buffer.from(f.body), NOW)));
       expect(threaded).to.deep.equal(inThreadKeyed);
       for (const [type, cells] of threaded[0]?.rows ?? []) {
         const keys = Array.from({ length: cells.length / type.columns.length }, (_, i) => keyAt(type, cells, i * type.columns.length));

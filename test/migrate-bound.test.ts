@@ -8,6 +8,7 @@ import { DATABASE_TABLE, FILES_TABLE, MIGRATIONS_TABLE, migrate, migrationSource
 import { readDatabaseId } from '../src/registry/binding.js';
 import { DbRegistry } from '../src/registry/db-registry.js';
 import { dialects } from './helpers/databases.js';
+import { catalog } from './helpers/types.js';
 
 /** The migrations up to (and with) `last`, as an older release of the daemon ran them. */
 async function migrateUpTo(db: Knex, last: string): Promise<void> {
@@ -27,10 +28,10 @@ describe('migration 005: registries bound to their database and bucket', functio
         await migrateUpTo(db, '004_drop_data_source_key_indexes');
         const at = '2026-01-01T00:00:00.000Z';
         await db(FILES_TABLE).insert({ key: 'a.data', position: 0, status: 'done', loaded: 3, first_seen_at: at, updated_at: at, done_at: at });
-        await migrate(db);
+        await migrate(db, { catalog });
         const id = await readDatabaseId(db);
         expect(id).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-        await migrate(db); // a second start changes nothing
+        await migrate(db, { catalog }); // a second start changes nothing
         expect(await db(DATABASE_TABLE).select('id')).to.deep.equal([{ id }]);
         expect(await db(FILES_TABLE).select('bucket', 'key', 'loaded')).to.deep.equal([{ bucket: '', key: 'a.data', loaded: 3 }]);
         const registry = new DbRegistry(db, { dialect: dialect.name, leaseMs: 60_000, listingFreshMs: 0, bucket: 'file:///b/#files_list.data' });

@@ -1,14 +1,12 @@
 import { expect } from 'chai';
 import type * as t from 'io-ts';
-import { app } from '../src/records/app.js';
 import { classifyRecord } from '../src/records/classify.js';
-import { CalendarDate, FiniteNumber, NonNegativeSafeInt, SafeInt, Str, StrictBoolean, isCalendarDate, isText } from '../src/records/codecs.js';
-import { recordTypeFor, recordTypes } from '../src/records/index.js';
-import { movie } from '../src/records/movie.js';
+import { isCalendarDate, isText } from '../src/records/codecs.js';
 import { normalizeTitle } from '../src/records/normalize.js';
 import { describeValue, formatErrors } from '../src/records/reasons.js';
-import { song } from '../src/records/song.js';
 import type { RecordType, Row } from '../src/records/types.js';
+import { compileSchemaDocument } from '../src/schemas/index.js';
+import { app, catalog, movie, song } from './helpers/types.js';
 
 const NOW = '2024-05-01T12:34:56.789Z';
 
@@ -24,20 +22,45 @@ const APP = { name: 'Notes', genre: 'Productivity', version: '1.2.3', rating: 4.
 
 /** Runs a full record through classifyRecord and returns the row, failing if it is not one. */
 function rowOf(type: string, data: unknown): Row {
-  const c = classifyRecord({ type, data }, 0, NOW);
+  const c = classifyRecord(catalog, { type, data }, NOW);
   if (c.kind !== 'row') throw new Error(`expected a row, got ${JSON.stringify(c)}`);
   return c.row;
 }
 
 /** Runs a full record through classifyRecord and returns the reject reason, failing if it is not one. */
 function rejectOf(type: string, data: unknown): string {
-  const c = classifyRecord({ type, data }, 0, NOW);
+  const c = classifyRecord(catalog, { type, data }, NOW);
   if (c.kind !== 'reject') throw new Error(`expected a reject, got ${JSON.stringify(c)}`);
   expect(c.type).to.equal(type);
   return c.reason;
 }
 
-function decodes<A>(codec: t.Decoder<unknown, A>, v: unknown): boolean {
+/** A value's test by a schema property (`{"type": "integer"}`, …), compiled as the daemon compiles it. */
+interface PropertyCodec {
+  name: string;
+  decode(v: unknown): { _tag: 'Left' | 'Right' };
+}
+function property(schema: Record<string, unknown>): PropertyCodec {
+  const type = compileSchemaDocument('test.json', {
+    title: 't', type: 'object', 'x-table': 't', properties: { x: schema, k: { type: 'integer' } }, required: ['x', 'k'], 'x-key': ['k'],
+  });
+  const name = (): string => {
+    const d = type.codec.decode({ x: Symbol('never'), k: 1 });
+    return d._tag === 'Left' ? (d.left[0]?.context.at(-1)?.type.name ?? '?') : '?';
+  };
+  return { name: name(), decode: (v) => type.codec.decode(v === undefined ? { k: 1 } : { x: v, k: 1 }) };
+}
+const SafeInt = property({ type: 'integer' });
+const NonNegativeSafeInt = property({ type: 'integer', minimum: 0 });
+const FiniteNumber = property({ type: 'number' });
+const StrictBoolean = property({ type: 'boolean' });
+const CalendarDate = property({ type: 'string', format: 'date', maxLength: 10 });
+const Str = property({ type: 'string' });
+
+/** An io-ts type named as integers' reasons name theirs, for hand-made error contexts. */
+const SAFE_INT = { name: SafeInt.name } as unknown as t.Decoder<unknown, unknown>;
+
+function decodes(codec: PropertyCodec, v: unknown): boolean {
   return codec.decode(v)._tag === 'Right';
 }
 
@@ -130,7 +153,7 @@ describe('records', () => {
     it('a type holding U+0000 or a lone surrogate is rejected with type null, whatever its data', () => {
       for (const type of ['so\u0000ng', 'song\ud800']) {
         for (const data of [SONG, null]) {
-          expect(classifyRecord({ type, data }, 0, NOW)).to.deep.equal({
+          expect(classifyRecord(catalog, { type, data }, NOW)).to.deep.equal({
             kind: 'reject',
             type: null,
             reason: `type: expected text without U+0000 or lone surrogates, got ${JSON.stringify(type)}`,
@@ -148,7 +171,7 @@ describe('records', () => {
       }
       const root = { key: '', type: song.codec as unknown as t.Decoder<unknown, unknown>, actual: {} };
       for (let pad = 0; pad < 3; pad++) {
-        const many: t.Errors = Array.from({ length: 20 }, (_, i) => ({ value: `${'y'.repeat(pad + i)}${'😀'.repeat(40)}`, context: [root, { key: `f${i}`, type: SafeInt, actual: 0 }] }));
+        const many: t.Errors = Array.from({ length: 20 }, (_, i) => ({ value: `${'y'.repeat(pad + i)}${'😀'.repeat(40)}`, context: [root, { key: `f${i}`, type: SAFE_INT, actual: 0 }] }));
         expect(isText(formatErrors(many)), `pad ${pad}`).to.equal(true);
       }
     });
@@ -388,14 +411,14 @@ describe('records', () => {
   });
 
   describe('registry', () => {
-    it('lists song, movie and app and looks them up by type', () => {
-      expect(recordTypes.map((rt) => rt.type)).to.deep.equal(['song', 'movie', 'app']);
-      expect(recordTypeFor('song')).to.equal(song);
-      expect(recordTypeFor('movie')).to.equal(movie);
-      expect(recordTypeFor('app')).to.equal(app);
-      expect(recordTypeFor('book')).to.equal(undefined);
-      expect(recordTypeFor('constructor')).to.equal(undefined);
-      expect(recordTypeFor('Song')).to.equal(undefined);
+    it('declares app, movie and song (schemas/*.json, in file order) and looks them up by type', () => {
+      expect(catalog.types.map((rt) => rt.type)).to.deep.equal(['app', 'movie', 'song']);
+      expect(catalog.typeFor('song')).to.equal(song);
+      expect(catalog.typeFor('movie')).to.equal(movie);
+      expect(catalog.typeFor('app')).to.equal(app);
+      expect(catalog.typeFor('book')).to.equal(undefined);
+      expect(catalog.typeFor('constructor')).to.equal(undefined);
+      expect(catalog.typeFor('Song')).to.equal(undefined);
     });
 
     it('every key column is a declared column and every row has exactly the declared columns', () => {
@@ -414,34 +437,34 @@ describe('records', () => {
 
   describe('classifyRecord', () => {
     it('returns the record type and row for valid records', () => {
-      const c = classifyRecord({ type: 'app', data: APP }, 7, NOW);
+      const c = classifyRecord(catalog, { type: 'app', data: APP }, NOW);
       expect(c.kind).to.equal('row');
       if (c.kind === 'row') expect(c.type).to.equal(app);
     });
 
     it('skips unknown types', () => {
-      expect(classifyRecord({ type: 'book', data: { isbn: '123' } }, 0, NOW)).to.deep.equal({ kind: 'skip', type: 'book' });
+      expect(classifyRecord(catalog, { type: 'book', data: { isbn: '123' } }, NOW)).to.deep.equal({ kind: 'skip', type: 'book' });
     });
 
     it('rejects non-objects with type null', () => {
-      expect(classifyRecord(5, 0, NOW)).to.deep.equal({ kind: 'reject', type: null, reason: 'record is not an object, got 5' });
-      expect(classifyRecord(null, 0, NOW)).to.deep.equal({ kind: 'reject', type: null, reason: 'record is not an object, got null' });
-      expect(classifyRecord([{ type: 'song', data: SONG }], 0, NOW)).to.deep.include({ kind: 'reject', type: null });
-      expect(classifyRecord('song', 0, NOW)).to.deep.equal({ kind: 'reject', type: null, reason: 'record is not an object, got "song"' });
+      expect(classifyRecord(catalog, 5, NOW)).to.deep.equal({ kind: 'reject', type: null, reason: 'record is not an object, got 5' });
+      expect(classifyRecord(catalog, null, NOW)).to.deep.equal({ kind: 'reject', type: null, reason: 'record is not an object, got null' });
+      expect(classifyRecord(catalog, [{ type: 'song', data: SONG }], NOW)).to.deep.include({ kind: 'reject', type: null });
+      expect(classifyRecord(catalog, 'song', NOW)).to.deep.equal({ kind: 'reject', type: null, reason: 'record is not an object, got "song"' });
     });
 
     it('rejects a missing or non-string type with type null', () => {
-      expect(classifyRecord({ data: SONG }, 0, NOW)).to.deep.equal({
+      expect(classifyRecord(catalog, { data: SONG }, NOW)).to.deep.equal({
         kind: 'reject',
         type: null,
         reason: 'type: expected string, got missing',
       });
-      expect(classifyRecord({ type: 5, data: SONG }, 0, NOW)).to.deep.equal({
+      expect(classifyRecord(catalog, { type: 5, data: SONG }, NOW)).to.deep.equal({
         kind: 'reject',
         type: null,
         reason: 'type: expected string, got 5',
       });
-      expect(classifyRecord({ type: null, data: SONG }, 0, NOW)).to.deep.equal({
+      expect(classifyRecord(catalog, { type: null, data: SONG }, NOW)).to.deep.equal({
         kind: 'reject',
         type: null,
         reason: 'type: expected string, got null',
@@ -449,22 +472,22 @@ describe('records', () => {
     });
 
     it('rejects a missing, null, array or scalar data', () => {
-      expect(classifyRecord({ type: 'song', data: null }, 0, NOW)).to.deep.equal({
+      expect(classifyRecord(catalog, { type: 'song', data: null }, NOW)).to.deep.equal({
         kind: 'reject',
         type: 'song',
         reason: 'data: expected object, got null',
       });
-      expect(classifyRecord({ type: 'song' }, 0, NOW)).to.deep.equal({
+      expect(classifyRecord(catalog, { type: 'song' }, NOW)).to.deep.equal({
         kind: 'reject',
         type: 'song',
         reason: 'data: expected object, got missing',
       });
-      expect(classifyRecord({ type: 'movie', data: [1, 2] }, 0, NOW)).to.deep.equal({
+      expect(classifyRecord(catalog, { type: 'movie', data: [1, 2] }, NOW)).to.deep.equal({
         kind: 'reject',
         type: 'movie',
         reason: 'data: expected object, got [1,2]',
       });
-      expect(classifyRecord({ type: 'app', data: 'x' }, 0, NOW)).to.deep.equal({
+      expect(classifyRecord(catalog, { type: 'app', data: 'x' }, NOW)).to.deep.equal({
         kind: 'reject',
         type: 'app',
         reason: 'data: expected object, got "x"',
@@ -472,7 +495,7 @@ describe('records', () => {
     });
 
     it('rejects invalid data of a known type with the failing fields named', () => {
-      expect(classifyRecord({ type: 'movie', data: { ...MOVIE, is_adult: 1, release_date: '2021-02-30' } }, 3, NOW)).to.deep.equal({
+      expect(classifyRecord(catalog, { type: 'movie', data: { ...MOVIE, is_adult: 1, release_date: '2021-02-30' } }, NOW)).to.deep.equal({
         kind: 'reject',
         type: 'movie',
         reason:
@@ -493,14 +516,14 @@ describe('records', () => {
     });
 
     it('deduplicates identical parts and caps the whole reason', () => {
-      const leaf = { key: 'year', type: SafeInt, actual: 'x' };
+      const leaf = { key: 'year', type: SAFE_INT, actual: 'x' };
       const root = { key: '', type: song.codec as unknown as t.Decoder<unknown, unknown>, actual: {} };
       const err = { value: 'x', context: [root, leaf] };
       expect(formatErrors([err, err])).to.equal('year: expected SafeInteger, got "x"');
 
       const many: t.Errors = Array.from({ length: 50 }, (_, i) => ({
         value: 'v'.repeat(40),
-        context: [root, { key: `field_${i}`, type: SafeInt, actual: 'v' }],
+        context: [root, { key: `field_${i}`, type: SAFE_INT, actual: 'v' }],
       }));
       const capped = formatErrors(many);
       expect(capped.length).to.equal(500);

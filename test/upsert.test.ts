@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import { REJECTED_TABLE } from '../src/load/schema.js';
 import { mergeTable, PG_ROWS_PER_STATEMENT, replaceGroupRejections, UpsertCompiler, upsertGroupRows, upsertSourcedRows, type GroupFile, type SourcedRow } from '../src/load/upsert.js';
-import { app } from '../src/records/app.js';
-import { song } from '../src/records/song.js';
+import { app, song } from './helpers/types.js';
 import type { RecordType } from '../src/records/types.js';
 import type { Cell, Row } from '../src/records/types.js';
 import { keyAt, rowsOf, type Rejection } from '../src/validate.js';

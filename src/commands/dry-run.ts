@@ -1,8 +1,10 @@
 import pLimit from 'p-limit';
+import { inThread } from '../decode-pool.js';
 import { describeError } from '../errors.js';
 import { parseDatabaseUrl } from '../load/database.js';
 import { splitJsonArray } from '../decode-stream.js';
 import { validateRecords } from '../validate.js';
+import type { Catalog } from '../schemas/catalog.js';
 import { planCycle, type PlanReason } from '../plan.js';
 import { prepare, type Prepared } from '../pipeline.js';
 import { redactText } from '../redact.js';
@@ -77,7 +79,7 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
     const limit = pLimit(settings.CONCURRENCY);
     await Promise.all(plan.todo.map((item, i) => limit(async () => {
       // Only the counts are kept, so at most CONCURRENCY validated files are in memory at once.
-      results[i] = await summarize(await prepare({ source, registry }, item, never));
+      results[i] = await summarize(config.catalog, await prepare({ source, registry, decoder: inThread(config.catalog) }, item, never));
       for (let r = results[next]; r !== undefined; r = results[++next]) onFile?.(r);
     })));
     for (const f of results as DryRunFile[]) {
@@ -97,7 +99,7 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
   }
 }
 
-async function summarize(p: Prepared): Promise<DryRunFile> {
+async function summarize(catalog: Catalog, p: Prepared): Promise<DryRunFile> {
   const base = { key: p.item.key, index: p.item.index, reason: p.item.reason, loaded: 0, rejected: 0, skipped: 0, bytes: 0, error: null };
   switch (p.kind) {
     case 'stream': {
@@ -106,7 +108,7 @@ async function summarize(p: Prepared): Promise<DryRunFile> {
       try {
         let index = 0;
         for await (const records of splitJsonArray(p.item.key, p.stream, { batchRecords: 5000, batchBytes: 4 << 20 })) {
-          const batch = validateRecords(records, new Date().toISOString(), index);
+          const batch = validateRecords(catalog, records, new Date().toISOString(), index);
           index += records.length;
           counts.loaded += batch.loaded;
           counts.rejected += batch.rejections.length;

@@ -22,7 +22,7 @@ export async function inspectReport(args: InspectArgs): Promise<InspectReport> {
   const target = parseDatabaseUrl(config.settings.DATABASE_URL);
   const db = await openExistingReadOnly(target);
   try {
-    const report = await describeDatabase(db, args.samples ?? DEFAULT_SAMPLES);
+    const report = await describeDatabase(db, config.catalog, args.samples ?? DEFAULT_SAMPLES);
     return { profile: config.profile, database: target.display, file: target.filename ?? null, ...report };
   } finally {
     await db.destroy();

@@ -71,7 +71,7 @@ export async function runHandler(args: RunArgs): Promise<number> {
   try {
     if (settings.HTTP_PORT !== null) {
       server = await startHttpServer({
-        telemetry, registry: app.registry, db: app.db, checkDatabase: app.checkDatabase, alive: () => !stop.signal.aborted,
+        telemetry, registry: app.registry, db: app.db, catalog: config.catalog, checkDatabase: app.checkDatabase, alive: () => !stop.signal.aborted,
       }, settings.HTTP_HOST, settings.HTTP_PORT);
       telemetry.httpListening(settings.HTTP_HOST, server.port);
     }

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import ini from 'ini';
 import { ConfigError } from '../errors.js';
 import { redactText } from '../redact.js';
+import { catalogOf, type Catalog } from '../schemas/catalog.js';
 import { defaultSettings, SETTING_KEYS, settingsCodec, type SettingKey, type Settings } from './schema.js';
 
 export interface ConfigInput {
@@ -23,6 +24,8 @@ export interface LoadedConfig {
   settings: Settings;
   /** Where each value came from, for `status` and debugging. */
   sources: Record<SettingKey, 'flag' | 'env' | 'profile' | 'default'>;
+  /** The record types of `SCHEMAS`, compiled. */
+  catalog: Catalog;
 }
 
 const PACKAGE_CONFIG = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config.ini');
@@ -68,7 +71,8 @@ export function loadConfig(input: ConfigInput = {}): LoadedConfig {
     const shown = key.endsWith('_URL') ? redactText(String(first?.value)) : JSON.stringify(first?.value);
     throw new ConfigError(`${key}${where}: ${first?.message ?? 'invalid value'}, got ${shown}`);
   }
-  return { profile, configPath, settings: decoded.right, sources };
+  const settings = decoded.right;
+  return { profile, configPath, settings, sources, catalog: catalogOf(settings.SCHEMAS, cwd) };
 }
 
 function findConfig(explicit: string | undefined, cwd: string): string | null {

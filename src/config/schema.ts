@@ -1,4 +1,5 @@
 import * as t from 'io-ts';
+import { BUNDLED_SCHEMAS } from '../schemas/catalog.js';
 
 /** An integer given as text (ini, environment) or number (CLI), within [min, max]. */
 function intIn(name: string, min: number, max: number): t.Type<number, number, unknown> {
@@ -81,6 +82,8 @@ export const settingsCodec = t.type({
   BUCKET_URL: NonEmpty,
   /** Key of the index object listing the data files, one key per line. */
   FILES_LIST_KEY: NonEmpty,
+  /** Directory of the record types' schema files (`*.json`, one type each); default: the bundled MacPaw types. */
+  SCHEMAS: NonEmpty,
   /** `sqlite://relative/path`, `sqlite:///absolute/path` (PostgreSQL and MySQL come with a later issue). */
   DATABASE_URL: NonEmpty,
   /** Registry file; default `registry/<profile>.json`. */
@@ -134,6 +137,7 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
   return {
     BUCKET_URL: 'examples/sample-bucket',
     FILES_LIST_KEY: 'files_list.data',
+    SCHEMAS: BUNDLED_SCHEMAS,
     DATABASE_URL: 'sqlite://data/bucket-ingest.sqlite3',
     REGISTRY_PATH: `registry/${profile}.json`,
     CONCURRENCY: '16',

@@ -1,25 +1,32 @@
 import { isUtf8 } from 'node:buffer';
 import type { Knex } from 'knex';
 import { isText } from '../records/codecs.js';
-import { recordTypes } from '../records/index.js';
 import { REJECTED_TABLE } from '../load/schema.js';
 import type { Registry } from '../registry/types.js';
-
-/** Tables the read API serves, with the key its pages are ordered and cut by. */
-export const READABLE_TABLES: ReadonlyMap<string, readonly string[]> = new Map([
-  ...recordTypes.map((t) => [t.table, t.key] as const),
-  [REJECTED_TABLE, ['id']],
-]);
+import type { Catalog } from '../schemas/catalog.js';
 
 /** What a cursor value of each key column must be: text for text columns, a number otherwise (ids, integers). */
 type CursorValue = 'text' | 'number';
-const CURSOR_VALUES: ReadonlyMap<string, readonly CursorValue[]> = new Map([
-  ...recordTypes.map((t) => [t.table, t.key.map((k): CursorValue => {
-    const kind = t.columns.find((c) => c.name === k)?.kind;
-    return kind === 'string' || kind === 'text' ? 'text' : 'number';
-  })] as const),
-  [REJECTED_TABLE, ['number']],
-]);
+
+/** A table the read API serves: the key its pages are ordered and cut by, and what each cursor value must be. */
+interface Readable {
+  readonly key: readonly string[];
+  readonly cursor: readonly CursorValue[];
+}
+
+/** The tables the read API serves: every record type's, and the rejections. */
+export function readableTables(catalog: Catalog): ReadonlyMap<string, Readable> {
+  return new Map<string, Readable>([
+    ...catalog.types.map((t) => [t.table, {
+      key: t.key,
+      cursor: t.key.map((k): CursorValue => {
+        const kind = t.columns.find((c) => c.name === k)?.kind;
+        return kind === 'string' || kind === 'text' ? 'text' : 'number';
+      }),
+    }] as const),
+    [REJECTED_TABLE, { key: ['id'], cursor: ['number'] }],
+  ]);
+}
 
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 1000;
@@ -59,9 +66,9 @@ function decodeCursor(raw: string, kinds: readonly CursorValue[]): unknown[] {
   throw new ApiError(400, 'after is not a cursor returned by this API');
 }
 
-export async function listTables(db: Knex): Promise<Array<{ name: string; rows: number }>> {
+export async function listTables(db: Knex, catalog: Catalog): Promise<Array<{ name: string; rows: number }>> {
   const out = [];
-  for (const name of READABLE_TABLES.keys()) {
+  for (const name of readableTables(catalog).keys()) {
     const [row] = (await db(name).count({ n: '*' })) as Array<{ n: number | string }>;
     out.push({ name, rows: Number(row?.n ?? 0) });
   }
@@ -73,12 +80,16 @@ export async function listTables(db: Knex): Promise<Array<{ name: string; rows: 
  * Every row is returned exactly once across pages, even while the daemon writes (rows inserted behind the
  * cursor are simply not seen by this walk).
  */
-export async function readRows(db: Knex, table: string, limit: number, after: string | null): Promise<{ rows: unknown[]; next: string | null }> {
-  const key = READABLE_TABLES.get(table);
-  if (!key) throw new ApiError(404, `no table ${table}; tables: ${[...READABLE_TABLES.keys()].join(', ')}`);
+export async function readRows(
+  db: Knex, catalog: Catalog, table: string, limit: number, after: string | null,
+): Promise<{ rows: unknown[]; next: string | null }> {
+  const tables = readableTables(catalog);
+  const readable = tables.get(table);
+  if (!readable) throw new ApiError(404, `no table ${table}; tables: ${[...tables.keys()].join(', ')}`);
+  const { key } = readable;
   let query = db(table).select('*').orderBy(key.map((column) => ({ column, order: 'asc' as const }))).limit(limit + 1);
   if (after !== null) {
-    const values = decodeCursor(after, CURSOR_VALUES.get(table) ?? []);
+    const values = decodeCursor(after, readable.cursor);
     query = query.whereRaw(`(${key.map(() => '??').join(', ')}) > (${key.map(() => '?').join(', ')})`, [...key, ...values] as readonly Knex.Value[]);
   }
   const rows = (await query) as Array<Record<string, unknown>>;

@@ -4,12 +4,15 @@ import type { Knex } from 'knex';
 import { describeError, IngestError } from '../errors.js';
 import type { Registry } from '../registry/types.js';
 import type { Telemetry } from '../telemetry.js';
+import type { Catalog } from '../schemas/catalog.js';
 import { ApiError, listTables, parseLimit, readFiles, readRows } from './api.js';
 
 export interface HttpContext {
   telemetry: Telemetry;
   registry: Registry;
   db: Knex;
+  /** The record types whose tables the read API serves. */
+  catalog: Catalog;
   /** Runs a real query against the database; throws when it does not answer. */
   checkDatabase(): Promise<void>;
   /** False once shutdown began: /healthz turns 503 so orchestrators stop routing to us. */
@@ -62,10 +65,10 @@ async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerRespons
     res.end(text);
     return;
   }
-  if (path === '/api/tables') return send(res, 200, { tables: await listTables(ctx.db) });
+  if (path === '/api/tables') return send(res, 200, { tables: await listTables(ctx.db, ctx.catalog) });
   const rows = /^\/api\/tables\/([^/]+)\/rows$/.exec(path);
   if (rows) {
-    const page = await readRows(ctx.db, pathSegment(rows[1] as string, 'table name'), parseLimit(url.searchParams.get('limit')), url.searchParams.get('after'));
+    const page = await readRows(ctx.db, ctx.catalog, pathSegment(rows[1] as string, 'table name'), parseLimit(url.searchParams.get('limit')), url.searchParams.get('after'));
     return send(res, 200, page);
   }
   if (path === '/api/files') {

@@ -3,7 +3,7 @@ import knexFactory, { type Knex } from 'knex';
 import { ConfigError, IngestError } from '../errors.js';
 import { applyPragmas, openDatabase, type DatabaseTarget } from '../load/database.js';
 import { REJECTED_TABLE } from '../load/schema.js';
-import { recordTypes } from '../records/index.js';
+import type { Catalog } from '../schemas/catalog.js';
 import { redactText } from '../redact.js';
 import { reasonPattern } from './reasons.js';
 
@@ -70,9 +70,9 @@ export async function openExistingReadOnly(target: DatabaseTarget): Promise<Knex
 }
 
 /** Row counts, `samples` rows per table ordered by its key, and rejected records grouped by reason. */
-export async function describeDatabase(db: Knex, samples: number): Promise<DatabaseReport> {
+export async function describeDatabase(db: Knex, catalog: Catalog, samples: number): Promise<DatabaseReport> {
   const specs = [
-    ...recordTypes.map((t) => ({ table: t.table, orderBy: [...t.key] })),
+    ...catalog.types.map((t) => ({ table: t.table, orderBy: [...t.key] })),
     { table: REJECTED_TABLE, orderBy: ['id'] },
   ];
   const tables: TableReport[] = [];

@@ -8,10 +8,13 @@ import { withRetries } from '../sources/retry.js';
 import type { Prepared } from '../pipeline.js';
 import { splitJsonArray } from '../decode-stream.js';
 import { validateRecords } from '../validate.js';
+import type { Catalog } from '../schemas/catalog.js';
 import { deleteRejections, insertRejections, replaceGroupRejections, replaceRejections, upsertGroupRows, upsertRows, type UpsertCompiler } from './upsert.js';
 
 export interface CommitContext {
   db: Knex;
+  /** The declared record types (streamed files are validated here, batch by batch). */
+  catalog: Catalog;
   /** The bucket's id (binding.ts): a file's rejections are those of its key in this bucket. */
   bucket: string;
   /** Throws when the database is not the one opened any more; run before every commit (see app.ts). */
@@ -261,7 +264,7 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
         }
       })();
       for await (const records of splitJsonArray(key, counted, STREAM_BATCH)) {
-        const batch = validateRecords(records, loadedAt, index);
+        const batch = validateRecords(ctx.catalog, records, loadedAt, index);
         index += records.length;
         for (const [type, cells] of batch.rows) await upsertRows(trx, ctx.compiler, type, cells, { sourceKey: key, position: p.item.index, loadedAt });
         await insertRejections(trx, ctx.bucket, key, batch.rejections, loadedAt);

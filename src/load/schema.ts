@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import { IngestError } from '../errors.js';
-import { recordTypes } from '../records/index.js';
 import type { ColumnSpec, RecordType } from '../records/types.js';
+import type { Catalog } from '../schemas/catalog.js';
 
 /** Provenance every loaded row carries: which file it came from, that file's place in the index, when. */
 export const PROVENANCE: readonly ColumnSpec[] = [
@@ -31,7 +31,7 @@ export function maxLength(type: Pick<RecordType, 'key'>, column: ColumnSpec): nu
   return null;
 }
 
-function dialectOf(knex: Knex): string {
+export function dialectOf(knex: Knex): string {
   return String(knex.client.config.client);
 }
 
@@ -41,7 +41,7 @@ async function mysqlCollation(knex: Knex): Promise<string> {
   return /mariadb/i.test(rows[0]?.v ?? '') ? 'utf8mb4_nopad_bin' : 'utf8mb4_0900_bin';
 }
 
-async function tableOptions(knex: Knex): Promise<(table: Knex.CreateTableBuilder) => void> {
+export async function tableOptions(knex: Knex): Promise<(table: Knex.CreateTableBuilder) => void> {
   if (dialectOf(knex) !== 'mysql2') return () => undefined;
   const collation = await mysqlCollation(knex);
   return (table) => {
@@ -50,7 +50,7 @@ async function tableOptions(knex: Knex): Promise<(table: Knex.CreateTableBuilder
   };
 }
 
-function addColumn(table: Knex.CreateTableBuilder, type: RecordType | null, column: ColumnSpec): void {
+export function addColumn(table: Knex.CreateTableBuilder, type: RecordType | null, column: ColumnSpec): void {
   const { name, kind } = column;
   const limit = type ? maxLength(type, column) : kind === 'string' ? 512 : null;
   let builder: Knex.ColumnBuilder;
@@ -64,7 +64,36 @@ function addColumn(table: Knex.CreateTableBuilder, type: RecordType | null, colu
     case 'date': builder = table.date(name); break;
     case 'timestamp': builder = table.timestamp(name, { useTz: true }); break;
   }
-  builder.notNullable();
+  if (column.nullable === true) builder.nullable();
+  else builder.notNullable();
+}
+
+/**
+ * Creates the table of a record type: its columns, the provenance columns, and the unique index of its key. The
+ * `source_key` index of the first shipped version is not made (see migration 004).
+ */
+export async function createRecordTable(knex: Knex, type: RecordType): Promise<void> {
+  const options = await tableOptions(knex);
+  await knex.schema.createTable(type.table, (table) => {
+    options(table);
+    for (const column of type.columns) addColumn(table, type, column);
+    for (const column of PROVENANCE) addColumn(table, null, column);
+    table.unique([...type.key], { indexName: `${type.table}_key` });
+  });
+}
+
+/** Whether `index` exists (on `table`, for MySQL, whose index names are per table). */
+async function hasIndex(knex: Knex, table: string, index: string): Promise<boolean> {
+  const dialect = dialectOf(knex);
+  let rows: unknown[];
+  if (dialect === 'better-sqlite3') {
+    rows = (await knex.raw(`SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?`, [index])) as unknown[];
+  } else if (dialect === 'pg') {
+    rows = ((await knex.raw('SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ?', [index])) as { rows: unknown[] }).rows;
+  } else {
+    rows = ((await knex.raw('SELECT 1 FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?', [table, index])) as [unknown[]])[0];
+  }
+  return rows.length > 0;
 }
 
 /** The registry table's columns, for migration 003 (keyed by `key`) and 005 (by bucket and key). */
@@ -110,22 +139,14 @@ function registryColumns(table: Knex.CreateTableBuilder, keyedBy: 'key' | 'bucke
  * the same list without caring about paths. Append; never edit a migration that has shipped.
  */
 const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }> = {
+  /**
+   * Record tables are not migrations: they follow the schema files (ensureRecordTables, run after the migrations).
+   * This one created the three MacPaw tables of the first version; databases it ran on keep them, new ones get
+   * their tables from the schemas.
+   */
   '001_record_tables': {
-    async up(knex) {
-      const options = await tableOptions(knex);
-      for (const type of recordTypes) {
-        await knex.schema.createTable(type.table, (table) => {
-          options(table);
-          for (const column of type.columns) addColumn(table, type, column);
-          for (const column of PROVENANCE) addColumn(table, null, column);
-          table.unique([...type.key], { indexName: `${type.table}_key` });
-          table.index(['source_key'], `${type.table}_source_key`);
-        });
-      }
-    },
-    async down(knex) {
-      for (const type of recordTypes) await knex.schema.dropTableIfExists(type.table);
-    },
+    async up() {},
+    async down() {},
   },
   '002_rejected_records': {
     async up(knex) {
@@ -174,19 +195,15 @@ const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Kne
    */
   '004_drop_data_source_key_indexes': {
     async up(knex) {
-      for (const type of recordTypes) {
-        await knex.schema.alterTable(type.table, (table) => {
-          table.dropIndex(['source_key'], `${type.table}_source_key`);
+      // Only the tables the first version's migration 001 made have the index (record tables made since do not).
+      for (const table of ['songs', 'movies', 'apps']) {
+        if (!(await hasIndex(knex, table, `${table}_source_key`))) continue;
+        await knex.schema.alterTable(table, (t) => {
+          t.dropIndex(['source_key'], `${table}_source_key`);
         });
       }
     },
-    async down(knex) {
-      for (const type of recordTypes) {
-        await knex.schema.alterTable(type.table, (table) => {
-          table.index(['source_key'], `${type.table}_source_key`);
-        });
-      }
-    },
+    async down() {},
   },
   /**
    * Registries bound to what they describe (README, What it promises). The database gets its identity, so a JSON
@@ -244,6 +261,16 @@ const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Kne
   },
 };
 
+/**
+ * Creates the table of every type of `catalog` that has none. (Tables that exist are left as they are here; how a
+ * table follows a changed schema is schema evolution.)
+ */
+export async function ensureRecordTables(db: Knex, catalog: Catalog): Promise<void> {
+  for (const type of catalog.types) {
+    if (!(await db.schema.hasTable(type.table))) await createRecordTable(db, type);
+  }
+}
+
 /** The migrations in order, for knex's migrator (exported for the schema tests). */
 export const migrationSource: Knex.MigrationSource<string> = {
   getMigrations: async () => Object.keys(migrations),
@@ -254,6 +281,8 @@ export const migrationSource: Knex.MigrationSource<string> = {
 export const MIGRATIONS_TABLE = 'bucket_ingest_migrations';
 
 export interface MigrateOptions {
+  /** The record types whose tables must exist once migrated. */
+  catalog: Catalog;
   /** The database as people read it (masked), for the error. */
   display?: string;
   /** Gives up waiting for a lock after this long (DATABASE_LOCK_TIMEOUT_SECONDS). */
@@ -284,7 +313,7 @@ function lockWaitedFor(err: unknown): string | null {
  * a lock row in `<table>_lock`; a second daemon waits for it). Waiting is said once (`onWait`) and bounded: after
  * `lockTimeoutMs` the start fails with one BI_DATABASE line naming the database and the lock.
  */
-export async function migrate(db: Knex, opts: MigrateOptions = {}): Promise<void> {
+export async function migrate(db: Knex, opts: MigrateOptions): Promise<void> {
   const timeoutMs = opts.lockTimeoutMs ?? 60_000;
   const deadline = Date.now() + timeoutMs;
   // SQLite would wait out its whole busy timeout (10 s) in silence at each attempt: here, a second at a time, so the
@@ -297,6 +326,7 @@ export async function migrate(db: Knex, opts: MigrateOptions = {}): Promise<void
     for (;;) {
       try {
         await db.migrate.latest({ migrationSource, tableName: MIGRATIONS_TABLE });
+        await ensureRecordTables(db, opts.catalog);
         return;
       } catch (err) {
         const what = lockWaitedFor(err);

@@ -1,6 +1,5 @@
 import type { Knex } from 'knex';
 import type { Cell, ColumnKind, RecordType } from '../records/types.js';
-import { recordTypes } from '../records/index.js';
 import { PROVENANCE, REJECTED_TABLE } from './schema.js';
 import { keyAt, type Rejection } from '../validate.js';
 import type { Dialect } from './database.js';
@@ -219,16 +218,16 @@ export function mergeTable(type: RecordType, files: readonly GroupFile[]): Merge
 }
 
 /**
- * Upserts a group's rows, merged by key (mergeTable), in one order for every worker: tables in `recordTypes` order,
+ * Upserts a group's rows, merged by key (mergeTable), in one order for every worker: tables by name,
  * each table's rows by key. Two workers committing groups that share keys then wait for each other; in the order their
  * files happened to list them, each could hold a row the other needs next (a deadlock, and a retry of both groups).
  */
 export async function upsertGroupRows(trx: Knex.Transaction, compiler: UpsertCompiler, files: readonly GroupFile[], loadedAt: string): Promise<void> {
+  const types = new Map<string, RecordType>();
+  for (const f of files) for (const [type, cells] of f.rows) if (cells.length > 0) types.set(type.table, type);
+  const order = [...types.keys()].sort();
   function* tables(): Generator<MergedTable> {
-    for (const type of recordTypes) {
-      if (!files.some((f) => (f.rows.get(type)?.length ?? 0) > 0)) continue;
-      yield mergeTable(type, files);
-    }
+    for (const table of order) yield mergeTable(types.get(table) as RecordType, files);
   }
   if (compiler.dialect !== 'postgres') {
     for (const merged of tables()) await upsertSourcedRows(trx, compiler, merged.type, sourcedRows(merged, files), loadedAt);

@@ -1,5 +1,4 @@
 import { isText, NOT_TEXT } from './codecs.js';
-import { recordTypeFor } from './index.js';
 import { describeValue, formatErrors } from './reasons.js';
 import type { RecordType, Row } from './types.js';
 
@@ -11,6 +10,11 @@ export type Classification =
   | { readonly kind: 'reject'; readonly type: string | null; readonly reason: string }
   /** A well-formed record of a type this daemon does not load (e.g. `book`). */
   | { readonly kind: 'skip'; readonly type: string };
+
+/** The declared types a record's `type` is looked up in (a schemas/ Catalog). */
+export interface RecordTypes {
+  typeFor(type: string): RecordType | undefined;
+}
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -27,11 +31,9 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * - `data` failing the type's codec → reject with {@link formatErrors}' reason (`year: expected SafeInteger, …`);
  * - otherwise → the row, built with `now` (UTC ISO-8601 load time).
  *
- * `index` is the record's position in its file; reasons do not repeat it (the caller stores it next to the
- * reason). Hot path: no pipes, one `decode`, one result object.
+ * Reasons do not say the record's position in its file: the caller stores it next to the reason. Hot path: no pipes, one `decode`, one result object.
  */
-export function classifyRecord(raw: unknown, index: number, now: string): Classification {
-  void index;
+export function classifyRecord(types: RecordTypes, raw: unknown, now: string): Classification {
   if (!isPlainObject(raw)) {
     return { kind: 'reject', type: null, reason: `record is not an object, got ${describeValue(raw)}` };
   }
@@ -44,7 +46,7 @@ export function classifyRecord(raw: unknown, index: number, now: string): Classi
   if (!isPlainObject(data)) {
     return { kind: 'reject', type, reason: `data: expected object, got ${describeValue(data)}` };
   }
-  const rt = recordTypeFor(type);
+  const rt = types.typeFor(type);
   if (rt === undefined) return { kind: 'skip', type };
   const decoded = rt.codec.decode(data);
   if (decoded._tag === 'Left') return { kind: 'reject', type, reason: formatErrors(decoded.left) };

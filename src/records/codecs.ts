@@ -1,39 +1,7 @@
-import * as t from 'io-ts';
-
 /**
- * Shared io-ts building blocks for record `data` fields.
- *
- * They are plain (non-branded) `t.Type`s with descriptive names: the name is what a reject reason shows
- * (`year: expected SafeInteger, got "1999"`). None of them coerces: a number is never a string, a boolean is
- * never a number, and `null`/`undefined` always fail.
+ * Tests of values that several modules share: what counts as text every dialect stores, and what a calendar date is.
+ * The compiled record types (src/schemas/compile.ts) and the checks of schema files both use them.
  */
-
-/** An integer `n` with `Number.isSafeInteger(n)`; `"1999"`, `1.5`, `2 ** 53`, `NaN` fail. */
-export const SafeInt = new t.Type<number, number, unknown>(
-  'SafeInteger',
-  (u): u is number => Number.isSafeInteger(u),
-  (u, c) => (Number.isSafeInteger(u) ? t.success(u as number) : t.failure(u, c)),
-  t.identity,
-);
-
-/** A safe integer `>= 0` (sizes, budgets). */
-export const NonNegativeSafeInt = new t.Type<number, number, unknown>(
-  'NonNegativeSafeInteger',
-  (u): u is number => Number.isSafeInteger(u) && (u as number) >= 0,
-  (u, c) => (Number.isSafeInteger(u) && (u as number) >= 0 ? t.success(u as number) : t.failure(u, c)),
-  t.identity,
-);
-
-/** Any finite number, integral or not (`4` and `4.5`); `NaN`, `±Infinity` and `"4"` fail. */
-export const FiniteNumber = new t.Type<number, number, unknown>(
-  'FiniteNumber',
-  (u): u is number => typeof u === 'number' && Number.isFinite(u),
-  (u, c) => (typeof u === 'number' && Number.isFinite(u) ? t.success(u) : t.failure(u, c)),
-  t.identity,
-);
-
-/** `true` or `false` only: `0`, `1`, `"false"` fail. (`t.boolean` is already strict.) */
-export const StrictBoolean = t.boolean;
 
 /** What a reason says of a string that is not {@link isText}. */
 export const NOT_TEXT = 'expected text without U+0000 or lone surrogates';
@@ -47,18 +15,6 @@ export const NOT_TEXT = 'expected text without U+0000 or lone surrogates';
 export function isText(s: string): boolean {
   return s.isWellFormed() && s.indexOf('\0') === -1;
 }
-
-/**
- * Any {@link isText} string (possibly empty): every text field of every record type. A non-string fails as `expected
- * string`, a string holding U+0000 or a lone surrogate with {@link NOT_TEXT}, so the record is a stored rejection, never
- * a value one dialect refuses (failing its whole file) and another alters.
- */
-export const Str = new t.Type<string, string, unknown>(
-  'string',
-  (u): u is string => typeof u === 'string' && isText(u),
-  (u, c) => (typeof u !== 'string' ? t.failure(u, c) : isText(u) ? t.success(u) : t.failure(u, c, NOT_TEXT)),
-  t.identity,
-);
 
 const DATE_RE = /^([0-9]{4})-([0-9]{2})-([0-9]{2})$/;
 
@@ -82,11 +38,3 @@ export function isCalendarDate(s: string): boolean {
   const day = Number(m[3]);
   return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month);
 }
-
-/** A `YYYY-MM-DD` string that is a real calendar date; decodes to the same string. */
-export const CalendarDate = new t.Type<string, string, unknown>(
-  'CalendarDate(YYYY-MM-DD)',
-  (u): u is string => typeof u === 'string' && isCalendarDate(u),
-  (u, c) => (typeof u === 'string' && isCalendarDate(u) ? t.success(u) : t.failure(u, c)),
-  t.identity,
-);

@@ -12,12 +12,13 @@ export type ColumnKind = 'string' | 'text' | 'bigint' | 'integer' | 'float' | 'b
 export interface ColumnSpec {
   readonly name: string;
   readonly kind: ColumnKind;
+  /** NULL allowed (an optional or nullable property); absent: NOT NULL. */
+  readonly nullable?: boolean;
 }
 
 /**
  * One record type of the bucket (`{"type": T, "data": {...}}`): how to validate its `data`, where it goes,
- * and which columns identify a row. Adding a type means adding one module like `song.ts` and listing it in
- * `records/index.ts`; nothing in the pipeline changes.
+ * and which columns identify a row. Declared by a schema file (schemas/*.json) and compiled by src/schemas/.
  */
 export interface RecordType<A = unknown> {
   /** The value of the record's `type` field, e.g. `song`. */
@@ -30,6 +31,8 @@ export interface RecordType<A = unknown> {
   readonly columns: readonly ColumnSpec[];
   /** Columns of the unique key used for upserts, in order. */
   readonly key: readonly string[];
+  /** The index in `columns` of each key column, in key order. */
+  readonly keyCells: readonly number[];
   /** Builds the row from decoded data. `now` is the load time as UTC ISO-8601. */
   toRow(data: A, now: string): Row;
 }

@@ -18,7 +18,7 @@ import { pointerTo, schemaError, type DerivedSpec, type PropertySpec, type Schem
 /** The decoded `data` of a record: its own object (unknown fields kept, as io-ts' `t.type` keeps them), defaults filled in. */
 export type SchemaData = Readonly<Record<string, unknown>>;
 
-/** A column of a compiled type; `nullable` is for the migrations to come (today's coded columns are all NOT NULL). */
+/** A column of a compiled type: always says whether it takes NULL. */
 export interface SchemaColumnSpec extends ColumnSpec {
   readonly nullable: boolean;
 }
@@ -27,6 +27,8 @@ export interface SchemaRecordType extends RecordType<SchemaData> {
   readonly columns: readonly SchemaColumnSpec[];
   /** The schema file it was compiled from. */
   readonly file: string;
+  /** The checked schema it was compiled from. */
+  readonly spec: SchemaSpec;
 }
 
 /** Why one value fails: `message` undefined means `expected <the property's type name>`; `key` is another column than the property's. */
@@ -42,7 +44,7 @@ const FAIL: Failure = { message: undefined };
 const FAIL_TEXT: Failure = { message: NOT_TEXT };
 
 function lengthFailure(bound: 'least' | 'most', limit: number, s: string, key?: string): Failure {
-  const f = { message: `expected at ${bound} ${limit} characters (has ${s.length})` };
+  const f = { message: `expected at ${bound} ${limit} character${limit === 1 ? '' : 's'} (has ${s.length})` };
   return key === undefined ? f : { ...f, key, value: s };
 }
 
@@ -203,8 +205,12 @@ export function compileSchema(spec: SchemaSpec): SchemaRecordType {
     const source = spec.properties.find((p) => p.name === ('derive' in c ? c.from : c.name)) as PropertySpec;
     return source.nullable || (!source.required && !(source.hasDefault && source.default !== null));
   };
-  const declaredMax = (c: PropertySpec | DerivedSpec): number | undefined =>
-    'derive' in c ? (c.derive === 'normalize-title' ? c.maxLength : undefined) : c.maxLength;
+  /** A string's bound: its maxLength, or the longest value of its enum (which bounds it as well). */
+  const declaredMax = (c: PropertySpec | DerivedSpec): number | undefined => {
+    if ('derive' in c) return c.derive === 'normalize-title' ? c.maxLength : undefined;
+    if (c.maxLength !== undefined || c.enum === undefined || c.type !== 'string') return c.maxLength;
+    return Math.max(0, ...c.enum.map((v) => (typeof v === 'string' ? v.length : 0)));
+  };
   /**
    * A string column without `x-column` is a bounded `string` (VARCHAR) when its maxLength fits that kind's limit
    * (255 in a key, 512 elsewhere: load/schema.ts), else unbounded `text` (which a key still bounds, to 500).
@@ -221,9 +227,11 @@ export function compileSchema(spec: SchemaSpec): SchemaRecordType {
     type: spec.type,
     table: spec.table,
     file: spec.file,
+    spec,
     codec: dataCodec(capitalized(spec.type), props),
     columns,
     key: spec.key,
+    keyCells: spec.key.map((k) => columns.findIndex((c) => c.name === k)),
     toRow,
   };
   // Bounded columns (key VARCHARs, see load/schema.ts): the schema must say the bound, so what it accepts is stored.

@@ -1,7 +1,7 @@
 import { isText } from '../records/codecs.js';
 import type { ColumnKind } from '../records/types.js';
 import { FORMATS } from './formats.js';
-import { pointerTo, schemaError, type DerivedSpec, type EnumValue, type JsonType, type PropertySpec, type SchemaSpec } from './spec.js';
+import { EXTRA_POLICIES, pointerTo, RESCUED_COLUMN, schemaError, type DerivedSpec, type ExtraPolicy, type EnumValue, type JsonType, type PropertySpec, type SchemaSpec } from './spec.js';
 
 /**
  * Checks one parsed schema file and turns it into a {@link SchemaSpec}, refusing anything the compiler does not
@@ -12,10 +12,10 @@ import { pointerTo, schemaError, type DerivedSpec, type EnumValue, type JsonType
 const DRAFT_2020_12 = 'https://json-schema.org/draft/2020-12/schema';
 /** Annotations allowed anywhere: they change nothing. */
 const ANNOTATIONS = ['$comment', 'description', 'examples'];
-const TOP_KEYWORDS = new Set(['$schema', '$id', 'title', 'type', 'properties', 'required', 'x-table', 'x-key', 'x-derived', ...ANNOTATIONS]);
+const TOP_KEYWORDS = new Set(['$schema', '$id', 'title', 'type', 'properties', 'required', 'x-table', 'x-key', 'x-derived', 'x-extra', ...ANNOTATIONS]);
 const PROPERTY_KEYWORDS = new Set([
   'type', 'enum', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength', 'pattern', 'format', 'default',
-  'x-column', 'title', ...ANNOTATIONS,
+  'x-column', 'x-pii', 'title', ...ANNOTATIONS,
 ]);
 const DERIVED_KEYWORDS: Readonly<Record<string, ReadonlySet<string>>> = {
   'normalize-title': new Set(['derive', 'from', 'nonEmpty', 'maxLength', 'x-column', ...ANNOTATIONS]),
@@ -40,8 +40,10 @@ const INT32_MAX = 2 ** 31 - 1;
  */
 const IDENTIFIER_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Tables and columns the daemon owns (see load/schema.ts): a record type may not take these names. */
-const RESERVED_TABLES = new Set(['rejected_records', 'ingest_files', 'ingest_listing', 'ingest_database', 'knex_migrations', 'knex_migrations_lock']);
-const RESERVED_COLUMNS = new Set(['source_key', 'source_position', 'loaded_at']);
+const RESERVED_TABLES = new Set([
+  'rejected_records', 'ingest_files', 'ingest_listing', 'ingest_database', 'erasures', 'bucket_ingest_migrations', 'bucket_ingest_migrations_lock',
+]);
+const RESERVED_COLUMNS = new Set(['source_key', 'source_position', 'loaded_at', RESCUED_COLUMN]);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -184,13 +186,19 @@ export function parseSchema(file: string, doc: unknown): SchemaSpec {
         fail(pointerTo(at, 'x-column'), `an "integer" column holds 32 bits: give minimum and maximum within ${INT32_MIN}..${INT32_MAX}, or use "bigint"`);
       }
     }
+    const pii = p['x-pii'];
+    if (pii !== undefined) {
+      if (pii !== 'hash') fail(pointerTo(at, 'x-pii'), `x-pii must be "hash" (the value is stored as its keyed HMAC-SHA256), got ${describe(pii)}`);
+      if (t !== 'string') fail(pointerTo(at, 'x-pii'), `x-pii applies to a string property; ${describe(name)} is ${describe(t)}`);
+      if (p['x-column'] !== undefined) fail(pointerTo(at, 'x-column'), 'a hashed property is stored as 64 hex characters: it takes no x-column');
+    }
     const hasDefault = Object.hasOwn(p, 'default');
     if (hasDefault && isRequired) fail(pointerTo(at, 'default'), 'a required property never takes its default: remove one of them');
     return {
       name, pointer: at, type: t, nullable, required: isRequired, enum: enumValues as EnumValue[] | undefined,
       minimum, maximum, exclusiveMinimum, exclusiveMaximum, minLength, maxLength,
       pattern: pattern as string | undefined, format: format as string | undefined,
-      hasDefault, default: p['default'], column: column as ColumnKind | undefined,
+      hasDefault, default: p['default'], column: column as ColumnKind | undefined, pii: pii === 'hash',
     };
   }
 
@@ -217,6 +225,7 @@ export function parseSchema(file: string, doc: unknown): SchemaSpec {
       if (!types.includes((p as PropertySpec).type)) {
         fail(pointerTo(at, 'from'), `"${derive as string}" derives from a property of type ${types.map((x) => `"${x}"`).join(' or ')}; ${describe(from)} is ${describe((p as PropertySpec).type)}`);
       }
+      if ((p as PropertySpec).pii) fail(pointerTo(at, 'from'), `${describe(from)} is personal data (x-pii): nothing may be derived from its raw value`);
       return from as string;
     };
     if (derive === 'normalize-title') {
@@ -258,5 +267,9 @@ export function parseSchema(file: string, doc: unknown): SchemaSpec {
     if (source.nullable) fail(at, `key part ${describe(name)}${via} must not be nullable: a null key matches nothing on upsert`);
     key.push(name as string);
   });
-  return { file, type: type as string, table, properties, derived, key };
+  const extra = root['x-extra'] ?? 'ignore';
+  if (!EXTRA_POLICIES.includes(extra as ExtraPolicy)) {
+    fail('/x-extra', `x-extra must be ${EXTRA_POLICIES.map((x) => `"${x}"`).join(', ')}, got ${describe(extra)}`);
+  }
+  return { file, type: type as string, table, properties, derived, key, extra: extra as ExtraPolicy };
 }

@@ -18,7 +18,15 @@ export interface SchemaSpec {
   readonly derived: readonly DerivedSpec[];
   /** `x-key`: property or derived column names. */
   readonly key: readonly string[];
+  /** `x-extra`: what a property the schema does not declare does to a record (default `ignore`). */
+  readonly extra: ExtraPolicy;
 }
+
+/** `ignore`: dropped; `rescue`: kept as one JSON object in the `_rescued` column; `reject`: the record is a rejection. */
+export type ExtraPolicy = 'ignore' | 'rescue' | 'reject';
+export const EXTRA_POLICIES: readonly ExtraPolicy[] = ['ignore', 'rescue', 'reject'];
+/** The column of rescued properties (`x-extra: rescue`). */
+export const RESCUED_COLUMN = '_rescued';
 
 export type JsonType = 'string' | 'integer' | 'number' | 'boolean';
 export type EnumValue = string | number | boolean | null;
@@ -45,6 +53,8 @@ export interface PropertySpec {
   readonly default: unknown;
   /** `x-column`, or the kind of the JSON type; undefined for a string without `x-column`, inferred in compile.ts. */
   readonly column: ColumnKind | undefined;
+  /** `x-pii: "hash"`: stored as the keyed HMAC-SHA256 of the value, never as itself. */
+  readonly pii: boolean;
 }
 
 /** A derived column (`x-derived`): a value computed from the record by one of a few named derivations. */

@@ -224,8 +224,8 @@ describe('operator commands (in-process)', function () {
     it('counts rows, samples by the table key, and groups rejections by reason without their values', async () => {
       await makeDatabase();
       const r = await inspectReport({ ...args(), samples: 2 });
-      expect(r.tables.map((t) => [t.table, t.exists, t.rows])).to.deep.equal([['songs', true, 4], ['movies', true, 0], ['apps', true, 0], ['rejected_records', true, 8]]);
-      const songs = r.tables[0]!;
+      expect(r.tables.map((t) => [t.table, t.exists, t.rows])).to.deep.equal([['apps', true, 0], ['movies', true, 0], ['songs', true, 4], ['rejected_records', true, 8]]);
+      const songs = r.tables[2]!;
       expect(songs.orderBy).to.deep.equal(['artist_name', 'title']);
       expect(songs.samples.map((s) => [s.artist_name, s.title])).to.deep.equal([['a', 'y'], ['a', 'z']]);
       expect(r.tables[3]!.samples.map((s) => [s.source_key, s.record_index])).to.deep.equal([['f0.data', 0], ['f0.data', 3]]);

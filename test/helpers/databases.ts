@@ -6,6 +6,7 @@ import { openDatabase, parseDatabaseUrl, type DatabaseTarget } from '../../src/l
 import { migrate } from '../../src/load/schema.js';
 import { tempDir } from './cli.js';
 import { dbName } from './run-id.js';
+import { bundledCatalog, type Catalog } from '../../src/schemas/catalog.js';
 
 // BIGINT as numbers in the tests' own connections too, as the daemon reads them (values are safe integers).
 pg.types.setTypeParser(20, (v: string) => Number(v));
@@ -114,10 +115,10 @@ export type Dump = Record<string, Array<Record<string, unknown>>>;
  * Every row of the data tables and rejected_records in a dialect-neutral form (booleans as 0/1, numbers as
  * numbers), without time columns, sorted: equal dumps mean equal tables.
  */
-export async function dump(db: Knex): Promise<Dump> {
+export async function dump(db: Knex, tables: readonly string[] = ['songs', 'movies', 'apps', 'rejected_records']): Promise<Dump> {
   const out: Dump = {};
   try {
-    for (const table of ['songs', 'movies', 'apps', 'rejected_records']) {
+    for (const table of tables) {
       const rows = (await db(table).select()) as Array<Record<string, unknown>>;
       out[table] = rows
         .map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !TIME_COLUMNS.has(k)).map(([k, v]) => [k, typeof v === 'boolean' ? Number(v) : v])))
@@ -133,7 +134,9 @@ export async function dump(db: Knex): Promise<Dump> {
  * Runs `fn` on a fresh, migrated database of the dialect, opened the way the daemon opens it, and removes the
  * database afterwards whatever happens.
  */
-export async function withMigratedDatabase(dialect: Dialect, fn: (db: Knex, target: DatabaseTarget) => Promise<void>): Promise<void> {
+export async function withMigratedDatabase(
+  dialect: Dialect, fn: (db: Knex, target: DatabaseTarget) => Promise<void>, catalog: Catalog = bundledCatalog(),
+): Promise<void> {
   const t = await tempDir('bucket-ingest-db-');
   let created: TestDatabase | undefined;
   let db: Knex | undefined;
@@ -141,7 +144,7 @@ export async function withMigratedDatabase(dialect: Dialect, fn: (db: Knex, targ
     created = await dialect.create(t.dir);
     const target = parseDatabaseUrl(created.url, t.dir);
     db = await openDatabase(target);
-    await migrate(db);
+    await migrate(db, { catalog });
     await fn(db, target);
   } finally {
     await db?.destroy();

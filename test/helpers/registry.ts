@@ -3,6 +3,7 @@ import { migrate } from '../../src/load/schema.js';
 import { bucketIdentity, readDatabaseId, type Binding } from '../../src/registry/binding.js';
 import type { RegistryEntry } from '../../src/registry/entry.js';
 import { JsonRegistry } from '../../src/registry/json-registry.js';
+import { bundledCatalog } from '../../src/schemas/catalog.js';
 
 /** A done registry entry, with whatever fields a test wants changed. */
 export function entry(over: Partial<RegistryEntry> = {}): RegistryEntry {
@@ -20,7 +21,7 @@ export function entry(over: Partial<RegistryEntry> = {}): RegistryEntry {
 export async function bindingOf(dbFile: string, settings: { BUCKET_URL: string; FILES_LIST_KEY?: string }): Promise<Binding> {
   const db = await openDatabase(parseDatabaseUrl(`sqlite://${dbFile}`), { poolSize: 1 });
   try {
-    await migrate(db);
+    await migrate(db, { catalog: bundledCatalog() });
     return { database: await readDatabaseId(db), bucket: bucketIdentity({ BUCKET_URL: settings.BUCKET_URL, FILES_LIST_KEY: settings.FILES_LIST_KEY ?? 'files_list.data' }) };
   } finally {
     await db.destroy();

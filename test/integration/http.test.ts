@@ -109,7 +109,7 @@ describe('daemon HTTP endpoints (integration)', function () {
 
   it('the read API pages every row exactly once, in key order', async () => {
     const tables = (await get('/api/tables')).json().tables as Array<{ name: string; rows: number }>;
-    expect(tables.map((t) => t.name)).to.deep.equal(['songs', 'movies', 'apps', 'rejected_records']);
+    expect(tables.map((t) => t.name)).to.deep.equal(['apps', 'movies', 'songs', 'rejected_records']);
     const db = knexFactory({ client: 'better-sqlite3', connection: { filename: join(dir, 'db.sqlite3') }, useNullAsDefault: true });
     try {
       for (const [table, key] of [['songs', ['artist_name', 'title']], ['apps', ['name', 'version']], ['rejected_records', ['id']]] as const) {

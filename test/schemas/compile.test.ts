@@ -71,6 +71,12 @@ describe('schema compiler: keywords', () => {
     expect(run(rt, { e: 'b', n: null })).to.equal('ok {"id":"k","e":"b","n":null}');
     expect(run(rt, { e: 'c', n: 3 })).to.equal('e: expected "a" | "b", got "c"; n: expected 1 | 2 | null, got 3');
     expect(run(rt, { e: 'a', n: '1' })).to.equal('n: expected 1 | 2 | null, got "1"');
+    // A string enum bounds its values: a bounded column without a maxLength, in the key too.
+    expect(rt.columns.find((c) => c.name === 'e')?.kind).to.equal('string');
+    const keyed = compileSchemaDocument('k.json', {
+      title: 'k', type: 'object', 'x-table': 'k', properties: { cur: { type: 'string', enum: ['EUR', 'USD'] } }, required: ['cur'], 'x-key': ['cur'],
+    });
+    expect(keyed.columns.map((c) => [c.name, c.kind])).to.deep.equal([['cur', 'string']]);
   });
 
   it('minimum, maximum, exclusiveMinimum, exclusiveMaximum, named in the reason; minimum 0 alone is NonNegativeSafeInteger', () => {
@@ -94,6 +100,7 @@ describe('schema compiler: keywords', () => {
     expect(run(rt, { s: 'a' })).to.equal('s: expected at least 2 characters (has 1), got "a"');
     expect(run(rt, { s: 'abcd' })).to.equal('s: expected at most 3 characters (has 4), got "abcd"');
     expect(run(rt, { s: '😀😀' })).to.equal('s: expected at most 3 characters (has 4), got "😀😀"');
+    expect(run(thing({ s: { type: 'string', minLength: 1 } }, ['s']), { s: '' })).to.equal('s: expected at least 1 character (has 0), got ""');
   });
 
   it('pattern: an ECMAScript regular expression with Unicode semantics, unanchored as JSON Schema says', () => {

@@ -54,6 +54,15 @@ describe('schema files: every error names the file, the JSON pointer and what is
     ['a table name that is not a plain identifier', (d) => { d['x-table'] = 'my table; drop'; }, 'at #/x-table: x-table (the table name) must be a plain identifier'],
     ['an upper-case table name', (d) => { d['x-table'] = 'Things'; }, 'at #/x-table: x-table (the table name) must be a plain identifier'],
     ["the daemon's own table", (d) => { d['x-table'] = 'rejected_records'; }, 'at #/x-table: table "rejected_records" is the daemon\'s own'],
+    ["the daemon's migration table", (d) => { d['x-table'] = 'bucket_ingest_migrations'; }, 'at #/x-table: table "bucket_ingest_migrations" is the daemon\'s own'],
+    ['a rescued-fields column', (d) => { props(d)['_rescued'] = { type: 'string' }; }, 'at #/properties/_rescued: column "_rescued" is the daemon\'s own'],
+    ['x-pii other than "hash"', (d) => { props(d)['s']!['x-pii'] = 'mask'; }, 'at #/properties/s/x-pii: x-pii must be "hash"'],
+    ['x-pii on a number', (d) => { props(d)['n']!['x-pii'] = 'hash'; }, 'at #/properties/n/x-pii: x-pii applies to a string property; "n" is "integer"'],
+    ['a column kind for a hashed property', (d) => { props(d)['s']!['x-pii'] = 'hash'; props(d)['s']!['x-column'] = 'text'; }, 'at #/properties/s/x-column: a hashed property is stored as 64 hex characters'],
+    ['a column derived from personal data', (d) => {
+      props(d)['s']!['x-pii'] = 'hash'; d['x-derived'] = { s_n: { derive: 'normalize-title', from: 's' } };
+    }, 'at #/x-derived/s_n/from: "s" is personal data (x-pii): nothing may be derived from its raw value'],
+    ['an unknown x-extra policy', (d) => { d['x-extra'] = 'keep'; }, 'at #/x-extra: x-extra must be "ignore", "rescue", "reject", got "keep"'],
     ['no properties', (d) => { d['properties'] = {}; }, 'at #/properties: properties must be a non-empty object'],
     ['a property name that is not an identifier', (d) => { props(d)['a-b'] = { type: 'string' }; }, 'at #/properties/a-b: a property name (it is a column) must be a plain identifier'],
     ['a provenance column', (d) => { props(d)['loaded_at'] = { type: 'string' }; }, 'at #/properties/loaded_at: column "loaded_at" is the daemon\'s own (provenance)'],
