@@ -75,7 +75,7 @@ for (const [position, key] of [...new Set(index)].entries()) {
   const expectedText = spec && `[\n${spec.records.map((r) => JSON.stringify(r.record)).join(',\n')}\n]\n`;
   if (text !== expectedText) { console.log(`PROBLEM ${key}: not what generate.mjs writes`); problems++; }
   const array = JSON.parse(text);
-  const counts = { key, records: array.length, valid: 0, rejected: 0, skipped: 0 };
+  const counts = { key, records: array.length, valid: 0, rejected: 0, skipped: 0, validByType: {}, rejectedByType: {} };
   array.forEach((raw, i) => {
     const r = classify(raw, now);
     const outcome = r.kind === 'row' ? 'valid' : r.kind === 'skip' ? 'skip' : r.reason;
@@ -83,6 +83,7 @@ for (const [position, key] of [...new Set(index)].entries()) {
     if (outcome !== expect) { console.log(`PROBLEM ${key}[${i}]: got ${JSON.stringify(outcome)}, expected ${JSON.stringify(expect)}`); problems++; }
     if (r.kind === 'row') {
       counts.valid++;
+      counts.validByType[r.type.type] = (counts.validByType[r.type.type] ?? 0) + 1;
       validByType.set(r.type.type, validByType.get(r.type.type) + 1);
       const k = JSON.stringify(r.type.key.map((c) => r.row[c]));
       const table = rowsByTable.get(r.type.table);
@@ -93,6 +94,7 @@ for (const [position, key] of [...new Set(index)].entries()) {
       skipped++;
     } else {
       counts.rejected++;
+      counts.rejectedByType[raw?.type] = (counts.rejectedByType[raw?.type] ?? 0) + 1;
       rejected.push({ key, i, type: raw?.type ?? null, reason: r.reason });
     }
   });
@@ -101,7 +103,8 @@ for (const [position, key] of [...new Set(index)].entries()) {
 }
 
 console.log('\nper file:');
-for (const f of perFile) console.log(`  ${f.key}: ${f.records} records, ${f.valid} valid, ${f.rejected} rejected, ${f.skipped} skipped`);
+const byType = (o) => Object.entries(o).map(([t, n]) => `${n} ${t}`).join(', ');
+for (const f of perFile) console.log(`  ${f.key}: ${f.records} records, ${f.valid} valid (${byType(f.validByType)}), ${f.rejected} rejected (${byType(f.rejectedByType)}), ${f.skipped} skipped`);
 console.log(`  total: ${records} records`);
 console.log('valid per type:', Object.fromEntries(validByType), `(${[...validByType.values()].reduce((a, b) => a + b, 0)})`);
 console.log('rows per table after a load:', Object.fromEntries([...rowsByTable].map(([t, m]) => [t, m.size])));
