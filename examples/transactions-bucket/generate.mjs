@@ -1,7 +1,8 @@
 // Writes the transactions example bucket (files_list.data and its .data files) from the records below.
 // Deterministic: no clock, no randomness; `node examples/transactions-bucket/generate.mjs` rewrites identical files.
 // Each record carries what the schemas in schemas/transactions/ must make of it (`expect`: "valid", "skip" or the
-// exact rejection reason); count.mjs checks the files on disk against it. Only `record` is written.
+// exact rejection reason); test/integration/transactions.test.ts loads the files on disk with the daemon, on every
+// dialect, and checks both against it. Only `record` is written.
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,7 +44,7 @@ export const FILES = [
       product({ sku: 'kbd-42', name: 'Keyboard (old SKU)', category: 'electronics', unit_price: 39.9, currency: 'EUR' },
         'sku: expected string matching /^[A-Z]{3}-[0-9]{4}$/, got "kbd-42"'),
       product({ sku: 'LMP-0100', name: '', category: 'home', unit_price: 31, currency: 'EUR', stock: 5 },
-        'name: expected at least 1 characters (has 0), got ""'),
+        'name: expected at least 1 character (has 0), got ""'),
       sale(1, { customer_id: customerId(1), occurred_at: '2024-03-01T10:15:00Z' }),
       sale(2, { customer_id: customerId(2), sku: 'MUG-0007', quantity: 2, amount: 25, currency: 'GBP', occurred_at: '2024-03-01T11:15:00+01:00', coupon_code: 'SPRING24' }),
       sale(3, { customer_id: customerId(3), sku: 'BOK-1984', quantity: '2', amount: 19.98, currency: 'USD' },
@@ -124,11 +125,14 @@ export const FILES = [
   },
 ];
 
+/** The bytes of one data file: a JSON array, one record a line. */
+export function render(file) {
+  return `[\n${file.records.map((r) => JSON.stringify(r.record)).join(',\n')}\n]\n`;
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const dir = dirname(fileURLToPath(import.meta.url));
-  for (const f of FILES) {
-    writeFileSync(join(dir, f.key), `[\n${f.records.map((r) => JSON.stringify(r.record)).join(',\n')}\n]\n`);
-  }
+  for (const f of FILES) writeFileSync(join(dir, f.key), render(f));
   writeFileSync(join(dir, 'files_list.data'), FILES.map((f) => `${f.key}\n`).join(''));
   console.log(`wrote files_list.data and ${FILES.length} data files to ${dir}`);
 }
