@@ -58,22 +58,21 @@ export class Catalog {
   }
 }
 
-const loaded = new Map<string, Catalog>();
-
 /**
- * The catalog of `dir` (resolved against `cwd`), read once per process per directory: commands and tests that load
- * the configuration many times share it. A daemon reads its schemas at start-up; a changed file takes a restart.
+ * The catalog of `dir` (resolved against `cwd`), read now: a daemon reads its schemas once, at start-up, and a changed
+ * file takes a restart (or `schema check`, which reads them again).
  */
 export function catalogOf(dir: string, cwd = process.cwd()): Catalog {
   const path = resolve(cwd, dir);
-  let catalog = loaded.get(path);
-  if (catalog === undefined) loaded.set(path, (catalog = Catalog.load(path)));
-  return catalog;
+  return path === BUNDLED_SCHEMAS ? bundledCatalog() : Catalog.load(path);
 }
 
-/** The bundled MacPaw types. */
+let bundled: Catalog | undefined;
+
+/** The bundled MacPaw types, read once per process (the package's own files do not change under it). */
 export function bundledCatalog(): Catalog {
-  return catalogOf(BUNDLED_SCHEMAS);
+  bundled ??= Catalog.load(BUNDLED_SCHEMAS);
+  return bundled;
 }
 
 /** The `*.json` files of `dir` in name order, parsed; one `BI_SCHEMA` line for a directory or file that cannot be read. */
