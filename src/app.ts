@@ -97,6 +97,7 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
     const opened = db;
     await startupStep(target, 'cannot migrate', () => migrate(opened, {
       catalog: config.catalog, display: target.display, lockTimeoutMs, onWait: (what) => telemetry.databaseWaiting(target.display, what, settings.DATABASE_LOCK_TIMEOUT_SECONDS),
+      onEvolved: (change) => telemetry.schemaEvolved(change),
     }));
     const database = await startupStep(target, 'cannot read the identity of', () => readDatabaseId(opened));
     // Migration 005 writes the identity: none after migrating is a damaged database, not a new one.

@@ -206,6 +206,11 @@ export class Telemetry {
       `${database}: waiting for ${what} (giving up after ${timeoutSeconds} s, DATABASE_LOCK_TIMEOUT_SECONDS)`);
   }
 
+  /** Start-up changed a record table to follow its schema, losing nothing (load/evolve.ts): one line per column. */
+  schemaEvolved(c: { table: string; column: string; what: string }): void {
+    this.log.info({ event: 'SchemaEvolved', table: c.table, column: c.column, change: c.what }, `table ${c.table}, column ${c.column}: ${c.what}`);
+  }
+
   /** Registry entries found that are not about this database and bucket: set aside, their files processed again. */
   registryUntrusted(registry: string, u: { reason: string; entries: number; movedTo: string | null }): void {
     this.log.warn({ event: 'RegistryUntrusted', registry, ...u },

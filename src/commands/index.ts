@@ -5,6 +5,7 @@ import type { ExplainArgs } from './explain.js';
 import type { InspectArgs } from './inspect.js';
 import type { ReprocessArgs } from './reprocess.js';
 import type { RunArgs } from './run.js';
+import type { SchemaArgs } from './schema.js';
 import type { StatusArgs } from './status.js';
 
 /**
@@ -82,6 +83,16 @@ export const runCommand: CommandModule<object, RunArgs> = {
         return true;
       }) as never,
   handler: async (args) => (await import('./run.js')).runMain(args),
+};
+
+export const schemaCommand: CommandModule<object, SchemaArgs> = {
+  command: 'schema <action>',
+  describe: "the record tables against the schema files: check (reads only) prints each table's columns and the statements apply would run; apply runs them",
+  builder: (y) =>
+    withCommonOptions(y)
+      .positional('action', { choices: ['check', 'apply'] as const, demandOption: true, describe: 'check: compare and print the plan; apply: run it' })
+      .option('json', { type: 'boolean', describe: 'print JSON' }) as never,
+  handler: async (args) => (await import('./schema.js')).schemaMain(args),
 };
 
 export const statusCommand: CommandModule<object, StatusArgs> = {

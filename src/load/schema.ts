@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import { IngestError } from '../errors.js';
-import type { ColumnSpec, RecordType } from '../records/types.js';
+import type { Cell, ColumnSpec, RecordType } from '../records/types.js';
 import type { Catalog } from '../schemas/catalog.js';
+import { evolveRecordTables } from './evolve-apply.js';
+import type { Change } from './evolve.js';
 
 /** Provenance every loaded row carries: which file it came from, that file's place in the index, when. */
 export const PROVENANCE: readonly ColumnSpec[] = [
@@ -50,7 +52,8 @@ export async function tableOptions(knex: Knex): Promise<(table: Knex.CreateTable
   };
 }
 
-export function addColumn(table: Knex.CreateTableBuilder, type: RecordType | null, column: ColumnSpec): void {
+/** Declares `column` on `table` (a table created or altered) as the daemon makes it; returns the builder, for `.alter()`. */
+export function addColumn(table: Knex.CreateTableBuilder, type: RecordType | null, column: ColumnSpec): Knex.ColumnBuilder {
   const { name, kind } = column;
   const limit = type ? maxLength(type, column) : kind === 'string' ? 512 : null;
   let builder: Knex.ColumnBuilder;
@@ -66,6 +69,7 @@ export function addColumn(table: Knex.CreateTableBuilder, type: RecordType | nul
   }
   if (column.nullable === true) builder.nullable();
   else builder.notNullable();
+  return builder;
 }
 
 /**
@@ -73,13 +77,28 @@ export function addColumn(table: Knex.CreateTableBuilder, type: RecordType | nul
  * `source_key` index of the first shipped version is not made (see migration 004).
  */
 export async function createRecordTable(knex: Knex, type: RecordType): Promise<void> {
-  const options = await tableOptions(knex);
-  await knex.schema.createTable(type.table, (table) => {
+  await knex.schema.createTable(type.table, recordTableDefinition(type, await tableOptions(knex)));
+}
+
+/** The columns and key index of `type`'s table, for `createTable` (schema evolution builds tables with it too). */
+export function recordTableDefinition(
+  type: RecordType, options: (table: Knex.CreateTableBuilder) => void, defaults: ReadonlyMap<string, Cell> = new Map(),
+): (table: Knex.CreateTableBuilder) => void {
+  return (table) => {
     options(table);
-    for (const column of type.columns) addColumn(table, type, column);
+    for (const column of type.columns) {
+      const builder = addColumn(table, type, column);
+      const value = defaults.get(column.name);
+      if (value !== undefined) builder.defaultTo(value);
+    }
     for (const column of PROVENANCE) addColumn(table, null, column);
-    table.unique([...type.key], { indexName: `${type.table}_key` });
-  });
+    table.unique([...type.key], { indexName: keyIndexName(type.table) });
+  };
+}
+
+/** The unique index of a record table's key: what upserts conflict on, and what schema evolution compares. */
+export function keyIndexName(table: string): string {
+  return `${table}_key`;
 }
 
 /** Whether `index` exists (on `table`, for MySQL, whose index names are per table). */
@@ -140,7 +159,7 @@ function registryColumns(table: Knex.CreateTableBuilder, keyedBy: 'key' | 'bucke
  */
 const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }> = {
   /**
-   * Record tables are not migrations: they follow the schema files (ensureRecordTables, run after the migrations).
+   * Record tables are not migrations: they follow the schema files (evolveRecordTables, run after the migrations).
    * This one created the three MacPaw tables of the first version; databases it ran on keep them, new ones get
    * their tables from the schemas.
    */
@@ -261,16 +280,6 @@ const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Kne
   },
 };
 
-/**
- * Creates the table of every type of `catalog` that has none. (Tables that exist are left as they are here; how a
- * table follows a changed schema is schema evolution.)
- */
-export async function ensureRecordTables(db: Knex, catalog: Catalog): Promise<void> {
-  for (const type of catalog.types) {
-    if (!(await db.schema.hasTable(type.table))) await createRecordTable(db, type);
-  }
-}
-
 /** The migrations in order, for knex's migrator (exported for the schema tests). */
 export const migrationSource: Knex.MigrationSource<string> = {
   getMigrations: async () => Object.keys(migrations),
@@ -289,6 +298,8 @@ export interface MigrateOptions {
   lockTimeoutMs?: number;
   /** Told once, when the migration starts waiting for a lock, what it waits for. */
   onWait?: (what: string) => void;
+  /** Told of each change schema evolution made to a record table (a column added, a type widened). */
+  onEvolved?: (change: Change) => void;
 }
 
 /** What a failed migration attempt waits for, or null when waiting cannot help. */
@@ -304,6 +315,10 @@ function lockWaitedFor(err: unknown): string | null {
   // Daemons starting together race to create knex's own bookkeeping tables before any lock exists.
   if (e.code === '42P07' || e.code === '23505' || e.code === 'ER_TABLE_EXISTS_ERROR' || /already exists/i.test(e.message ?? '')) {
     return 'another process creating the migration tables';
+  }
+  // Or to evolve a record table: the first adds the column, the second's plan (made again) finds it there.
+  if (e.code === '42701' || e.code === 'ER_DUP_FIELDNAME' || /duplicate column name/i.test(e.message ?? '')) {
+    return 'another process evolving the record tables';
   }
   return null;
 }
@@ -326,7 +341,8 @@ export async function migrate(db: Knex, opts: MigrateOptions): Promise<void> {
     for (;;) {
       try {
         await db.migrate.latest({ migrationSource, tableName: MIGRATIONS_TABLE });
-        await ensureRecordTables(db, opts.catalog);
+        // Record tables follow the schema files: created, or evolved where that loses nothing (load/evolve.ts).
+        await evolveRecordTables(db, opts.catalog, opts.onEvolved ? { onEvolved: opts.onEvolved } : {});
         return;
       } catch (err) {
         const what = lockWaitedFor(err);
