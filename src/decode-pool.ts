@@ -4,6 +4,7 @@ import { decodeBody } from './decode.js';
 import { IngestError, type ErrorCode } from './errors.js';
 import type { Cell, RecordType } from './records/types.js';
 import type { Catalog, SchemaSource } from './schemas/catalog.js';
+import type { CompileOptions } from './schemas/compile.js';
 import { validateRecords, type ValidatedFile } from './validate.js';
 
 /** Turns a whole fetched body into a validated file: in this thread, or in a pool of decoding threads. */
@@ -24,9 +25,11 @@ export function inThread(catalog: Catalog, keyOrder = false): Decoder {
   };
 }
 
-/** What a decoding thread is started with: the schema documents it compiles its record types from. */
+/** What a decoding thread is started with: the schema documents it compiles its record types from, and how. */
 export interface DecodeWorkerData {
   schemas: readonly SchemaSource[];
+  /** Catalog.options (the PII hash key: given to the thread's memory only, never logged or stored). */
+  options: CompileOptions;
 }
 
 /** What the main thread sends a decoding thread. */
@@ -118,7 +121,7 @@ export class DecodePool implements Decoder {
   private spawn(): Thread {
     // A small young generation: a thread's garbage is one file's parse at a time, and V8's default (up to 3 × 16 MB
     // per thread) added ~30 MB of peak RSS for no speed we could measure (README, Performance).
-    const workerData: DecodeWorkerData = { schemas: this.catalog.sources };
+    const workerData: DecodeWorkerData = { schemas: this.catalog.sources, options: this.catalog.options };
     const options = { resourceLimits: { maxYoungGenerationSizeMb: 4 }, workerData };
     // Built: decode-worker.js beside this module (dist/, or dist/bundle/ for the bundled CLI). From source (the tests
     // run under tsx) the thread registers tsx itself first: a worker's entry is loaded before `--import` hooks of its

@@ -11,8 +11,9 @@ import type { DecodeReply, DecodeRequest, DecodeWorkerData } from './decode-pool
 
 const port = parentPort;
 if (port === null) throw new Error('decode-worker.ts runs only as a worker thread');
-// The same documents the main thread compiled (and checked: they compile here without error).
-const catalog = new Catalog((workerData as DecodeWorkerData).schemas);
+// The same documents the main thread compiled, with its options (and checked: they compile here without error).
+const { schemas, options } = workerData as DecodeWorkerData;
+const catalog = new Catalog(schemas, options);
 
 port.on('message', (m: DecodeRequest) => {
   let reply: DecodeReply;

@@ -48,7 +48,7 @@ export function validateRecords(types: RecordTypes, records: readonly unknown[],
     } else if (result.kind === 'skip') {
       out.skipped++;
     } else {
-      out.rejections.push({ recordIndex: firstIndex + i, type: storedType(result.type), reason: result.reason, raw: rawJson(raw) });
+      out.rejections.push({ recordIndex: firstIndex + i, type: storedType(result.type), reason: result.reason, raw: rawJson(storedRecord(types, result.type, raw)) });
     }
   }
   for (const [type, rows] of byKey) {
@@ -85,6 +85,12 @@ export function rowsOf(type: RecordType, cells: readonly Cell[]): Row[] {
     rows.push(Object.fromEntries(type.columns.map((c, i) => [c.name, cells[at + i] ?? null])));
   }
   return rows;
+}
+
+/** The record as its rejection stores it: with the personal data of its type hashed (RecordType.redact), if it has any. */
+function storedRecord(types: RecordTypes, type: string | null, raw: unknown): unknown {
+  const redact = type === null ? undefined : types.typeFor(type)?.redact;
+  return redact === undefined ? raw : redact(raw as Record<string, unknown>); // a record of a known type is an object
 }
 
 /** `rejected_records.type` is a VARCHAR(255) (migration 002). */

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../src/config/load.js';
@@ -79,6 +79,31 @@ describe('config', () => {
   it('never repeats a password from a URL in an error', () => {
     const err = failure(() => load({ profile: 'secret', env: { BUCKET_URL: 'https://u:hunter2@x.invalid', MAX_ATTEMPTS: 'x' } }));
     expect(err.message).to.not.contain('hunter2');
+  });
+
+  it('PII_HASH_KEY: empty by default, from the environment or the profile as written; a schema with personal data refuses to load without it', () => {
+    mkdirSync(join(dir, 'types'));
+    writeFileSync(join(dir, 'types', 'customer.json'), JSON.stringify({
+      title: 'customer', type: 'object', 'x-table': 'customers',
+      properties: { email: { type: 'string', format: 'email', maxLength: 254, 'x-pii': 'hash' } }, required: ['email'], 'x-key': ['email'],
+    }));
+    expect(load().settings.PII_HASH_KEY).to.equal('');
+    const err = failure(() => load({ env: { SCHEMAS: 'types' } }));
+    expect(err.message).to.match(/^PII_HASH_KEY is not set, and .*types\/customer\.json at #\/properties\/email\/x-pii declares "email" personal data/);
+    const fromEnv = load({ env: { SCHEMAS: 'types', PII_HASH_KEY: ' k e y ' } });
+    expect(fromEnv.settings.PII_HASH_KEY).to.equal(' k e y ');
+    expect(fromEnv.catalog.options.piiKey).to.equal(' k e y ');
+    writeFileSync(join(dir, 'pii.ini'), ['[default]', 'SCHEMAS = types', 'PII_HASH_KEY = true', ''].join('\n'));
+    expect(load({ configPath: 'pii.ini' }).catalog.options.piiKey, 'ini reads true as a boolean').to.equal('true');
+    // Two keys, two catalogs: the same directory hashes differently with each.
+    expect(load({ env: { SCHEMAS: 'types', PII_HASH_KEY: 'a' } }).catalog).to.not.equal(load({ env: { SCHEMAS: 'types', PII_HASH_KEY: 'b' } }).catalog);
+  });
+
+  it('never shows PII_HASH_KEY, not even when its value is refused', () => {
+    writeFileSync(join(dir, 'pii.ini'), ['[default]', 'PII_HASH_KEY[] = QXsecret1', 'PII_HASH_KEY[] = QXsecret2', ''].join('\n'));
+    const err = failure(() => load({ configPath: 'pii.ini' }));
+    expect(err.message).to.match(/^PII_HASH_KEY in \[default\] of .*pii\.ini: expected a string, got \(not shown: a secret\)$/);
+    expect(err.message).to.not.contain('QX');
   });
 
   it('fails clearly when the named config file is missing', () => {

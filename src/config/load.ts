@@ -5,7 +5,7 @@ import ini from 'ini';
 import { ConfigError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { catalogOf, type Catalog } from '../schemas/catalog.js';
-import { defaultSettings, SETTING_KEYS, settingsCodec, type SettingKey, type Settings } from './schema.js';
+import { defaultSettings, SECRET_SETTINGS, SETTING_KEYS, settingsCodec, type SettingKey, type Settings } from './schema.js';
 
 export interface ConfigInput {
   /** `--config`; when absent, ./config.ini, else the config.ini shipped with the package. */
@@ -68,11 +68,11 @@ export function loadConfig(input: ConfigInput = {}): LoadedConfig {
     const first = decoded.left[0];
     const key = first?.context[1]?.key ?? '?';
     const where = sources[key as SettingKey] === 'profile' ? ` in [${profile}] of ${configPath}` : sources[key as SettingKey] === 'env' ? ' in the environment' : sources[key as SettingKey] === 'flag' ? ' on the command line' : '';
-    const shown = key.endsWith('_URL') ? redactText(String(first?.value)) : JSON.stringify(first?.value);
+    const shown = SECRET_SETTINGS.has(key as SettingKey) ? '(not shown: a secret)' : key.endsWith('_URL') ? redactText(String(first?.value)) : JSON.stringify(first?.value);
     throw new ConfigError(`${key}${where}: ${first?.message ?? 'invalid value'}, got ${shown}`);
   }
   const settings = decoded.right;
-  return { profile, configPath, settings, sources, catalog: catalogOf(settings.SCHEMAS, cwd) };
+  return { profile, configPath, settings, sources, catalog: catalogOf(settings.SCHEMAS, cwd, { piiKey: settings.PII_HASH_KEY }) };
 }
 
 function findConfig(explicit: string | undefined, cwd: string): string | null {

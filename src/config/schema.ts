@@ -34,6 +34,17 @@ const NonEmpty = new t.Type<string, string, unknown>(
   t.identity,
 );
 
+/**
+ * A secret, taken exactly as written (no trimming: it is a key). ini reads `true`, `false` as booleans: taken back as
+ * the text written. A value that fails is never shown (see SECRET_SETTINGS).
+ */
+const Secret = new t.Type<string, string, unknown>(
+  'Secret',
+  (u): u is string => typeof u === 'string',
+  (u, c) => (typeof u === 'string' ? t.success(u) : typeof u === 'boolean' || typeof u === 'number' ? t.success(String(u)) : t.failure(u, c, 'expected a string')),
+  t.identity,
+);
+
 /** `off` (or empty) disables the HTTP server; 0 picks a free port (tests); else the port. */
 const HttpPort = new t.Type<number | null, number | null, unknown>(
   'HttpPort',
@@ -84,6 +95,8 @@ export const settingsCodec = t.type({
   FILES_LIST_KEY: NonEmpty,
   /** Directory of the record types' schema files (`*.json`, one type each); default: the bundled MacPaw types. */
   SCHEMAS: NonEmpty,
+  /** HMAC-SHA256 key of personal data (`x-pii: "hash"`); a schema with such a property refuses to start without it. Secret. */
+  PII_HASH_KEY: Secret,
   /** `sqlite://relative/path`, `sqlite:///absolute/path` (PostgreSQL and MySQL come with a later issue). */
   DATABASE_URL: NonEmpty,
   /** Registry file; default `registry/<profile>.json`. */
@@ -131,6 +144,8 @@ export const settingsCodec = t.type({
 export type Settings = t.TypeOf<typeof settingsCodec>;
 export type SettingKey = keyof Settings;
 export const SETTING_KEYS = Object.keys(settingsCodec.props) as SettingKey[];
+/** Settings whose value is never shown, not even in the error about a bad one. */
+export const SECRET_SETTINGS: ReadonlySet<SettingKey> = new Set(['PII_HASH_KEY']);
 
 /** Built-in defaults: the last word when neither flag, environment nor profile sets a key. */
 export function defaultSettings(profile: string): Record<SettingKey, string> {
@@ -138,6 +153,7 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     BUCKET_URL: 'examples/sample-bucket',
     FILES_LIST_KEY: 'files_list.data',
     SCHEMAS: BUNDLED_SCHEMAS,
+    PII_HASH_KEY: '',
     DATABASE_URL: 'sqlite://data/bucket-ingest.sqlite3',
     REGISTRY_PATH: `registry/${profile}.json`,
     CONCURRENCY: '16',

@@ -1,5 +1,5 @@
 import { isText, NOT_TEXT } from './codecs.js';
-import { describeValue, formatErrors } from './reasons.js';
+import { describeKind, describeValue, formatErrors } from './reasons.js';
 import type { RecordType, Row } from './types.js';
 
 /** What to do with one element of a bucket file. */
@@ -43,10 +43,11 @@ export function classifyRecord(types: RecordTypes, raw: unknown, now: string): C
   }
   if (!isText(type)) return { kind: 'reject', type: null, reason: `type: ${NOT_TEXT}, got ${describeValue(type)}` };
   const data = raw['data'];
-  if (!isPlainObject(data)) {
-    return { kind: 'reject', type, reason: `data: expected object, got ${describeValue(data)}` };
-  }
   const rt = types.typeFor(type);
+  if (!isPlainObject(data)) {
+    // A type with personal data: whatever came in place of its object may be some of it, so it is not quoted.
+    return { kind: 'reject', type, reason: `data: expected object, got ${rt?.redact === undefined ? describeValue(data) : describeKind(data)}` };
+  }
   if (rt === undefined) return { kind: 'skip', type };
   const decoded = rt.codec.decode(data);
   if (decoded._tag === 'Left') return { kind: 'reject', type, reason: formatErrors(decoded.left) };

@@ -26,6 +26,27 @@ export function describeValue(v: unknown): string {
   return cut(s, MAX_VALUE_CHARS);
 }
 
+/**
+ * What a reason says in place of a value it must not quote (personal data, `x-pii`), or of no value at all (`said`
+ * null: the failure's message says everything, e.g. unknown properties). Put as the `value` of an io-ts error.
+ */
+export class Undisclosed {
+  constructor(readonly said: string | null) {}
+}
+
+/**
+ * A value described by its JSON type and size only, never its content: `a string of 12 characters`, `a number`,
+ * `an array of 2 elements`, `an object`, `a boolean`; `null` and `missing` as themselves (they hold nothing personal).
+ */
+export function describeKind(v: unknown): string {
+  if (v === undefined) return 'missing';
+  if (v === null) return 'null';
+  if (typeof v === 'string') return `a string of ${v.length} character${v.length === 1 ? '' : 's'}`;
+  if (Array.isArray(v)) return `an array of ${v.length} element${v.length === 1 ? '' : 's'}`;
+  if (typeof v === 'object') return 'an object';
+  return `a ${typeof v}`;
+}
+
 /** Cuts a one-line reason to about {@link MAX_REASON_CHARS} characters. */
 export function capReason(s: string): string {
   return cut(s, MAX_REASON_CHARS);
@@ -63,7 +84,8 @@ export function formatErrors(errors: t.Errors, root = 'data'): string {
     }
     const leaf = ctx[ctx.length - 1];
     const expected = e.message ?? `expected ${leaf?.type.name ?? 'valid value'}`;
-    parts.add(`${path === '' ? root : path}: ${expected}, got ${describeValue(e.value)}`);
+    const got = e.value instanceof Undisclosed ? (e.value.said === null ? '' : `, got ${e.value.said}`) : `, got ${describeValue(e.value)}`;
+    parts.add(`${path === '' ? root : path}: ${expected}${got}`);
   }
   if (parts.size === 0) return 'invalid data';
   return capReason([...parts].join('; '));

@@ -35,4 +35,9 @@ export interface RecordType<A = unknown> {
   readonly keyCells: readonly number[];
   /** Builds the row from decoded data. `now` is the load time as UTC ISO-8601. */
   toRow(data: A, now: string): Row;
+  /**
+   * A type with personal data (`x-pii`): the record (`{"type", "data"}`) as a rejection stores it, with those values
+   * hashed. Absent for a type without: its records are stored as they came.
+   */
+  readonly redact?: (record: Readonly<Record<string, unknown>>) => Record<string, unknown>;
 }

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IngestError } from '../errors.js';
-import { compileSchema, type SchemaRecordType } from './compile.js';
+import { compileSchema, type CompileOptions, type SchemaRecordType } from './compile.js';
 import { parseSchema } from './parse.js';
 import { schemaError } from './spec.js';
 
@@ -10,7 +10,7 @@ import { schemaError } from './spec.js';
  * The record types a daemon loads: every `*.json` file of the `SCHEMAS` directory, compiled once at start-up. Decoding
  * threads are given the same documents (`sources`), read once by the main thread, and compile them again there: a
  * compiled type holds functions, which cannot cross to a thread, and reading the directory again could see files
- * changed since.
+ * changed since. They are given its `options` too (the PII hash key), so both compile the same types.
  */
 
 /** The `schemas/` directory shipped with the package: the three MacPaw types (the default of `SCHEMAS`). */
@@ -26,12 +26,18 @@ export class Catalog {
   /** The types in the file names' order: the order tables are created and written in. */
   readonly types: readonly SchemaRecordType[];
   private readonly byType: ReadonlyMap<string, SchemaRecordType>;
+  /** A private field, not a property: the key is a secret, and a catalog printed or serialized must not show it. */
+  readonly #options: CompileOptions;
 
-  /** Compiles `sources`; the first problem stops it with one `BI_SCHEMA` error. */
-  constructor(readonly sources: readonly SchemaSource[]) {
+  /**
+   * Compiles `sources`; the first problem stops it with one `BI_SCHEMA` error (`BI_CONFIG` for personal data without
+   * `options.piiKey`).
+   */
+  constructor(readonly sources: readonly SchemaSource[], options: CompileOptions = {}) {
+    this.#options = { ...options };
     const types: SchemaRecordType[] = [];
     for (const { file, doc } of sources) {
-      const type = compileSchema(parseSchema(file, doc));
+      const type = compileSchema(parseSchema(file, doc), options);
       const sameType = types.find((other) => other.type === type.type);
       if (sameType !== undefined) throw schemaError(file, '/title', `record type ${JSON.stringify(type.type)} is already declared by ${sameType.file}`);
       const sameTable = types.find((other) => other.table === type.table);
@@ -40,6 +46,11 @@ export class Catalog {
     }
     this.types = types;
     this.byType = new Map(types.map((t) => [t.type, t]));
+  }
+
+  /** What the types were compiled with, for a decoding thread to compile the same `sources` the same way. */
+  get options(): CompileOptions {
+    return this.#options;
   }
 
   /** The type of a record's `type` value, or undefined for a type not declared (e.g. `book`: skipped). */
@@ -53,18 +64,18 @@ export class Catalog {
   }
 
   /** Every `*.json` file of `dir` (in name order), read and compiled. */
-  static load(dir: string): Catalog {
-    return new Catalog(readSchemaDirectory(dir));
+  static load(dir: string, options: CompileOptions = {}): Catalog {
+    return new Catalog(readSchemaDirectory(dir), options);
   }
 }
 
 /**
- * The catalog of `dir` (resolved against `cwd`), read now: a daemon reads its schemas once, at start-up, and a changed
- * file takes a restart (or `schema check`, which reads them again).
+ * The catalog of `dir` (resolved against `cwd`) compiled with `options`, read now: a daemon reads its schemas once, at
+ * start-up, and a changed file takes a restart (or `schema check`, which reads them again).
  */
-export function catalogOf(dir: string, cwd = process.cwd()): Catalog {
+export function catalogOf(dir: string, cwd = process.cwd(), options: CompileOptions = {}): Catalog {
   const path = resolve(cwd, dir);
-  return path === BUNDLED_SCHEMAS ? bundledCatalog() : Catalog.load(path);
+  return path === BUNDLED_SCHEMAS && options.piiKey === undefined ? bundledCatalog() : Catalog.load(path, options);
 }
 
 let bundled: Catalog | undefined;

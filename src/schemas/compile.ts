@@ -1,12 +1,15 @@
 import * as t from 'io-ts';
 import { maxLength as columnLimit } from '../load/schema.js';
 import { isText, NOT_TEXT } from '../records/codecs.js';
-import { describeValue } from '../records/reasons.js';
+import { ConfigError } from '../errors.js';
+import { hashPii, PII_HASH_LENGTH } from '../records/pii.js';
+import { rawJson } from '../records/raw-json.js';
+import { describeKind, describeValue, Undisclosed } from '../records/reasons.js';
 import { normalizeTitle } from '../records/normalize.js';
 import type { ColumnKind, ColumnSpec, RecordType } from '../records/types.js';
 import { FORMATS } from './formats.js';
 import { rowBuilder } from './row.js';
-import { pointerTo, schemaError, type DerivedSpec, type PropertySpec, type SchemaSpec } from './spec.js';
+import { pointerTo, RESCUED_COLUMN, schemaError, type DerivedSpec, type PropertySpec, type SchemaSpec } from './spec.js';
 
 /**
  * Compiles a checked schema ({@link SchemaSpec}) into a {@link RecordType}, once: every property becomes a closure
@@ -14,6 +17,12 @@ import { pointerTo, schemaError, type DerivedSpec, type PropertySpec, type Schem
  * are io-ts errors whose type names and messages give the same reasons as the coded types of src/records/
  * (`year: expected SafeInteger, got "1999"`, `original_title: expected TitleWithLetterOrDigit, got "!!!"`).
  */
+
+/** What compiling needs besides the schema. */
+export interface CompileOptions {
+  /** `PII_HASH_KEY`: the HMAC key of `x-pii: "hash"` properties; a schema with one is refused without it. */
+  readonly piiKey?: string | undefined;
+}
 
 /** The decoded `data` of a record: its own object (unknown fields kept, as io-ts' `t.type` keeps them), defaults filled in. */
 export type SchemaData = Readonly<Record<string, unknown>>;
@@ -111,6 +120,8 @@ function compileCheck(p: PropertySpec, title: DerivedSpec | undefined): Check {
 
 interface CompiledProperty {
   readonly name: string;
+  /** `x-pii`: a failure never quotes the value. */
+  readonly pii: boolean;
   readonly required: boolean;
   readonly nullable: boolean;
   readonly hasDefault: boolean;
@@ -125,15 +136,52 @@ function compileProperty(p: PropertySpec, title: DerivedSpec | undefined): Compi
   const name = typeName(p, title);
   const ok = (v: unknown): v is unknown => (v === null ? p.nullable : check(v) === null);
   const codec = new t.Type<unknown>(name, ok, (v, c) => (ok(v) ? t.success(v) : t.failure(v, c, v === null ? undefined : check(v)?.message)), t.identity);
-  return { name: p.name, required: p.required, nullable: p.nullable, hasDefault: p.hasDefault, default: p.default, check, codec };
+  return { name: p.name, pii: p.pii, required: p.required, nullable: p.nullable, hasDefault: p.hasDefault, default: p.default, check, codec };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * What a type does beyond checking its properties, each only where its schema asks for it, so a type asking for
+ * neither (the MacPaw types) pays one test of `undefined` per record.
+ */
+interface Extras {
+  /** `x-extra: reject`: the message naming the properties of `u` the schema does not declare, or null for none. */
+  readonly unknown: ((u: Record<string, unknown>) => string | null) | undefined;
+  /** `x-pii`: the valid data with its personal values hashed (a copy; the input is never altered). */
+  readonly hash: ((d: Record<string, unknown>) => Record<string, unknown>) | undefined;
+}
+
+/** The properties of `u` that are not in `declared`, in `u`'s order, or undefined for none. */
+function undeclared(u: Record<string, unknown>, declared: ReadonlySet<string>): string[] | undefined {
+  let names: string[] | undefined;
+  for (const k of Object.keys(u)) if (!declared.has(k)) (names ??= []).push(k);
+  return names;
+}
+
+/** Most unknown properties a reason names one by one. */
+const MAX_NAMED = 10;
+
+function unknownMessage(names: readonly string[]): string {
+  const shown = names.slice(0, MAX_NAMED).map((n) => describeValue(n)).join(', ');
+  const more = names.length > MAX_NAMED ? ` and ${names.length - MAX_NAMED} more` : '';
+  return `unknown propert${names.length === 1 ? 'y' : 'ies'} ${shown}${more} (x-extra is "reject")`;
+}
+
+/**
+ * A personal value as it is stored: a string as its keyed hash; null as null (it holds nothing); any other value (a
+ * phone number sent as a number, an object) as the hash of its JSON text, so that nothing of it is stored either.
+ */
+function hashedValue(key: string, v: unknown): unknown {
+  if (v === null || v === undefined) return v;
+  return hashPii(key, typeof v === 'string' ? v : rawJson(v));
+}
+
 /** The codec of a record's `data`: each property in order, every failure collected (as `t.type` does). */
-function dataCodec(name: string, props: readonly CompiledProperty[]): t.Type<SchemaData, SchemaData, unknown> {
+function dataCodec(name: string, props: readonly CompiledProperty[], extras: Extras): t.Type<SchemaData, SchemaData, unknown> {
+  const { unknown, hash } = extras;
   const validate = (u: unknown, c: t.Context): t.Validation<SchemaData> => {
     if (!isPlainObject(u)) return t.failure(u, c);
     let errors: t.ValidationError[] | undefined;
@@ -153,10 +201,16 @@ function dataCodec(name: string, props: readonly CompiledProperty[]): t.Type<Sch
       }
       if (failure === null) continue;
       const key = failure.key ?? p.name;
-      const value = failure.key === undefined ? v : failure.value;
+      let value = failure.key === undefined ? v : failure.value;
+      if (p.pii) value = new Undisclosed(describeKind(value)); // personal data: never in a reason
       (errors ??= []).push({ value, context: [...c, { key, type: p.codec, actual: value }], message: failure.message });
     }
-    return errors === undefined ? t.success(out) : t.failures(errors);
+    if (unknown !== undefined) {
+      const message = unknown(u);
+      if (message !== null) (errors ??= []).push({ value: new Undisclosed(null), context: c, message });
+    }
+    if (errors !== undefined) return t.failures(errors);
+    return t.success(hash === undefined ? out : hash(out));
   };
   const codec: t.Type<SchemaData, SchemaData, unknown> = new t.Type<SchemaData, SchemaData, unknown>(
     name,
@@ -181,12 +235,36 @@ function columnOrder(spec: SchemaSpec): Array<PropertySpec | DerivedSpec> {
   return order;
 }
 
+/**
+ * RecordType.redact of a type with personal data: the record with `data`'s personal properties hashed (see
+ * hashedValue), or, when `data` is not an object, `data` itself hashed, since it may be some of them.
+ */
+function redactor(names: readonly string[], key: string): (record: Readonly<Record<string, unknown>>) => Record<string, unknown> {
+  return (record) => {
+    const data = record['data'];
+    if (!isPlainObject(data)) return { ...record, data: hashedValue(key, data) };
+    const hashed = { ...data };
+    for (const n of names) if (Object.hasOwn(hashed, n)) hashed[n] = hashedValue(key, hashed[n]);
+    return { ...record, data: hashed };
+  };
+}
+
 function capitalized(type: string): string {
   return `${type.charAt(0).toUpperCase()}${type.slice(1)}Data`;
 }
 
-/** Compiles `spec`; throws `BI_SCHEMA` for what only shows once compiled (a default that fails, an unbounded key column). */
-export function compileSchema(spec: SchemaSpec): SchemaRecordType {
+/**
+ * Compiles `spec`; throws `BI_SCHEMA` for what only shows once compiled (a default that fails, an unbounded key
+ * column), and `BI_CONFIG` for a schema with personal data (`x-pii`) when `options.piiKey` is missing.
+ */
+export function compileSchema(spec: SchemaSpec, options: CompileOptions = {}): SchemaRecordType {
+  const pii = spec.properties.filter((p) => p.pii);
+  const piiKey = options.piiKey ?? '';
+  if (pii.length > 0 && piiKey === '') {
+    const first = pii[0] as PropertySpec;
+    throw new ConfigError(`PII_HASH_KEY is not set, and ${spec.file} at #${pointerTo(first.pointer, 'x-pii')} declares ${JSON.stringify(first.name)} ` +
+      'personal data, stored only as its keyed hash: set PII_HASH_KEY (environment or config.ini) to a secret key');
+  }
   const titles = new Map<string, DerivedSpec>();
   for (const d of spec.derived) if (d.derive === 'normalize-title') titles.set(d.from, d);
   const props = spec.properties.map((p) => compileProperty(p, titles.get(p.name)));
@@ -208,6 +286,8 @@ export function compileSchema(spec: SchemaSpec): SchemaRecordType {
   /** A string's bound: its maxLength, or the longest value of its enum (which bounds it as well). */
   const declaredMax = (c: PropertySpec | DerivedSpec): number | undefined => {
     if ('derive' in c) return c.derive === 'normalize-title' ? c.maxLength : undefined;
+    if (c.pii) return PII_HASH_LENGTH; // the column holds the hash; the schema's maxLength bounds the raw value
+
     if (c.maxLength !== undefined || c.enum === undefined || c.type !== 'string') return c.maxLength;
     return Math.max(0, ...c.enum.map((v) => (typeof v === 'string' ? v.length : 0)));
   };
@@ -222,17 +302,46 @@ export function compileSchema(spec: SchemaSpec): SchemaRecordType {
     return max !== undefined && max <= limit ? 'string' : 'text';
   };
   const columns: SchemaColumnSpec[] = order.map((c) => ({ name: c.name, kind: kindOf(c), nullable: nullableOf(c) }));
-  const toRow = rowBuilder(order);
+  const declared = new Set(spec.properties.map((p) => p.name));
+  let rescue: ((d: Readonly<Record<string, unknown>>) => string | null) | undefined;
+  if (spec.extra === 'rescue') {
+    columns.push({ name: RESCUED_COLUMN, kind: 'text', nullable: true });
+    rescue = (d) => {
+      const names = undeclared(d, declared);
+      if (names === undefined) return null;
+      // No prototype: a property named `__proto__` is then kept as one, not taken for the object's prototype.
+      const kept = Object.create(null) as Record<string, unknown>;
+      for (const n of names) kept[n] = d[n];
+      return rawJson(kept);
+    };
+  }
+  const extras: Extras = {
+    unknown: spec.extra === 'reject'
+      ? (u) => {
+        const names = undeclared(u, declared);
+        return names === undefined ? null : unknownMessage(names);
+      }
+      : undefined,
+    hash: pii.length === 0
+      ? undefined
+      : (d) => {
+        const out = { ...d };
+        for (const p of pii) if (Object.hasOwn(out, p.name)) out[p.name] = hashedValue(piiKey, out[p.name]);
+        return out;
+      },
+  };
+  const toRow = rowBuilder(order, rescue);
   const rt: SchemaRecordType = {
     type: spec.type,
     table: spec.table,
     file: spec.file,
     spec,
-    codec: dataCodec(capitalized(spec.type), props),
+    codec: dataCodec(capitalized(spec.type), props, extras),
     columns,
     key: spec.key,
     keyCells: spec.key.map((k) => columns.findIndex((c) => c.name === k)),
     toRow,
+    ...(pii.length === 0 ? {} : { redact: redactor(pii.map((p) => p.name), piiKey) }),
   };
   // Bounded columns (key VARCHARs, see load/schema.ts): the schema must say the bound, so what it accepts is stored.
   order.forEach((c, i) => {

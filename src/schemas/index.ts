@@ -1,12 +1,12 @@
 import { Catalog, readSchemaDirectory } from './catalog.js';
-import { compileSchema, type SchemaRecordType } from './compile.js';
+import { compileSchema, type CompileOptions, type SchemaRecordType } from './compile.js';
 import { parseSchema } from './parse.js';
 
 /** Record types declared as JSON Schema files: parse.ts checks a file, compile.ts compiles it, catalog.ts holds a directory's. */
 
 /** Parses, checks and compiles one schema document; `file` names it in errors. */
-export function compileSchemaDocument(file: string, doc: unknown): SchemaRecordType {
-  return compileSchema(parseSchema(file, doc));
+export function compileSchemaDocument(file: string, doc: unknown, options: CompileOptions = {}): SchemaRecordType {
+  return compileSchema(parseSchema(file, doc), options);
 }
 
 /**
@@ -17,7 +17,7 @@ export function loadSchemaDirectory(dir: string): SchemaRecordType[] {
   return [...new Catalog(readSchemaDirectory(dir)).types];
 }
 
-export type { SchemaColumnSpec, SchemaData, SchemaRecordType } from './compile.js';
+export type { CompileOptions, SchemaColumnSpec, SchemaData, SchemaRecordType } from './compile.js';
 export { compileSchema } from './compile.js';
 export { parseSchema } from './parse.js';
 export { BUNDLED_SCHEMAS, bundledCatalog, Catalog, catalogOf, readSchemaDirectory, type SchemaSource } from './catalog.js';
