@@ -5,7 +5,7 @@ import yargs from 'yargs/yargs';
 import { hideBin } from 'yargs/helpers';
 import { ConfigError, describeError, IngestError } from './errors.js';
 import { redactText } from './redact.js';
-import { explainCommand, inspectCommand, reprocessCommand, runCommand, statusCommand } from './commands/index.js';
+import { eraseCommand, explainCommand, inspectCommand, reprocessCommand, runCommand, statusCommand } from './commands/index.js';
 
 /** Exit codes: 0 success, 1 some files failed (run --once), 2 usage, configuration or start-up error. */
 export const EXIT = { ok: 0, filesFailed: 1, usage: 2 } as const;
@@ -24,6 +24,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
       .command(inspectCommand)
       .command(reprocessCommand)
       .command(explainCommand)
+      .command(eraseCommand)
       .strict()
       // The terminal's width (yargs caps it at 80), or 80 when the help goes to a pipe or a file.
       .wrap(process.stdout.isTTY && process.stdout.columns > 0 ? process.stdout.columns : 80)

@@ -126,6 +126,8 @@ export const settingsCodec = t.type({
   SHUTDOWN_TIMEOUT_SECONDS: secondsAtLeast('SHUTDOWN_TIMEOUT_SECONDS', 0),
   /** At start-up, how long the schema migration waits for a lock another process holds before giving up. */
   DATABASE_LOCK_TIMEOUT_SECONDS: secondsAtLeast('DATABASE_LOCK_TIMEOUT_SECONDS', 0.1),
+  /** Key of the HMAC-SHA256 that stores personal data (x-pii) hashed; a secret. */
+  PII_HASH_KEY: t.string,
 });
 
 export type Settings = t.TypeOf<typeof settingsCodec>;
@@ -159,5 +161,6 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     REGISTRY: 'auto',
     LEASE_SECONDS: '60',
     WORKER_NAME: '',
+    PII_HASH_KEY: '',
   };
 }
