@@ -5,7 +5,7 @@ import yargs from 'yargs/yargs';
 import { hideBin } from 'yargs/helpers';
 import { ConfigError, describeError, IngestError } from './errors.js';
 import { redactText } from './redact.js';
-import { explainCommand, inspectCommand, reprocessCommand, runCommand, schemaCommand, statusCommand } from './commands/index.js';
+import { eraseCommand, explainCommand, inspectCommand, reprocessCommand, runCommand, schemaCommand, statusCommand } from './commands/index.js';
 
 /** Exit codes: 0 success, 1 some files failed (run --once), 2 usage, configuration or start-up error. */
 export const EXIT = { ok: 0, filesFailed: 1, usage: 2 } as const;
@@ -25,6 +25,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
       .command(reprocessCommand)
       .command(explainCommand)
       .command(schemaCommand)
+      .command(eraseCommand)
       .strict()
       // The terminal's width (yargs caps it at 80), or 80 when the help goes to a pipe or a file.
       .wrap(process.stdout.isTTY && process.stdout.columns > 0 ? process.stdout.columns : 80)

@@ -330,6 +330,7 @@ function report(ctx: PipelineContext, group: readonly Prepared[], outcomes: read
         summary.recordsSkipped += e.skipped;
         summary.bytes += e.size ?? 0;
         ctx.telemetry.fileDone({ key, loaded: e.loaded, rejected: e.rejected, skipped: e.skipped, bytes: e.size ?? 0, ms: Math.round(performance.now() - o.startedAt) });
+        if (o.erased > 0) ctx.telemetry.recordsErased(key, o.erased);
         break;
       }
       case 'unchanged':

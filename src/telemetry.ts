@@ -136,6 +136,11 @@ export class Telemetry {
     for (const l of this.listeners) l.fileSettled?.('done', f.loaded + f.rejected + f.skipped);
   }
 
+  /** Records of a loaded file that were not stored, neither as rows nor as rejections: they carry an erased value. */
+  recordsErased(key: string, erased: number): void {
+    this.log.info({ event: 'RecordsErased', key, erased }, `${key}: ${erased} record(s) not stored: they carry a value of the erasure list (bucket-ingest erase)`);
+  }
+
   fileUnchanged(key: string): void {
     this.settle(key);
     this.m.files.inc({ outcome: 'unchanged' });

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { IngestError } from '../errors.js';
 import { DEFAULT_SAMPLES, withCommonOptions } from './options.js';
+import type { EraseArgs } from './erase.js';
 import type { ExplainArgs } from './explain.js';
 import type { InspectArgs } from './inspect.js';
 import type { ReprocessArgs } from './reprocess.js';
@@ -19,6 +20,17 @@ const NUMERIC = { requiresArg: true } as const;
  * The commands as yargs sees them: names, options and help text here, the code behind each in its own module,
  * imported only when that command runs. `--help`, and each command, load just what they use.
  */
+export const eraseCommand: CommandModule<object, EraseArgs> = {
+  command: 'erase <values..>',
+  describe: "delete a type's rows and stored rejections whose field holds one of the values (hashed first for x-pii fields), and keep later files from loading them again",
+  builder: (y) =>
+    withCommonOptions(y)
+      .positional('values', { type: 'string', array: true, demandOption: true, describe: 'the values to erase, as sent in the records' })
+      .option('type', { type: 'string', requiresArg: true, demandOption: true, describe: 'the record type (a schema title)' })
+      .option('field', { type: 'string', requiresArg: true, demandOption: true, describe: "a column of the type's table" }) as never,
+  handler: async (args) => (await import('./erase.js')).eraseMain(args),
+};
+
 export const explainCommand: CommandModule<object, ExplainArgs> = {
   command: 'explain <key>',
   describe: 'what the registry knows of one key and what the next cycle will do with it, and why (reads only)',

@@ -7,8 +7,9 @@ import { LeaseLostError, type Registry } from '../registry/types.js';
 import { withRetries } from '../sources/retry.js';
 import type { Prepared } from '../pipeline.js';
 import { splitJsonArray } from '../decode-stream.js';
-import { validateRecords } from '../validate.js';
+import { validateRecords, type ValidatedFile } from '../validate.js';
 import type { Catalog } from '../schemas/catalog.js';
+import { erasuresIn, type ErasureList } from './erasures.js';
 import { deleteRejections, insertRejections, replaceGroupRejections, replaceRejections, upsertGroupRows, upsertRows, type UpsertCompiler } from './upsert.js';
 
 export interface CommitContext {
@@ -31,7 +32,8 @@ export interface CommitContext {
 
 /** What became of one file of a group, once its transaction committed. */
 export type Outcome =
-  | { kind: 'done'; p: Prepared; entry: RegistryEntry; startedAt: number }
+  /** `erased`: records not stored because they carry a value of the erasure list (erasures.ts). */
+  | { kind: 'done'; p: Prepared; entry: RegistryEntry; startedAt: number; erased: number }
   | { kind: 'failed'; p: Prepared; entry: RegistryEntry; error: string }
   | { kind: 'unchanged'; p: Prepared; entry: RegistryEntry }
   /** A recheck failed: the loaded version stays loaded and is asked about again at the next recheck. */
@@ -56,14 +58,14 @@ export async function commitGroup(ctx: CommitContext, group: readonly Prepared[]
       try {
         if (more || work.filter((p) => p.kind === 'load').length > 1) {
           try {
-            return await transaction(ctx, (trx) => writeGroupTogether(ctx, trx, work, more));
+            return await transaction(ctx, async (trx) => writeGroupTogether(ctx, trx, work, more, await erasuresIn(trx, ctx.db)));
           } catch (err) {
             if (isTransientDbError(err) || err instanceof DatabaseReplacedError) throw err;
             // Some file was refused or lost its claim, and the transaction rolled back: write the group again file
             // by file, each in its own savepoint, so that file alone is recorded failed (or left to its new owner).
           }
         }
-        return await transaction(ctx, (trx) => writeGroupFileByFile(ctx, trx, work));
+        return await transaction(ctx, async (trx) => writeGroupFileByFile(ctx, trx, work, await erasuresIn(trx, ctx.db)));
       } catch (err) {
         if (err instanceof DatabaseReplacedError) throw err;
         throw new IngestError('BI_DATABASE', `commit of ${work.length} file(s) failed: ${describeError(err)}`, { retriable: isTransientDbError(err), cause: err });
@@ -92,13 +94,15 @@ function transaction<T>(ctx: CommitContext, fn: (trx: Knex.Transaction) => Promi
  * SQLite one would hold the original of every page the group touches in memory (temp_store=MEMORY) until the
  * commit (3,000-file bench: 206 MB peak RSS with it, 191 MB without); the caller rolls the transaction back instead.
  */
-function writeGroupTogether(ctx: CommitContext, trx: Knex.Transaction, work: Prepared[], more: (() => Promise<Prepared | null>) | undefined): Promise<Outcome[]> {
+function writeGroupTogether(
+  ctx: CommitContext, trx: Knex.Transaction, work: Prepared[], more: (() => Promise<Prepared | null>) | undefined, erasures: ErasureList,
+): Promise<Outcome[]> {
   const now = new Date();
-  return ctx.batchGroups ? writeGroupBatched(ctx, trx, work, now) : writeGroupInOne(ctx, trx, work, now, more);
+  return ctx.batchGroups ? writeGroupBatched(ctx, trx, work, now, erasures) : writeGroupInOne(ctx, trx, work, now, more, erasures);
 }
 
 /** Each file in its own savepoint: a file the database refuses is recorded failed, and the others commit. */
-async function writeGroupFileByFile(ctx: CommitContext, trx: Knex.Transaction, work: readonly Prepared[]): Promise<Outcome[]> {
+async function writeGroupFileByFile(ctx: CommitContext, trx: Knex.Transaction, work: readonly Prepared[], erasures: ErasureList): Promise<Outcome[]> {
   const now = new Date();
   const outcomes: Outcome[] = [];
   for (const p of work) {
@@ -106,7 +110,7 @@ async function writeGroupFileByFile(ctx: CommitContext, trx: Knex.Transaction, w
     let outcome: Outcome;
     try {
       outcome = await trx.transaction(async (sp) => {
-        const o = await writeFile(ctx, sp, p, await lockEntry(ctx, sp, p.item.key), now);
+        const o = await writeFile(ctx, sp, p, await lockEntry(ctx, sp, p.item.key), now, erasures);
         await stage(ctx, sp, [o]);
         return o;
       });
@@ -138,7 +142,9 @@ async function writeGroupFileByFile(ctx: CommitContext, trx: Knex.Transaction, w
  * meanwhile join the group (and `work`, so a retry or the file-by-file fallback covers them too) until `more`
  * says the group is full: the writer starts on the first file instead of idling while the group fills.
  */
-async function writeGroupInOne(ctx: CommitContext, trx: Knex.Transaction, work: Prepared[], now: Date, more: (() => Promise<Prepared | null>) | undefined): Promise<Outcome[]> {
+async function writeGroupInOne(
+  ctx: CommitContext, trx: Knex.Transaction, work: Prepared[], now: Date, more: (() => Promise<Prepared | null>) | undefined, erasures: ErasureList,
+): Promise<Outcome[]> {
   const prevs = await ctx.registry.lockEntries(trx, work.map((p) => p.item.key));
   const outcomes: Outcome[] = [];
   for (let i = 0; ; i++) {
@@ -152,22 +158,22 @@ async function writeGroupInOne(ctx: CommitContext, trx: Knex.Transaction, work: 
     // SQLite writes synchronously: let fetches and decoding threads hand on their results between files, or they
     // starve while a whole group is written and the writer then starves waiting for them.
     await setImmediatePromise();
-    outcomes.push(await writeFile(ctx, trx, p, prevs.get(p.item.key), now));
+    outcomes.push(await writeFile(ctx, trx, p, prevs.get(p.item.key), now, erasures));
   }
   await stage(ctx, trx, outcomes);
   return outcomes;
 }
 
 /** One file's rejections and rows, in `trx`, and the outcome its registry entry is to record. */
-async function writeFile(ctx: CommitContext, trx: Knex.Transaction, p: Prepared, prev: RegistryEntry | undefined, now: Date): Promise<Outcome> {
+async function writeFile(ctx: CommitContext, trx: Knex.Transaction, p: Prepared, prev: RegistryEntry | undefined, now: Date, erasures: ErasureList): Promise<Outcome> {
   const loadedAt = now.toISOString();
-  if (p.kind === 'load') {
-    await replaceRejections(trx, ctx.bucket, p.item.key, p.file.rejections, loadedAt);
-    for (const [type, cells] of p.file.rows) {
-      await upsertRows(trx, ctx.compiler, type, cells, { sourceKey: p.item.key, position: p.item.index, loadedAt });
-    }
+  if (p.kind !== 'load') return decide(ctx, p, prev, null, now);
+  const { file, erased } = erasures.apply(p.file);
+  await replaceRejections(trx, ctx.bucket, p.item.key, file.rejections, loadedAt);
+  for (const [type, cells] of file.rows) {
+    await upsertRows(trx, ctx.compiler, type, cells, { sourceKey: p.item.key, position: p.item.index, loadedAt });
   }
-  return decide(ctx, p, prev, null, now);
+  return decide(ctx, p, prev, null, now, loadedOf(p, file), erased);
 }
 
 /** The registry entries of the outcomes, in `trx` (the database registry writes them all in one statement). */
@@ -183,9 +189,10 @@ async function lockEntry(ctx: CommitContext, trx: Knex.Transaction, key: string)
 
 interface Loaded { loaded: number; rejected: number; skipped: number; etag: string | null; size: number | null; startedAt: number }
 
-function loadedOf(p: Prepared): Loaded | null {
-  return p.kind === 'load'
-    ? { loaded: p.file.loaded, rejected: p.file.rejections.length, skipped: p.file.skipped, etag: p.etag, size: p.size, startedAt: p.startedAt }
+/** What a loaded file stored: `file` is what was written of it (without erased records), by default all of it. */
+function loadedOf(p: Prepared, file = p.kind === 'load' ? p.file : undefined): Loaded | null {
+  return p.kind === 'load' && file
+    ? { loaded: file.loaded, rejected: file.rejections.length, skipped: file.skipped, etag: p.etag, size: p.size, startedAt: p.startedAt }
     : null;
 }
 
@@ -195,19 +202,24 @@ function loadedOf(p: Prepared): Loaded | null {
  * key from several files are merged first (the later file in the index wins, as the upsert itself would
  * decide), since one statement may not touch a row twice.
  */
-async function writeGroupBatched(ctx: CommitContext, trx: Knex.Transaction, work: readonly Prepared[], now: Date): Promise<Outcome[]> {
+async function writeGroupBatched(ctx: CommitContext, trx: Knex.Transaction, work: readonly Prepared[], now: Date, erasures: ErasureList): Promise<Outcome[]> {
   const loadedAt = now.toISOString();
   const prevs = await ctx.registry.lockEntries(trx, work.map((p) => p.item.key));
   const loads = work.filter((p): p is Extract<Prepared, { kind: 'load' }> => p.kind === 'load');
-  await replaceGroupRejections(trx, ctx.bucket, loads.map((p) => ({ sourceKey: p.item.key, rejections: p.file.rejections })), loadedAt);
-  await upsertGroupRows(trx, ctx.compiler, loads.map((p) => ({ sourceKey: p.item.key, position: p.item.index, rows: p.file.rows })), loadedAt);
-  const outcomes = work.map((p) => decide(ctx, p, prevs.get(p.item.key), null, now));
+  const kept = new Map(loads.map((p) => [p, erasures.apply(p.file)]));
+  const fileOf = (p: Extract<Prepared, { kind: 'load' }>): ValidatedFile => (kept.get(p) as { file: ValidatedFile }).file;
+  await replaceGroupRejections(trx, ctx.bucket, loads.map((p) => ({ sourceKey: p.item.key, rejections: fileOf(p).rejections })), loadedAt);
+  await upsertGroupRows(trx, ctx.compiler, loads.map((p) => ({ sourceKey: p.item.key, position: p.item.index, rows: fileOf(p).rows })), loadedAt);
+  const outcomes = work.map((p) => {
+    const k = p.kind === 'load' ? kept.get(p) : undefined;
+    return decide(ctx, p, prevs.get(p.item.key), null, now, loadedOf(p, k?.file), k?.erased ?? 0);
+  });
   await stage(ctx, trx, outcomes);
   return outcomes;
 }
 
 /** The registry entry a processed file gets, from the entry it had. Pure. */
-function decide(ctx: CommitContext, p: Prepared, prev: RegistryEntry | undefined, loadError: string | null, now: Date, loaded = loadedOf(p)): Outcome {
+function decide(ctx: CommitContext, p: Prepared, prev: RegistryEntry | undefined, loadError: string | null, now: Date, loaded = loadedOf(p), erased = 0): Outcome {
   const nowIso = now.toISOString();
   const base: RegistryEntry = prev ?? {
     status: 'failed', etag: null, size: null, attempts: 0, failures: 0, loaded: 0, rejected: 0, skipped: 0, error: null,
@@ -227,7 +239,7 @@ function decide(ctx: CommitContext, p: Prepared, prev: RegistryEntry | undefined
   }
   if (loaded === null) throw new Error(`unexpected ${p.kind} outcome for ${p.item.key}`);
   return {
-    kind: 'done', p, startedAt: loaded.startedAt,
+    kind: 'done', p, startedAt: loaded.startedAt, erased,
     entry: {
       ...rest, status: 'done', etag: loaded.etag, size: loaded.size, attempts: base.attempts + 1, failures: 0,
       loaded: loaded.loaded, rejected: loaded.rejected, skipped: loaded.skipped, error: null,
@@ -252,9 +264,11 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
   let outcome: Outcome;
   try {
     outcome = await transaction(ctx, async (trx) => {
+      const erasures = await erasuresIn(trx, ctx.db);
       const prev = await lockEntry(ctx, trx, key);
       await deleteRejections(trx, ctx.bucket, key);
       const counts: Loaded = { loaded: 0, rejected: 0, skipped: 0, etag: p.etag, size: p.size, startedAt: p.startedAt };
+      let erased = 0;
       let index = 0;
       let bytes = 0;
       const counted = (async function* () {
@@ -264,7 +278,9 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
         }
       })();
       for await (const records of splitJsonArray(key, counted, STREAM_BATCH)) {
-        const batch = validateRecords(ctx.catalog, records, loadedAt, index);
+        const kept = erasures.apply(validateRecords(ctx.catalog, records, loadedAt, index));
+        const batch = kept.file;
+        erased += kept.erased;
         index += records.length;
         for (const [type, cells] of batch.rows) await upsertRows(trx, ctx.compiler, type, cells, { sourceKey: key, position: p.item.index, loadedAt });
         await insertRejections(trx, ctx.bucket, key, batch.rejections, loadedAt);
@@ -273,7 +289,7 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
         counts.skipped += batch.skipped;
       }
       counts.size ??= bytes;
-      const o = decide(ctx, p, prev, null, now, counts);
+      const o = decide(ctx, p, prev, null, now, counts, erased);
       await stage(ctx, trx, [o]);
       return o;
     });
@@ -300,9 +316,10 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
 }
 
 // PostgreSQL SQLSTATEs: 57P01-03 shutdown/crash, 08xxx connection, 40001/40P01 serialization/deadlock, 55P03 lock
-// not available. MySQL: lost connection, deadlock, lock wait. SQLite: busy/locked, I/O.
+// not available. MySQL: lost connection, deadlock, lock wait. SQLite: busy/locked, I/O, a read snapshot another
+// process's commit made stale (the transaction cannot write: done again, it reads afresh).
 const TRANSIENT_DB_CODES = new Set([
-  'SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_IOERR', 'SQLITE_FULL', 'SQLITE_CANTOPEN',
+  'SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_LOCKED', 'SQLITE_IOERR', 'SQLITE_FULL', 'SQLITE_CANTOPEN',
   '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '40001', '40P01', '55P03', '53300',
   'PROTOCOL_CONNECTION_LOST', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'ER_CON_COUNT_ERROR', 'ER_SERVER_SHUTDOWN',
   'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT',

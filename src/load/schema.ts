@@ -20,6 +20,8 @@ export const FILES_TABLE = 'ingest_files';
 export const LISTING_TABLE = 'ingest_listing';
 /** The database's identity: one row, written by the migration that created it (see registry/binding.ts). */
 export const DATABASE_TABLE = 'ingest_database';
+/** The erasure list (`bucket-ingest erase`): values whose records are not stored again when a later file carries them. */
+export const ERASURES_TABLE = 'erasures';
 
 /**
  * Longest text a column holds, where the column is bounded. Key columns are VARCHARs so every dialect can
@@ -276,6 +278,30 @@ const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Kne
       ]);
       await knex.schema.dropTable(FILES_TABLE);
       await knex.schema.renameTable(previous, FILES_TABLE);
+    },
+  },
+  /**
+   * The erasure list (src/load/erasures.ts): one row per erased value of a type's field. `value` is the HMAC a PII
+   * field stores (never the value), or, for a field the schema does not declare personal, the value itself, which
+   * later loads are matched against. Values are unbounded, so the unique index is on their SHA-256 (`value_digest`).
+   */
+  '006_erasures': {
+    async up(knex) {
+      const options = await tableOptions(knex);
+      await knex.schema.createTable(ERASURES_TABLE, (table) => {
+        options(table);
+        table.bigIncrements('id');
+        table.string('type', 255).notNullable();
+        table.string('field', 64).notNullable();
+        table.text('value', 'longtext').notNullable();
+        table.string('value_digest', 64).notNullable();
+        table.boolean('pii').notNullable();
+        table.string('erased_at', 32).notNullable();
+        table.unique(['type', 'field', 'value_digest'], { indexName: `${ERASURES_TABLE}_value` });
+      });
+    },
+    async down(knex) {
+      await knex.schema.dropTableIfExists(ERASURES_TABLE);
     },
   },
 };
