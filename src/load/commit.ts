@@ -162,7 +162,7 @@ async function writeGroupInOne(ctx: CommitContext, trx: Knex.Transaction, work: 
 async function writeFile(ctx: CommitContext, trx: Knex.Transaction, p: Prepared, prev: RegistryEntry | undefined, now: Date): Promise<Outcome> {
   const loadedAt = now.toISOString();
   if (p.kind === 'load') {
-    await replaceRejections(trx, ctx.bucket, p.item.key, p.file.rejections, loadedAt);
+    await replaceRejections(trx, ctx.bucket, { sourceKey: p.item.key, position: p.item.index }, p.file.rejections, loadedAt);
     for (const [type, cells] of p.file.rows) {
       await upsertRows(trx, ctx.compiler, type, cells, { sourceKey: p.item.key, position: p.item.index, loadedAt });
     }
@@ -199,7 +199,7 @@ async function writeGroupBatched(ctx: CommitContext, trx: Knex.Transaction, work
   const loadedAt = now.toISOString();
   const prevs = await ctx.registry.lockEntries(trx, work.map((p) => p.item.key));
   const loads = work.filter((p): p is Extract<Prepared, { kind: 'load' }> => p.kind === 'load');
-  await replaceGroupRejections(trx, ctx.bucket, loads.map((p) => ({ sourceKey: p.item.key, rejections: p.file.rejections })), loadedAt);
+  await replaceGroupRejections(trx, ctx.bucket, loads.map((p) => ({ sourceKey: p.item.key, position: p.item.index, rejections: p.file.rejections })), loadedAt);
   await upsertGroupRows(trx, ctx.compiler, loads.map((p) => ({ sourceKey: p.item.key, position: p.item.index, rows: p.file.rows })), loadedAt);
   const outcomes = work.map((p) => decide(ctx, p, prevs.get(p.item.key), null, now));
   await stage(ctx, trx, outcomes);
@@ -267,7 +267,7 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
         const batch = validateRecords(ctx.catalog, records, loadedAt, index);
         index += records.length;
         for (const [type, cells] of batch.rows) await upsertRows(trx, ctx.compiler, type, cells, { sourceKey: key, position: p.item.index, loadedAt });
-        await insertRejections(trx, ctx.bucket, key, batch.rejections, loadedAt);
+        await insertRejections(trx, ctx.bucket, { sourceKey: key, position: p.item.index }, batch.rejections, loadedAt);
         counts.loaded += batch.loaded;
         counts.rejected += batch.rejections.length;
         counts.skipped += batch.skipped;
