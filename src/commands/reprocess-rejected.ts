@@ -55,6 +55,7 @@ export function formatReplay(report: ReplayReport, bucket: string): string {
     const parts = [
       g.loaded > 0 ? `${g.loaded} ${would}loaded` : '', g.superseded > 0 ? `${g.superseded} ${would}removed (a later file holds the key)` : '',
       g.stillRejected > 0 ? `${g.stillRejected} still rejected` : '', g.skipped > 0 ? `${g.skipped} left` : '',
+      g.replaced > 0 ? `${g.replaced} replaced meanwhile by a load of their file` : '',
     ].filter((p) => p !== '');
     const now = g.reasonsNow.length > 0 ? ` (now: ${g.reasonsNow.map((r) => JSON.stringify(r)).join(', ')})` : '';
     lines.push(`  ${g.type ?? '(no type)'}: ${JSON.stringify(g.reason)}: ${parts.join(', ')}${now}`);

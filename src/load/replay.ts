@@ -57,6 +57,8 @@ export interface ReplayGroup {
   reasonsNow: string[];
   /** Now valid but left as they are: see `ReplayReport.skipped`. */
   skipped: number;
+  /** Replaced meanwhile by a load of their file, and left to it. */
+  replaced: number;
 }
 
 /** A now-valid rejection left in place, and why. */
@@ -114,7 +116,7 @@ export async function replayRejections(opts: ReplayOptions): Promise<ReplayRepor
   const groupOf = (r: StoredRejection): ReplayGroup => {
     const id = JSON.stringify([r.type, r.reason]);
     let g = groups.get(id);
-    if (!g) groups.set(id, (g = { type: r.type, reason: r.reason, loaded: 0, superseded: 0, stillRejected: 0, reasonsNow: [], skipped: 0 }));
+    if (!g) groups.set(id, (g = { type: r.type, reason: r.reason, loaded: 0, superseded: 0, stillRejected: 0, reasonsNow: [], skipped: 0, replaced: 0 }));
     return g;
   };
   // Rejections stored before migration 007 have no position; a dry run on a database not yet migrated reads none.
@@ -151,7 +153,8 @@ export async function replayRejections(opts: ReplayOptions): Promise<ReplayRepor
     const outcome = opts.dryRun
       ? await decide(db, opts, candidates, false)
       : await withRetries({ maxAttempts: 8, baseDelayMs: 250, maxDelayMs: 5_000 }, () => writeBatch(db, opts, compiler, candidates, now), () => undefined);
-    report.replacedMeanwhile += outcome.gone;
+    report.replacedMeanwhile += outcome.gone.length;
+    for (const c of outcome.gone) groupOf(c.rejection).replaced++;
     for (const c of outcome.loaded) groupOf(c.rejection).loaded++;
     for (const c of outcome.superseded) groupOf(c.rejection).superseded++;
     for (const s of outcome.skipped) {
@@ -178,7 +181,7 @@ interface BatchOutcome {
   superseded: Candidate[];
   skipped: Array<{ candidate: Candidate; why: SkippedRejection['why'] }>;
   /** Candidates whose rejection was no longer stored (a concurrent load of the file replaced it). */
-  gone: number;
+  gone: Candidate[];
 }
 
 /** One batch in one transaction: lock the rejections, decide, write the rows, delete the rejections replayed. */
@@ -193,7 +196,7 @@ async function writeBatch(db: Knex, opts: ReplayOptions, compiler: UpsertCompile
       if (opts.dialect !== 'sqlite') still = still.forUpdate();
       const present = new Set(((await still) as Array<{ id: number | string }>).map((r) => Number(r.id)));
       const outcome = await decide(trx, opts, candidates.filter((c) => present.has(c.rejection.id)), true);
-      outcome.gone = candidates.length - present.size;
+      outcome.gone = candidates.filter((c) => !present.has(c.rejection.id));
       const loadedAt = now;
       for (const [type, rows] of winners(outcome.loaded)) await upsertSourcedRows(trx, compiler, type, rows, loadedAt);
       const done = [...outcome.loaded, ...outcome.superseded].map((c) => c.rejection.id);
@@ -210,7 +213,7 @@ async function writeBatch(db: Knex, opts: ReplayOptions, compiler: UpsertCompile
  * when writing) their files' positions and the rows in place for their keys.
  */
 async function decide(q: Knex | Knex.Transaction, opts: ReplayOptions, candidates: Candidate[], writing: boolean): Promise<BatchOutcome> {
-  const out: BatchOutcome = { loaded: [], superseded: [], skipped: [], gone: 0 };
+  const out: BatchOutcome = { loaded: [], superseded: [], skipped: [], gone: [] };
   await resolvePositions(q, opts, candidates);
   const placed: Candidate[] = [];
   for (const c of candidates) {
