@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import picomatch from 'picomatch';
 import { describeError, IngestError } from '../errors.js';
+import { reasonPattern } from '../inspect/reasons.js';
 import { classifyRecord } from '../records/classify.js';
 import type { Cell, RecordType } from '../records/types.js';
 import type { Catalog } from '../schemas/catalog.js';
@@ -33,7 +34,7 @@ export interface ReplayOptions {
   bucket: string;
   /** Only rejections of this record type. */
   type?: string | undefined;
-  /** Only rejections whose reason matches this glob (picomatch, e.g. `year: expected*`). */
+  /** Only rejections whose reason matches this glob (picomatch, e.g. `year: expected*`; `*` matches `/` too, as reasons hold dates). */
   reason?: string | undefined;
   /** Read and validate, write nothing: the report says what a run would do. */
   dryRun?: boolean | undefined;
@@ -43,7 +44,10 @@ export interface ReplayOptions {
   now?: () => Date;
 }
 
-/** What became of the rejections of one type and reason (the reason they were stored with). */
+/**
+ * What became of the rejections of one type and reason: the reason they were stored with, its values left out as
+ * `inspect` groups them (`year: expected SafeInteger, got …`), so the groups stay few however many values failed.
+ */
 export interface ReplayGroup {
   type: string | null;
   reason: string;
@@ -114,9 +118,10 @@ export async function replayRejections(opts: ReplayOptions): Promise<ReplayRepor
   const report: ReplayReport = { dryRun: Boolean(opts.dryRun), matched: 0, groups: [], skipped: [], skippedTotal: 0, replacedMeanwhile: 0 };
   const groups = new Map<string, ReplayGroup>();
   const groupOf = (r: StoredRejection): ReplayGroup => {
-    const id = JSON.stringify([r.type, r.reason]);
+    const reason = reasonPattern(r.reason);
+    const id = JSON.stringify([r.type, reason]);
     let g = groups.get(id);
-    if (!g) groups.set(id, (g = { type: r.type, reason: r.reason, loaded: 0, superseded: 0, stillRejected: 0, reasonsNow: [], skipped: 0, replaced: 0 }));
+    if (!g) groups.set(id, (g = { type: r.type, reason, loaded: 0, superseded: 0, stillRejected: 0, reasonsNow: [], skipped: 0, replaced: 0 }));
     return g;
   };
   // Rejections stored before migration 007 have no position; a dry run on a database not yet migrated reads none.
@@ -143,8 +148,8 @@ export async function replayRejections(opts: ReplayOptions): Promise<ReplayRepor
         // file was rejected with), to be fixed later. The report says what the current schemas say.
         const g = groupOf(r);
         g.stillRejected++;
-        const now = result.kind === 'reject' ? result.reason : `type ${JSON.stringify(result.type)} is not declared in the schemas`;
-        if (now !== r.reason && g.reasonsNow.length < MAX_REASONS_NOW && !g.reasonsNow.includes(now)) g.reasonsNow.push(now);
+        const now = result.kind === 'reject' ? reasonPattern(result.reason) : `type ${JSON.stringify(result.type)} is not declared in the schemas`;
+        if (now !== g.reason && g.reasonsNow.length < MAX_REASONS_NOW && !g.reasonsNow.includes(now)) g.reasonsNow.push(now);
         continue;
       }
       candidates.push({ rejection: r, type: result.type, cells: result.type.columns.map((c) => result.row[c.name] ?? null) });

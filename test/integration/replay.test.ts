@@ -101,7 +101,7 @@ describe('reprocess --rejected (integration)', function () {
 
       const apps = await replay(s, ['--type', 'app']);
       expect(apps).to.include('2 stored rejection(s)').and.include('2 loaded, 0 removed');
-      expect(apps).to.match(/ {2}app: "rating: expected [^"]*-1": 1 loaded/).and.match(/ {2}app: "rating: expected [^"]*-2\.5": 1 loaded/);
+      expect(apps).to.include('  app: "rating: expected FiniteNumber >= 0, got …": 2 loaded\n');
       let now = await dump(s.db.knex(), TABLES);
       expect(now.apps?.map((r) => r.name).sort()).to.deep.equal(['neg', 'neg2', 'pos']);
       expect(now.rejected_records?.map((r) => r.type)).to.not.include('app');
@@ -109,7 +109,7 @@ describe('reprocess --rejected (integration)', function () {
 
       const years = await replay(s, ['--reason', 'year: expected*, got 0']);
       expect(years).to.include('3 stored rejection(s)').and.include('2 loaded, 1 removed as a later file holds their key, 0 still rejected');
-      expect(years).to.match(/ {2}song: "year: expected [^"]*, got 0": 2 loaded, 1 removed \(a later file holds the key\)/);
+      expect(years).to.include('  song: "year: expected SafeInteger >= 1900, got …": 2 loaded, 1 removed (a later file holds the key)\n');
       now = await dump(s.db.knex(), TABLES);
       const songs = new Map(now.songs?.map((r) => [r.title, r]));
       expect(songs.get('shared'), 'the earlier file does not overwrite the later').to.include({ release: 'from b', year: 1999, source_key: 'b.data' });
@@ -119,7 +119,7 @@ describe('reprocess --rejected (integration)', function () {
       const rest = await replay(s);
       expect(rest).to.include('1 stored rejection(s)').and.include('0 loaded, 0 removed as a later file holds their key, 1 still rejected');
       // Left as it was stored, reason included; the report says what the fixed schemas say of it now.
-      expect(rest).to.include('song: "year: expected SafeInteger >= 1900, got \\"2009\\"": 1 still rejected (now: "year: expected SafeInteger, got \\"2009\\"")');
+      expect(rest).to.include('song: "year: expected SafeInteger >= 1900, got …": 1 still rejected (now: "year: expected SafeInteger, got …")');
       const replayed = await dump(s.db.knex(), TABLES);
       const storedReason = (d: Dump): Dump => ({ ...d, rejected_records: (d.rejected_records ?? []).map((r) => ({ ...r, reason: 'stored' })) });
       expect(replayed.rejected_records?.map((r) => r.reason)).to.deep.equal(['year: expected SafeInteger >= 1900, got "2009"']);
