@@ -91,6 +91,18 @@ describe('replay of rejections', function () {
         }
       }));
 
+      it('--reason: a glob whose * matches any text of the stored reason, slashes of dates included; --type: one type', () => withMigratedDatabase(dialect, async (db, target) => {
+        await reject(db, 'f.data', 1, record('a', 'r'));
+        await db(REJECTED_TABLE).update({ reason: 'release_date: expected CalendarDate(YYYY-MM-DD), got "03/12/2019"' });
+        await reject(db, 'f.data', 1, record('b', 'r'));
+        const byReason = await replayRejections({ db, dialect: target.dialect, catalog, bucket: BUCKET, reason: 'release_date: *' });
+        expect(byReason.matched).to.equal(1);
+        expect((await songs(db)).map((r) => r.title)).to.deep.equal(['a']);
+        const byType = await replayRejections({ db, dialect: target.dialect, catalog, bucket: BUCKET, type: 'movie' });
+        expect(byType.matched).to.equal(0);
+        expect(await rejections(db)).to.have.length(1);
+      }));
+
       it('a load of the same file committing while the replay reads its rejections wins: the replay writes none of the stale ones', () => withMigratedDatabase(dialect, async (db, target) => {
         await reject(db, 'f.data', 2, record('k', 'stale rejection'));
         // The daemon's load of f.data, on a connection of its own, holding its transaction open.
