@@ -94,13 +94,13 @@ describe('group upserts', function () {
         ];
         const many: Rejection[] = Array.from({ length: PG_ROWS_PER_STATEMENT + 2 }, (_, i) => ({ recordIndex: i, type: 'song', reason: `r${i}`, raw: `[${i}]` }));
         const rows = async (sourceKey: string): Promise<Rejection[]> =>
-          ((await db(REJECTED_TABLE).where({ source_key: sourceKey }).orderBy('record_index').select('record_index', 'type', 'reason', 'raw', 'rejected_at')) as Array<Record<string, unknown>>)
-            .map((r) => ({ recordIndex: Number(r['record_index']), type: r['type'] as string | null, reason: r['reason'] as string, raw: r['raw'] as string, at: r['rejected_at'] }) as Rejection);
-        await db.transaction((trx) => replaceGroupRejections(trx, 'b', [{ sourceKey: 'a.data', rejections: many }, { sourceKey: 'other.data', rejections: tricky.slice(0, 1) }], 'at-1'));
+          ((await db(REJECTED_TABLE).where({ source_key: sourceKey }).orderBy('record_index').select('record_index', 'type', 'reason', 'raw', 'rejected_at', 'source_position')) as Array<Record<string, unknown>>)
+            .map((r) => ({ recordIndex: Number(r['record_index']), type: r['type'] as string | null, reason: r['reason'] as string, raw: r['raw'] as string, at: r['rejected_at'], position: r['source_position'] }) as Rejection);
+        await db.transaction((trx) => replaceGroupRejections(trx, 'b', [{ sourceKey: 'a.data', position: 0, rejections: many }, { sourceKey: 'other.data', position: 1, rejections: tricky.slice(0, 1) }], 'at-1'));
         // a.data is written again with other rejections; other.data is not in this group.
-        await db.transaction((trx) => replaceGroupRejections(trx, 'b', [{ sourceKey: 'a.data', rejections: tricky }, { sourceKey: 'b.data', rejections: [] }], 'at-2'));
-        expect(await rows('a.data')).to.deep.equal(tricky.map((r) => ({ ...r, at: 'at-2' })));
-        expect(await rows('other.data')).to.deep.equal(tricky.slice(0, 1).map((r) => ({ ...r, at: 'at-1' })));
+        await db.transaction((trx) => replaceGroupRejections(trx, 'b', [{ sourceKey: 'a.data', position: 0, rejections: tricky }, { sourceKey: 'b.data', position: 2, rejections: [] }], 'at-2'));
+        expect(await rows('a.data')).to.deep.equal(tricky.map((r) => ({ ...r, at: 'at-2', position: 0 })));
+        expect(await rows('other.data')).to.deep.equal(tricky.slice(0, 1).map((r) => ({ ...r, at: 'at-1', position: 1 })));
         expect(await rows('b.data')).to.deep.equal([]);
       }));
 

@@ -60,12 +60,30 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
 
 export const reprocessCommand: CommandModule<object, ReprocessArgs> = {
   command: 'reprocess [keys..]',
-  describe: 'mark files so the next cycle processes them again: keys, globs (quote them) or --failed',
+  describe: 'mark files so the next cycle processes them again (keys, globs (quote them) or --failed), or replay stored rejections (--rejected)',
   builder: (y) =>
     withCommonOptions(y)
       .positional('keys', { type: 'string', array: true, describe: 'keys or globs (picomatch; * stops at /, ** does not) of keys the registry knows' })
       .option('failed', { type: 'boolean', describe: 'every file recorded failed (their backoff is skipped)' })
-      .option('now', { type: 'boolean', describe: 'then run one cycle here (like run --once), unless a daemon holds the registry' }) as never,
+      .option('now', { type: 'boolean', describe: 'then run one cycle here (like run --once), unless a daemon holds the registry' })
+      .option('rejected', { type: 'boolean', describe: 'instead: validate the stored rejected records again against the current schemas and load those that now pass (fetches nothing)' })
+      .option('type', { type: 'string', requiresArg: true, describe: 'with --rejected: only rejections of this record type' })
+      .option('reason', { type: 'string', requiresArg: true, describe: 'with --rejected: only rejections whose reason matches this glob (quote it), e.g. "year: expected*"' })
+      .option('dry-run', { type: 'boolean', describe: 'with --rejected: write nothing, print what would happen' })
+      .check((argv) => {
+        // Two modes: marking files for the next cycle, and replaying what is stored. Mixed, one would be ignored.
+        const keys = (argv.keys as string[] | undefined) ?? [];
+        if (argv.rejected === true) {
+          const marking = [...(keys.length > 0 ? ['keys'] : []), ...(['failed', 'now'] as const).filter((o) => argv[o] !== undefined).map((o) => `--${o}`)];
+          if (marking.length > 0) {
+            throw new IngestError('BI_USAGE', `--rejected replays stored rejections and marks no files: it cannot be combined with ${marking.join(' or ')}; run them separately`);
+          }
+        } else {
+          const replay = (['type', 'reason', 'dry-run'] as const).filter((o) => argv[o] !== undefined);
+          if (replay.length > 0) throw new IngestError('BI_USAGE', `${replay.map((o) => `--${o}`).join(' and ')} select${replay.length === 1 ? 's' : ''} rejections to replay: use with --rejected`);
+        }
+        return true;
+      }) as never,
   handler: async (args) => (await import('./reprocess.js')).reprocessMain(args),
 };
 

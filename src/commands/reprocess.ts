@@ -11,6 +11,11 @@ export interface ReprocessArgs extends CommonArgs {
   keys?: string[];
   failed?: boolean;
   now?: boolean;
+  /** Replay stored rejections instead (reprocess-rejected.ts); `type`, `reason` and `dry-run` select and preview. */
+  rejected?: boolean;
+  type?: string;
+  reason?: string;
+  'dry-run'?: boolean;
 }
 
 export interface Selection {
@@ -88,5 +93,5 @@ export async function reprocessHandler(args: ReprocessArgs): Promise<number> {
 
 /** What `reprocess` does once its command line is parsed (src/commands/index.ts loads this module only then). */
 export async function reprocessMain(args: ReprocessArgs): Promise<void> {
-  process.exitCode = await reprocessHandler(args);
+  process.exitCode = args.rejected ? await (await import('./reprocess-rejected.js')).replayHandler(args) : await reprocessHandler(args);
 }

@@ -169,7 +169,7 @@ async function writeFile(ctx: CommitContext, trx: Knex.Transaction, p: Prepared,
   const loadedAt = now.toISOString();
   if (p.kind !== 'load') return decide(ctx, p, prev, null, now);
   const { file, erased } = erasures.apply(p.file);
-  await replaceRejections(trx, ctx.bucket, p.item.key, file.rejections, loadedAt);
+  await replaceRejections(trx, ctx.bucket, { sourceKey: p.item.key, position: p.item.index }, file.rejections, loadedAt);
   for (const [type, cells] of file.rows) {
     await upsertRows(trx, ctx.compiler, type, cells, { sourceKey: p.item.key, position: p.item.index, loadedAt });
   }
@@ -208,7 +208,7 @@ async function writeGroupBatched(ctx: CommitContext, trx: Knex.Transaction, work
   const loads = work.filter((p): p is Extract<Prepared, { kind: 'load' }> => p.kind === 'load');
   const kept = new Map(loads.map((p) => [p, erasures.apply(p.file)]));
   const fileOf = (p: Extract<Prepared, { kind: 'load' }>): ValidatedFile => (kept.get(p) as { file: ValidatedFile }).file;
-  await replaceGroupRejections(trx, ctx.bucket, loads.map((p) => ({ sourceKey: p.item.key, rejections: fileOf(p).rejections })), loadedAt);
+  await replaceGroupRejections(trx, ctx.bucket, loads.map((p) => ({ sourceKey: p.item.key, position: p.item.index, rejections: fileOf(p).rejections })), loadedAt);
   await upsertGroupRows(trx, ctx.compiler, loads.map((p) => ({ sourceKey: p.item.key, position: p.item.index, rows: fileOf(p).rows })), loadedAt);
   const outcomes = work.map((p) => {
     const k = p.kind === 'load' ? kept.get(p) : undefined;
@@ -283,7 +283,7 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
         erased += kept.erased;
         index += records.length;
         for (const [type, cells] of batch.rows) await upsertRows(trx, ctx.compiler, type, cells, { sourceKey: key, position: p.item.index, loadedAt });
-        await insertRejections(trx, ctx.bucket, key, batch.rejections, loadedAt);
+        await insertRejections(trx, ctx.bucket, { sourceKey: key, position: p.item.index }, batch.rejections, loadedAt);
         counts.loaded += batch.loaded;
         counts.rejected += batch.rejections.length;
         counts.skipped += batch.skipped;

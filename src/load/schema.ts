@@ -304,6 +304,23 @@ const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Kne
       await knex.schema.dropTableIfExists(ERASURES_TABLE);
     },
   },
+  /**
+   * A rejection keeps its file's place in the bucket index, so `reprocess --rejected` can load it later under the
+   * ordering rule of files (a record never overwrites a row of a later file). Rejections stored before have none
+   * (NULL): replay takes their file's position from the registry or the file's rows (src/load/replay.ts).
+   */
+  '007_rejected_positions': {
+    async up(knex) {
+      await knex.schema.alterTable(REJECTED_TABLE, (table) => {
+        table.bigInteger('source_position').nullable();
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable(REJECTED_TABLE, (table) => {
+        table.dropColumn('source_position');
+      });
+    },
+  },
 };
 
 /** The migrations in order, for knex's migrator (exported for the schema tests). */

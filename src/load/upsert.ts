@@ -366,13 +366,19 @@ function arrayLiteral(from: number, to: number, value: (i: number) => Cell | und
 
 const ESCAPED = /["\\]/g;
 
+/** The file a rejection came from: its key, and its place in the bucket index (replay orders by it, see replay.ts). */
+export interface RejectedFrom {
+  sourceKey: string;
+  position: number;
+}
+
 /**
  * Replaces a file's stored rejections, so reprocessing a file keeps the counts exact. Rejections belong to a key of
  * one bucket (`bucket`, its id): another bucket sharing the database keeps its own, even for a file of the same name.
  */
-export async function replaceRejections(trx: Knex.Transaction, bucket: string, sourceKey: string, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {
-  await deleteRejections(trx, bucket, sourceKey);
-  await insertRejections(trx, bucket, sourceKey, rejections, rejectedAt);
+export async function replaceRejections(trx: Knex.Transaction, bucket: string, from: RejectedFrom, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {
+  await deleteRejections(trx, bucket, from.sourceKey);
+  await insertRejections(trx, bucket, from, rejections, rejectedAt);
 }
 
 export async function deleteRejections(trx: Knex.Transaction, bucket: string, sourceKey: string): Promise<void> {
@@ -383,7 +389,7 @@ export async function deleteRejections(trx: Knex.Transaction, bucket: string, so
 
 /** Rejections of several files at once (batched group writes on PostgreSQL and MySQL). */
 export async function replaceGroupRejections(
-  trx: Knex.Transaction, bucket: string, files: ReadonlyArray<{ sourceKey: string; rejections: readonly Rejection[] }>, rejectedAt: string,
+  trx: Knex.Transaction, bucket: string, files: ReadonlyArray<RejectedFrom & { rejections: readonly Rejection[] }>, rejectedAt: string,
 ): Promise<void> {
   if (trx.client.config.client === 'pg') return replaceGroupRejectionsPg(trx, bucket, files, rejectedAt);
   const keys = files.map((f) => f.sourceKey);
@@ -391,25 +397,25 @@ export async function replaceGroupRejections(
     await trx(REJECTED_TABLE).where('bucket', bucket).whereIn('source_key', keys.slice(i, i + ROWS_PER_STATEMENT)).delete();
   }
   const rows = files.flatMap((f) => f.rejections.map((r) => ({
-    bucket, source_key: f.sourceKey, record_index: r.recordIndex, type: r.type, reason: r.reason, raw: r.raw, rejected_at: rejectedAt,
+    bucket, source_key: f.sourceKey, source_position: f.position, record_index: r.recordIndex, type: r.type, reason: r.reason, raw: r.raw, rejected_at: rejectedAt,
   })));
   for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await trx(REJECTED_TABLE).insert(rows.slice(i, i + ROWS_PER_STATEMENT));
 }
 
 const PG_DELETE_REJECTIONS = `DELETE FROM "${REJECTED_TABLE}" WHERE "bucket" = $2 AND "source_key" = ANY($1::text[])`;
-const PG_INSERT_REJECTIONS = `INSERT INTO "${REJECTED_TABLE}" ("source_key","record_index","type","reason","raw","rejected_at","bucket") ` +
-  'SELECT u.*, $6::text, $7::text FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[]) AS u';
+const PG_INSERT_REJECTIONS = `INSERT INTO "${REJECTED_TABLE}" ("source_key","source_position","record_index","type","reason","raw","rejected_at","bucket") ` +
+  'SELECT u.*, $7::text, $8::text FROM unnest($1::text[], $2::int8[], $3::int4[], $4::text[], $5::text[], $6::text[]) AS u';
 
 /**
  * PostgreSQL: one `DELETE … = ANY($1)`, then `unnest` inserts of PG_ROWS_PER_STATEMENT rejections, as named statements
  * (knex's multi-row INSERT built and bound ~3,000 values per 500 rows).
  */
 async function replaceGroupRejectionsPg(
-  trx: Knex.Transaction, bucket: string, files: ReadonlyArray<{ sourceKey: string; rejections: readonly Rejection[] }>, rejectedAt: string,
+  trx: Knex.Transaction, bucket: string, files: ReadonlyArray<RejectedFrom & { rejections: readonly Rejection[] }>, rejectedAt: string,
 ): Promise<void> {
   const pg = (await trx.client.acquireConnection()) as PgConnection;
-  const rows = files.flatMap((f) => f.rejections.map((r) => ({ ...r, sourceKey: f.sourceKey })));
-  const row = (i: number): Rejection & { sourceKey: string } => rows[i] as Rejection & { sourceKey: string };
+  const rows = files.flatMap((f) => f.rejections.map((r) => ({ ...r, sourceKey: f.sourceKey, position: f.position })));
+  const row = (i: number): Rejection & RejectedFrom => rows[i] as Rejection & RejectedFrom;
   await runInOrder(pg, (function* () {
     yield { name: 'bi_delete_rejections', text: PG_DELETE_REJECTIONS, values: [arrayLiteral(0, files.length, (i) => files[i]?.sourceKey), bucket] };
     for (const [from, to] of batches(rows.length)) {
@@ -418,6 +424,7 @@ async function replaceGroupRejectionsPg(
         text: PG_INSERT_REJECTIONS,
         values: [
           arrayLiteral(from, to, (i) => row(i).sourceKey),
+          arrayLiteral(from, to, (i) => row(i).position),
           arrayLiteral(from, to, (i) => row(i).recordIndex),
           arrayLiteral(from, to, (i) => row(i).type),
           arrayLiteral(from, to, (i) => row(i).reason),
@@ -430,16 +437,17 @@ async function replaceGroupRejectionsPg(
   })());
 }
 
-export async function insertRejections(trx: Knex.Transaction, bucket: string, sourceKey: string, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {
+export async function insertRejections(trx: Knex.Transaction, bucket: string, from: RejectedFrom, rejections: readonly Rejection[], rejectedAt: string): Promise<void> {
+  const { sourceKey, position } = from;
   const conn = await sqliteConnection(trx);
   if (conn) {
-    const insert = prepared(conn, `INSERT INTO "${REJECTED_TABLE}" ("bucket","source_key","record_index","type","reason","raw","rejected_at") VALUES (?,?,?,?,?,?,?)`);
-    for (const r of rejections) insert.run(bucket, sourceKey, r.recordIndex, r.type, r.reason, r.raw, rejectedAt);
+    const insert = prepared(conn, `INSERT INTO "${REJECTED_TABLE}" ("bucket","source_key","source_position","record_index","type","reason","raw","rejected_at") VALUES (?,?,?,?,?,?,?,?)`);
+    for (const r of rejections) insert.run(bucket, sourceKey, position, r.recordIndex, r.type, r.reason, r.raw, rejectedAt);
     return;
   }
   for (let i = 0; i < rejections.length; i += ROWS_PER_STATEMENT) {
     const batch = rejections.slice(i, i + ROWS_PER_STATEMENT).map((r) => ({
-      bucket, source_key: sourceKey, record_index: r.recordIndex, type: r.type, reason: r.reason, raw: r.raw, rejected_at: rejectedAt,
+      bucket, source_key: sourceKey, source_position: position, record_index: r.recordIndex, type: r.type, reason: r.reason, raw: r.raw, rejected_at: rejectedAt,
     }));
     await trx(REJECTED_TABLE).insert(batch);
   }

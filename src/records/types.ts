@@ -40,4 +40,9 @@ export interface RecordType<A = unknown> {
    * hashed. Absent for a type without: its records are stored as they came.
    */
   readonly redact?: (record: Readonly<Record<string, unknown>>) => Record<string, unknown>;
+  /**
+   * A type with personal data: the same type for records as their rejections stored them (`redact`), whose personal
+   * values are already hashes: each is taken as a stored hash, not checked or hashed again (`reprocess --rejected`).
+   */
+  readonly stored?: RecordType<A>;
 }

@@ -174,6 +174,9 @@ function unknownMessage(names: readonly string[]): string {
  * A personal value as it is stored: a string as its keyed hash; null as null (it holds nothing); any other value (a
  * phone number sent as a number, an object) as the hash of its JSON text, so that nothing of it is stored either.
  */
+/** A personal value as a rejection stores it (hashPii's output). */
+const STORED_HASH_RE = /^[0-9a-f]{64}$/;
+
 function hashedValue(key: string, v: unknown): unknown {
   if (v === null || v === undefined) return v;
   return hashPii(key, typeof v === 'string' ? v : rawJson(v));
@@ -331,6 +334,14 @@ export function compileSchema(spec: SchemaSpec, options: CompileOptions = {}): S
       },
   };
   const toRow = rowBuilder(order, rescue);
+  // Records as their rejections stored them: a personal value is already its hash (64 lower-case hex), so it is
+  // taken as one, never checked against the raw value's rules (they were, when it came) nor hashed again.
+  const storedProps = props.map((p): CompiledProperty => {
+    if (!p.pii) return p;
+    const check: Check = (v) => (typeof v === 'string' && STORED_HASH_RE.test(v) ? null : FAIL);
+    const ok = (v: unknown): v is unknown => (v === null ? p.nullable : check(v) === null);
+    return { ...p, check, codec: new t.Type<unknown>(`${p.codec.name} (stored as its hash)`, ok, (v, c) => (ok(v) ? t.success(v) : t.failure(v, c)), t.identity) };
+  });
   const rt: SchemaRecordType = {
     type: spec.type,
     table: spec.table,
@@ -343,6 +354,9 @@ export function compileSchema(spec: SchemaSpec, options: CompileOptions = {}): S
     toRow,
     ...(pii.length === 0 ? {} : { redact: redactor(pii.map((p) => p.name), piiKey) }),
   };
+  if (pii.length > 0) {
+    (rt as { stored?: SchemaRecordType }).stored = { ...rt, codec: dataCodec(capitalized(spec.type), storedProps, { ...extras, hash: undefined }) };
+  }
   // Bounded columns (key VARCHARs, see load/schema.ts): the schema must say the bound, so what it accepts is stored.
   order.forEach((c, i) => {
     const column = columns[i] as SchemaColumnSpec;
