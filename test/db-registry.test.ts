@@ -1,8 +1,12 @@
 import { spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { FILES_TABLE } from '../src/load/schema.js';
 import { DbRegistry, deadLocalClaimers } from '../src/registry/db-registry.js';
 import { LeaseLostError } from '../src/registry/types.js';
+import { LocalSource } from '../src/sources/local.js';
+import { tempDir } from './helpers/cli.js';
 import { entry } from './helpers/registry.js';
 import { dialects, withMigratedDatabase } from './helpers/databases.js';
 
@@ -164,6 +168,32 @@ describe('database registry: a claim that fails halfway', function () {
       const rows = (await db(FILES_TABLE).select('key', 'claimed_by')) as Array<{ key: string; claimed_by: string | null }>;
       expect(rows.filter((r) => r.claimed_by !== null)).to.deep.equal([]);
       await a.close();
+    }));
+  }
+});
+
+describe('database registry: the shared listing', function () {
+  this.timeout(60_000);
+  for (const dialect of dialects()) {
+    it(`${dialect.name}: is shared with workers started before it was made, never with a run started after it (which lists again and sees new files)`, () => withMigratedDatabase(dialect, async (db) => {
+      const t = await tempDir('bucket-ingest-listing-');
+      try {
+        await writeFile(join(t.dir, 'files_list.data'), 'a.data\n');
+        const source = new LocalSource(t.dir, 'files_list.data', 1 << 20);
+        const open = (host: string): DbRegistry => new DbRegistry(db, { dialect: dialect.name, leaseMs: 60_000, listingFreshMs: 60_000, host, bucket: `file://${t.dir}/#files_list.data` });
+        const early = open('early');
+        const first = open('first');
+        expect(await first.listKeys(source, new AbortController().signal)).to.deep.equal(['a.data']);
+        await writeFile(join(t.dir, 'files_list.data'), 'a.data\nb.data\n');
+        // Started before the listing: shares it (one listing for workers started together).
+        expect(await early.listKeys(source, new AbortController().signal)).to.deep.equal(['a.data']);
+        // Started after it, within its freshness: lists again, so a file added meanwhile is not missed.
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        const later = open('later');
+        expect(await later.listKeys(source, new AbortController().signal)).to.deep.equal(['a.data', 'b.data']);
+      } finally {
+        await t.cleanup();
+      }
     }));
   }
 });

@@ -110,6 +110,8 @@ export class DbRegistry implements Registry {
   private heartbeat: NodeJS.Timeout | undefined;
   /** The bucket's rows (`bucket` column), and its shared listing row. */
   private readonly bucket: string;
+  /** When this registry was opened: a listing made before it is never shared with this process (see listKeys). */
+  private readonly openedAt = Date.now();
   untrusted: Untrusted | null = null;
 
   constructor(private readonly db: Knex, private readonly opts: DbRegistryOptions) {
@@ -196,7 +198,9 @@ export class DbRegistry implements Registry {
     for (const deadline = Date.now() + 120_000; ;) {
       const row = (await this.db(LISTING_TABLE).where({ name }).first()) as { listed_at: number | string; lease_until?: number | string; keys: string } | undefined;
       const listedAt = Number(row?.listed_at ?? 0);
-      if (row && Date.now() - listedAt < this.opts.listingFreshMs) return JSON.parse(row.keys) as string[];
+      // Shared when fresh, and made since this process started: workers started together share one listing, but a
+      // run started after it (`run --once` right after another) lists again, and sees files added meanwhile.
+      if (row && Date.now() - listedAt < this.opts.listingFreshMs && listedAt >= this.openedAt) return JSON.parse(row.keys) as string[];
       const won = await this.takeListingLease(name, row === undefined, listedAt);
       if (won) {
         try {

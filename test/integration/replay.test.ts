@@ -16,7 +16,7 @@ const TABLES = ['songs', 'movies', 'apps', 'rejected_records'];
 /** The bundled MacPaw schemas, made stricter: years from 1900, ratings from 0. `fixed` is the bundled set. */
 async function schemaDirs(dir: string): Promise<{ strict: string; fixed: string }> {
   for (const d of ['strict', 'fixed']) await mkdir(join(dir, d));
-  for (const file of await readdir('schemas')) {
+  for (const file of (await readdir('schemas')).filter((f) => f.endsWith('.json'))) {
     const text = await readFile(join('schemas', file), 'utf8');
     await writeFile(join(dir, 'fixed', file), text);
     const schema = JSON.parse(text) as { title: string; properties: Record<string, Record<string, unknown>> };

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { loadConfig } from '../../src/config/load.js';
 import { events, runCli, tempDir } from '../helpers/cli.js';
 import { dialects, dump, type Dump } from '../helpers/databases.js';
 
@@ -10,7 +12,8 @@ import { dialects, dump, type Dump } from '../helpers/databases.js';
  * exact rejection reason), and every dialect ends with the same tables.
  */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BUCKET = `${ROOT}examples/transactions-bucket`;
+const BUCKET = resolve(ROOT, 'examples/transactions-bucket');
+const SCHEMAS = resolve(ROOT, 'schemas/transactions');
 const TABLES = ['customers', 'products', 'transactions', 'rejected_records'];
 
 interface Declared { key: string; records: Array<{ record: { type: string; data: Record<string, unknown> | null }; expect: string }> }
@@ -37,13 +40,21 @@ describe('the transactions example bucket, declared types only (integration)', f
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
+  it('the shipped profile `transactions` names this bucket, these schemas and a key for their personal data', () => {
+    const config = loadConfig({ configPath: `${ROOT}config.ini`, profile: 'transactions', cwd: ROOT, env: {} });
+    expect(resolve(ROOT, config.settings.BUCKET_URL)).to.equal(BUCKET);
+    expect(resolve(ROOT, config.settings.SCHEMAS)).to.equal(SCHEMAS);
+    expect(config.catalog.types.map((t) => t.table)).to.deep.equal(['customers', 'products', 'transactions']);
+    expect(config.settings.PII_HASH_KEY).to.not.equal('');
+  });
+
   for (const dialect of dialects()) {
     it(`${dialect.name}: loads every valid record, rejects each invalid one with its declared reason, skips the unknown type`, async () => {
       const t = await tempDir();
       cleanups.push(t.cleanup);
       const db = await dialect.create(t.dir);
       cleanups.push(() => db.drop());
-      const env = { BUCKET_URL: BUCKET, SCHEMAS: `${ROOT}schemas/transactions`, DATABASE_URL: db.url, REGISTRY_PATH: 'registry/t.json', PII_HASH_KEY: 'example-key' };
+      const env = { BUCKET_URL: BUCKET, SCHEMAS, DATABASE_URL: db.url, REGISTRY_PATH: 'registry/t.json', PII_HASH_KEY: 'example-key' };
       const r = await runCli(['run', '--once'], { cwd: t.dir, env });
       expect(r.code, r.stderr + r.stdout).to.equal(0);
 
@@ -69,6 +80,15 @@ describe('the transactions example bucket, declared types only (integration)', f
       expect(customers.filter((c) => c.loyalty_tier === 'bronze').length).to.be.greaterThan(0);
       expect(customers.some((c) => c.birth_date === null)).to.equal(true);
       expect(customers.every((c) => typeof c.ingested_at === 'string')).to.equal(true);
+      // A property no schema names is kept (x-extra: rescue), the others' _rescued is NULL.
+      expect(customers.filter((c) => c._rescued !== null).map((c) => c._rescued)).to.deep.equal(['{"referrer":"newsletter"}']);
+      // The emails are personal data: stored as their keyed hashes, and no address is anywhere in the tables.
+      expect(customers.every((c) => /^[0-9a-f]{64}$/.test(String(c.email)))).to.equal(true);
+      const text = JSON.stringify(tables);
+      for (const x of all) {
+        const email = x.record.data?.email;
+        if (typeof email === 'string' && email !== '') expect(text, email).to.not.contain(email);
+      }
 
       const comparable = timeless(tables);
       reference ??= comparable;
