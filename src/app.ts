@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Knex } from 'knex';
 import type { LoadedConfig } from './config/load.js';
 import type { Settings } from './config/schema.js';
-import { createDecoder } from './decode-pool.js';
+import { createDecoder } from './formats/threads/pool.js';
 import { DatabaseReplacedError, IngestError } from './errors.js';
 import { checkDatabase, openDatabase, parseDatabaseUrl, startupStep, type DatabaseTarget } from './load/database.js';
 import { DATABASE_TABLE, migrate } from './load/schema.js';

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import pLimit from 'p-limit';
 import type { Settings } from './config/schema.js';
-import type { Decoder } from './decode-pool.js';
+import type { Decoder } from './formats/threads/pool.js';
 import type { Catalog } from './schemas/catalog.js';
 import { describeError, IngestError } from './errors.js';
 import { commitGroup, commitStream, isTransientDbError, type CommitContext, type Outcome } from './load/commit.js';

@@ -1,8 +1,8 @@
 import pLimit from 'p-limit';
-import { inThread } from '../decode-pool.js';
+import { inThread } from '../formats/threads/pool.js';
 import { describeError } from '../errors.js';
 import { parseDatabaseUrl } from '../load/database.js';
-import { splitJsonArray } from '../decode-stream.js';
+import { splitJsonArray } from '../formats/json-array-stream.js';
 import { validateRecords } from '../validate.js';
 import type { Catalog } from '../schemas/catalog.js';
 import { planCycle, type PlanReason } from '../plan.js';

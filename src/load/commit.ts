@@ -6,7 +6,7 @@ import type { RegistryEntry } from '../registry/entry.js';
 import { LeaseLostError, type Registry } from '../registry/types.js';
 import { withRetries } from '../sources/retry.js';
 import type { Prepared } from '../pipeline.js';
-import { splitJsonArray } from '../decode-stream.js';
+import { splitJsonArray } from '../formats/json-array-stream.js';
 import { validateRecords } from '../validate.js';
 import type { Catalog } from '../schemas/catalog.js';
 import { deleteRejections, insertRejections, replaceGroupRejections, replaceRejections, upsertGroupRows, upsertRows, type UpsertCompiler } from './upsert.js';

@@ -1,10 +1,10 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { decodeBody } from './decode.js';
-import { IngestError, type ErrorCode } from './errors.js';
-import type { Cell, RecordType } from './records/types.js';
-import type { Catalog, SchemaSource } from './schemas/catalog.js';
-import { validateRecords, type ValidatedFile } from './validate.js';
+import { decodeBody } from '../json-array.js';
+import { IngestError, type ErrorCode } from '../../errors.js';
+import type { Cell, RecordType } from '../../records/types.js';
+import type { Catalog, SchemaSource } from '../../schemas/catalog.js';
+import { validateRecords, type ValidatedFile } from '../../validate.js';
 
 /** Turns a whole fetched body into a validated file: in this thread, or in a pool of decoding threads. */
 export interface Decoder {
@@ -120,12 +120,12 @@ export class DecodePool implements Decoder {
     // per thread) added ~30 MB of peak RSS for no speed we could measure (README, Performance).
     const workerData: DecodeWorkerData = { schemas: this.catalog.sources };
     const options = { resourceLimits: { maxYoungGenerationSizeMb: 4 }, workerData };
-    // Built: decode-worker.js beside this module (dist/, or dist/bundle/ for the bundled CLI). From source (the tests
+    // Built: worker.js beside this module (dist/, or dist/bundle/ for the bundled CLI). From source (the tests
     // run under tsx) the thread registers tsx itself first: a worker's entry is loaded before `--import` hooks of its
     // execArgv apply.
     const worker = import.meta.url.endsWith('.ts')
-      ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./decode-worker.ts', import.meta.url).href)}); });`, { ...options, eval: true })
-      : new Worker(new URL('./decode-worker.js', import.meta.url), options);
+      ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./worker.ts', import.meta.url).href)}); });`, { ...options, eval: true })
+      : new Worker(new URL('./worker.js', import.meta.url), options);
     const thread: Thread = { worker, busy: 0 };
     worker.unref();
     worker.on('message', (reply: DecodeReply) => this.settle(thread, reply));

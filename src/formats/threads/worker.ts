@@ -1,16 +1,16 @@
 /**
- * A decoding thread (see decode-pool.ts): turns whole bodies into validated files, so `JSON.parse` and validation
+ * A decoding thread (see pool.ts): turns whole bodies into validated files, so `JSON.parse` and validation
  * run on another core while the main thread writes to the database. The only module that runs in a worker.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { decodeBody } from './decode.js';
-import { IngestError } from './errors.js';
-import { Catalog } from './schemas/catalog.js';
-import { validateRecords } from './validate.js';
-import type { DecodeReply, DecodeRequest, DecodeWorkerData } from './decode-pool.js';
+import { decodeBody } from '../json-array.js';
+import { IngestError } from '../../errors.js';
+import { Catalog } from '../../schemas/catalog.js';
+import { validateRecords } from '../../validate.js';
+import type { DecodeReply, DecodeRequest, DecodeWorkerData } from './pool.js';
 
 const port = parentPort;
-if (port === null) throw new Error('decode-worker.ts runs only as a worker thread');
+if (port === null) throw new Error('worker.ts runs only as a worker thread');
 // The same documents the main thread compiled (and checked: they compile here without error).
 const catalog = new Catalog((workerData as DecodeWorkerData).schemas);
 
