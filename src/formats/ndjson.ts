@@ -69,7 +69,7 @@ function parseLine(text: string, line: number): unknown {
 
 /**
  * NDJSON read as it arrives: complete lines are gathered (found with the native `indexOf`, not byte by byte) until
- * `batchBytes`, then checked as UTF-8 once, decoded and parsed, and handed on `batchRecords` at a time. Lines are cut
+ * `batchRecords` lines or `batchBytes`, then checked as UTF-8 once, decoded and parsed, and handed on `batchRecords` at a time. Lines are cut
  * only at `\n`, which is never inside a UTF-8 character, so checking every line checks every byte of the body. A line
  * still under way is held until it ends; one longer than `maxLineBytes` fails the file instead of growing memory.
  */
@@ -77,6 +77,7 @@ export async function* splitLines(key: string, chunks: AsyncIterable<Buffer>, op
   const maxLine = opts.maxLineBytes ?? Infinity;
   let pieces: Buffer[] = []; // bytes of whole lines (and, in `partial`, of the line under way) not yet read
   let piecesBytes = 0;
+  let piecesLines = 0; // lines ended in `pieces` (blank ones too: a batch has at most batchRecords records)
   let partial: Buffer[] = [];
   let partialBytes = 0;
   let offset = 0; // body offset of the first byte of `pieces`
@@ -107,14 +108,17 @@ export async function* splitLines(key: string, chunks: AsyncIterable<Buffer>, op
       continue;
     }
     // The line under way ends in this chunk: it joins the whole lines, and what follows the last newline waits.
-    pieces.push(...partial, chunk.subarray(0, last + 1));
-    piecesBytes += partialBytes + last + 1;
+    const whole = chunk.subarray(0, last + 1);
+    pieces.push(...partial, whole);
+    piecesBytes += partialBytes + whole.length;
+    piecesLines += countLines([whole]);
     partial = last + 1 < chunk.length ? [chunk.subarray(last + 1)] : [];
     partialBytes = chunk.length - last - 1;
-    if (piecesBytes >= opts.batchBytes) {
+    if (piecesBytes >= opts.batchBytes || piecesLines >= opts.batchRecords) {
       const bytes = Buffer.concat(pieces, piecesBytes);
       pieces = [];
       piecesBytes = 0;
+      piecesLines = 0;
       yield* flush(bytes);
     }
     if (partialBytes > maxLine) throw lineTooLong(key, line + countLines(pieces), maxLine);
