@@ -44,10 +44,10 @@ function readLines(key: string, bytes: Buffer, offset: number, line: number, atS
     let end = text.indexOf('\n', at);
     if (end < 0) end = text.length;
     const lineEnd = end > at && text.charCodeAt(end - 1) === 0x0d ? end - 1 : end;
-    const value = text.slice(at, lineEnd);
     n++;
-    if (value.trim() !== '') {
-      out.records.push(parseLine(value, line + n - 1));
+    // Most lines start with `{`: only others are looked at for being blank (white space only).
+    if (lineEnd > at && (text.charCodeAt(at) === 0x7b || text.slice(at, lineEnd).trim() !== '')) {
+      out.records.push(parseLine(text.slice(at, lineEnd), line + n - 1));
       out.lines?.push(line + n - 1);
     }
     at = end + 1;
