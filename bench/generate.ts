@@ -19,11 +19,12 @@
  *
  * As a script:
  *   node --import tsx bench/generate.ts --out DIR --files N --records M [--seed S]
- *     [--invalid-rate R] [--book-rate R] [--duplicate-rate R]
+ *     [--invalid-rate R] [--book-rate R] [--duplicate-rate R] [--format json|ndjson|ndjson.gz]
  */
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { gzipSync } from 'node:zlib';
 
 export interface GenerateOptions {
   files: number;
@@ -498,23 +499,40 @@ export function* generateFiles(opts: GenerateOptions): Generator<GeneratedFile> 
   }
 }
 
+/** How a bucket's files are written: the same records in each, so each loads to the same tables. */
+export const FILE_FORMATS = ['json', 'ndjson', 'ndjson.gz'] as const;
+export type FileFormat = (typeof FILE_FORMATS)[number];
+
+/**
+ * A generated file in `format`: `json` as generated (a JSON array under the seed's `.data` key); `ndjson` one record
+ * per line (`uuid.ndjson`), `ndjson.gz` that gzip-compressed (`uuid.ndjson.gz`). Records keep their order, so
+ * `record_index` is the same in every format, and a record's line is its index + 1.
+ */
+export function inFormat(file: GeneratedFile, format: FileFormat): { key: string; body: Buffer } {
+  if (format === 'json') return { key: file.key, body: Buffer.from(file.body) };
+  const lines = (JSON.parse(file.body) as unknown[]).map((r) => `${JSON.stringify(r)}\n`).join('');
+  const key = file.key.replace(/\.data$/, `.${format}`);
+  return format === 'ndjson' ? { key, body: Buffer.from(lines) } : { key, body: gzipSync(lines) };
+}
+
 /** The index file's text: one key per line, no trailing newline. */
 export function indexText(keys: string[]): string {
   return keys.join('\n');
 }
 
-/** Writes every generated file and `files_list.data` into `dir` (created if missing). */
-export async function writeBucket(dir: string, opts: GenerateOptions): Promise<BucketSummary> {
+/** Writes every generated file (in `format`, see inFormat) and `files_list.data` into `dir` (created if missing). */
+export async function writeBucket(dir: string, opts: GenerateOptions, format: FileFormat = 'json'): Promise<BucketSummary> {
   await mkdir(dir, { recursive: true });
   const summary: BucketSummary = { keys: [], records: 0, valid: 0, invalid: 0, skipped: 0, bytes: 0 };
-  for (const file of generateFiles(opts)) {
+  for (const generated of generateFiles(opts)) {
+    const file = inFormat(generated, format);
     await writeFile(join(dir, file.key), file.body);
     summary.keys.push(file.key);
-    summary.valid += file.valid;
-    summary.invalid += file.invalid;
-    summary.skipped += file.skipped;
-    summary.records += file.valid + file.invalid + file.skipped;
-    summary.bytes += Buffer.byteLength(file.body);
+    summary.valid += generated.valid;
+    summary.invalid += generated.invalid;
+    summary.skipped += generated.skipped;
+    summary.records += generated.valid + generated.invalid + generated.skipped;
+    summary.bytes += file.body.length;
   }
   await writeFile(join(dir, INDEX_KEY), indexText(summary.keys));
   return summary;
@@ -562,9 +580,9 @@ export async function writeOneFileBucket(dir: string, opts: GenerateOptions, key
 
 const USAGE =
   'usage: node --import tsx bench/generate.ts --out DIR --files N --records M [--seed S]\n' +
-  '         [--invalid-rate R] [--book-rate R] [--duplicate-rate R]';
+  '         [--invalid-rate R] [--book-rate R] [--duplicate-rate R] [--format json|ndjson|ndjson.gz]';
 
-function parseArgs(argv: string[]): { out: string; opts: GenerateOptions } {
+function parseArgs(argv: string[]): { out: string; opts: GenerateOptions; format: FileFormat } {
   const values = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
@@ -580,7 +598,7 @@ function parseArgs(argv: string[]): { out: string; opts: GenerateOptions } {
       i++;
     }
   }
-  const known = ['out', 'files', 'records', 'seed', 'invalid-rate', 'book-rate', 'duplicate-rate'];
+  const known = ['out', 'files', 'records', 'seed', 'invalid-rate', 'book-rate', 'duplicate-rate', 'format'];
   for (const name of values.keys()) {
     if (!known.includes(name)) throw new Error(`unknown option --${name}\n${USAGE}`);
   }
@@ -604,13 +622,15 @@ function parseArgs(argv: string[]): { out: string; opts: GenerateOptions } {
   if (invalidRate !== undefined) opts.invalidRate = invalidRate;
   if (bookRate !== undefined) opts.bookRate = bookRate;
   if (duplicateRate !== undefined) opts.duplicateRate = duplicateRate;
-  return { out, opts };
+  const format = values.get('format') ?? 'json';
+  if (!(FILE_FORMATS as readonly string[]).includes(format)) throw new Error(`--format must be one of ${FILE_FORMATS.join(', ')}, got ${format}`);
+  return { out, opts, format: format as FileFormat };
 }
 
 async function main(): Promise<void> {
-  const { out, opts } = parseArgs(process.argv.slice(2));
+  const { out, opts, format } = parseArgs(process.argv.slice(2));
   const started = Date.now();
-  const summary = await writeBucket(out, opts);
+  const summary = await writeBucket(out, opts, format);
   const { keys, ...counts } = summary;
   process.stdout.write(
     `${JSON.stringify({ out, files: keys.length, ...counts, ms: Date.now() - started })}\n`,

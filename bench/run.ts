@@ -4,6 +4,7 @@
  *
  *   npm run bench -- [--files 300] [--records 1000] [--concurrency 16] [--reps 3] [--seed 1]
  *                    [--database-url URL] [--registry json|database] [--skip-limit] [--one-file] [--again] [--out bench/results]
+ *                    [--format json|ndjson|ndjson.gz]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -20,7 +21,7 @@ import { openDatabase, parseDatabaseUrl } from '../src/load/database.js';
 import { SETTING_KEYS } from '../src/config/schema.js';
 import { FILES_TABLE } from '../src/load/schema.js';
 import { redactUrl } from '../src/redact.js';
-import { INDEX_KEY, writeBucket, writeOneFileBucket, type BucketSummary } from './generate.js';
+import { FILE_FORMATS, INDEX_KEY, writeBucket, writeOneFileBucket, type BucketSummary, type FileFormat } from './generate.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'bundle', 'cli.js');
@@ -46,11 +47,14 @@ interface BenchOptions {
   again: boolean;
   /** REGISTRY for the daemon (`json`, `database`); undefined: the daemon's default for the dialect. */
   registry: string | undefined;
+  /** How the bucket's files are written; beside another format, the daemon also loads the JSON-array bucket. */
+  format: FileFormat;
   out: string;
 }
 
 const USAGE = `usage: npm run bench -- [--files N] [--records N] [--concurrency N] [--reps N] [--seed N]
-                        [--database-url URL] [--registry json|database] [--skip-limit] [--one-file] [--again] [--out DIR]`;
+                        [--database-url URL] [--registry json|database] [--skip-limit] [--one-file] [--again] [--out DIR]
+                        [--format json|ndjson|ndjson.gz]`;
 
 function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -67,6 +71,7 @@ function parseOptions(argv: string[]): BenchOptions {
       'one-file': { type: 'boolean', default: false },
       again: { type: 'boolean', default: false },
       registry: { type: 'string' },
+      format: { type: 'string', default: 'json' },
       out: { type: 'string', default: join('bench', 'results') },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -80,7 +85,10 @@ function parseOptions(argv: string[]): BenchOptions {
     if (raw.trim() === '' || !Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${raw}\n${USAGE}`);
     return n;
   };
+  if (!(FILE_FORMATS as readonly string[]).includes(values.format)) throw new Error(`--format must be one of ${FILE_FORMATS.join(', ')}, got ${values.format}\n${USAGE}`);
+  if (values.format !== 'json' && values['one-file']) throw new Error(`--one-file writes one JSON array: not with --format ${values.format}\n${USAGE}`);
   return {
+    format: values.format as FileFormat,
     files: int('files', values.files, 1),
     records: int('records', values.records, 0),
     concurrency: int('concurrency', values.concurrency, 1),
@@ -106,10 +114,11 @@ interface Bucket {
   generateSeconds: number;
 }
 
-async function ensureBucket(opts: BenchOptions): Promise<Bucket> {
+async function ensureBucket(opts: BenchOptions, format: FileFormat = opts.format): Promise<Bucket> {
   // The generator's own text is part of the cache key, so editing it regenerates the bucket.
   const generatorHash = createHash('sha1').update(readFileSync(GENERATOR)).digest('hex').slice(0, 10);
-  const dir = join(os.tmpdir(), 'bucket-ingest-bench', `f${opts.files}-r${opts.records}-s${opts.seed}${opts.oneFile ? '-one' : ''}-g${generatorHash}`);
+  const suffix = `${opts.oneFile ? '-one' : ''}${format === 'json' ? '' : `-${format}`}`;
+  const dir = join(os.tmpdir(), 'bucket-ingest-bench', `f${opts.files}-r${opts.records}-s${opts.seed}${suffix}-g${generatorHash}`);
   const summaryPath = join(dir, '.bench-summary.json');
   if (existsSync(summaryPath)) {
     const summary = JSON.parse(await readFile(summaryPath, 'utf8')) as Bucket['summary'];
@@ -118,8 +127,8 @@ async function ensureBucket(opts: BenchOptions): Promise<Bucket> {
   const started = performance.now();
   const tmp = `${dir}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
-  const generate = opts.oneFile ? writeOneFileBucket : writeBucket;
-  const { keys, ...counts } = await generate(tmp, { files: opts.files, recordsPerFile: opts.records, seed: opts.seed });
+  const options = { files: opts.files, recordsPerFile: opts.records, seed: opts.seed };
+  const { keys, ...counts } = opts.oneFile ? await writeOneFileBucket(tmp, options) : await writeBucket(tmp, options, format);
   const summary = { files: keys.length, ...counts };
   await writeFile(join(tmp, '.bench-summary.json'), JSON.stringify(summary));
   await rm(dir, { recursive: true, force: true });
@@ -401,7 +410,8 @@ async function countRows(databaseUrl: string): Promise<RowCounts> {
 // ---------------------------------------------------------------------------------------------------------
 // Repetitions
 
-type Runner = 'daemon' | 'limit';
+/** `json`: the daemon on the JSON-array bucket of the same records, beside a `--format` other than json. */
+type Runner = 'daemon' | 'limit' | 'json';
 
 interface Repetition {
   runner: Runner;
@@ -525,6 +535,12 @@ async function main(): Promise<void> {
   say(`        ${bucket.cached ? 'cached' : `generated in ${bucket.generateSeconds.toFixed(1)} s`}: ${bucket.dir}`);
   const server = await startStaticServer(bucket.dir);
   say(`server: ${server.url} (keep-alive, Content-Length, ETag)`);
+  // The limit reads JSON arrays only: beside another format, it and the `json` runner read the same records so.
+  const jsonBucket = opts.format === 'json' ? bucket : await ensureBucket(opts, 'json');
+  const jsonServer = opts.format === 'json' ? server : await startStaticServer(jsonBucket.dir);
+  if (opts.format !== 'json') {
+    say(`format: ${opts.format}, ${mb.toFixed(1)} MB; the limit and the daemon's \`json\` runs read the same records as JSON arrays (${(jsonBucket.summary.bytes / 1e6).toFixed(1)} MB) from ${jsonServer.url}`);
+  }
   say(`peak RSS: ${rssMethod === 'gnu-time' ? `${GNU_TIME} -f %M` : rssMethod === 'proc-vmhwm' ? '/proc/<pid>/status VmHWM every 50 ms' : 'not measured'}`);
   const userDb = opts.databaseUrl;
   const userDbIsSqlite = userDb === undefined || /^sqlite3?:\/\//i.test(userDb);
@@ -539,7 +555,7 @@ async function main(): Promise<void> {
   }
   say();
 
-  const runs: Record<Runner, Repetition[]> = { daemon: [], limit: [] };
+  const runs: Record<Runner, Repetition[]> = { daemon: [], limit: [], json: [] };
   let daemonSkipped: string | null = null;
   const onSignal = (): void => {
     if (currentChild) {
@@ -556,21 +572,23 @@ async function main(): Promise<void> {
 
   const measure = async (runner: Runner, rep: number): Promise<Repetition | null> => {
     const scratch = await mkdtemp(join(os.tmpdir(), `bucket-ingest-bench-${runner}-`));
-    const given = runner === 'daemon' ? userDb : limitDb;
-    const fresh = userDb !== undefined && userDbIsSqlite && runner === 'daemon'
+    const given = runner === 'limit' ? limitDb : userDb;
+    const fresh = userDb !== undefined && userDbIsSqlite && runner !== 'limit'
       ? { url: userDb, drop: async () => undefined }
       : await freshDatabase(given, scratch, `bench_${process.pid}_${runner}_${rep}`);
     const databaseUrl = fresh.url;
+    const served = runner === 'daemon' ? server : jsonServer;
+    const runMB = (runner === 'daemon' ? s.bytes : jsonBucket.summary.bytes) / 1e6;
     const env = childEnv({
-      BUCKET_URL: server.url,
+      BUCKET_URL: served.url,
       DATABASE_URL: databaseUrl,
       REGISTRY_PATH: join(scratch, 'registry.json'),
       CONCURRENCY: String(opts.concurrency),
       LOG_LEVEL: 'warn',
       ...(opts.registry === undefined ? {} : { REGISTRY: opts.registry }),
     });
-    const args = runner === 'daemon' ? [CLI, 'run', '--once'] : [LIMIT];
-    const requestsBefore = server.requests();
+    const args = runner === 'limit' ? [LIMIT] : [CLI, 'run', '--once'];
+    const requestsBefore = served.requests();
     const child = await runNode(args, env, rssMethod, scratch);
     const result: Repetition = {
       runner, rep,
@@ -580,8 +598,8 @@ async function main(): Promise<void> {
       signal: child.signal,
       recordsPerSecond: s.records / child.wallSeconds,
       validRowsPerSecond: s.valid / child.wallSeconds,
-      mbPerSecond: mb / child.wallSeconds,
-      httpRequests: server.requests() - requestsBefore,
+      mbPerSecond: runMB / child.wallSeconds,
+      httpRequests: served.requests() - requestsBefore,
       rows: null,
       again: null,
       ok: false,
@@ -593,7 +611,7 @@ async function main(): Promise<void> {
     };
     if (child.exitCode !== 0) {
       const first = child.stderr.trim().split('\n')[0] ?? '';
-      if (runner === 'daemon' && !userDbIsSqlite && child.exitCode === 2) {
+      if (runner !== 'limit' && !userDbIsSqlite && child.exitCode === 2) {
         daemonSkipped = `SKIP daemon: it did not start against ${redactUrl(databaseUrl)} (exit 2: ${first})`;
         say(daemonSkipped);
         await rm(scratch, { recursive: true, force: true });
@@ -612,7 +630,7 @@ async function main(): Promise<void> {
     if (r !== null) {
       const loaded = (r.songs ?? 0) + (r.movies ?? 0) + (r.apps ?? 0);
       if (loaded === 0 && s.valid > 0) repWarn('songs + movies + apps is 0');
-      if (runner === 'daemon' && r.rejected_records !== s.invalid) repWarn(`rejected_records is ${r.rejected_records}, the generator made ${s.invalid} invalid records`);
+      if (runner !== 'limit' && r.rejected_records !== s.invalid) repWarn(`rejected_records is ${r.rejected_records}, the generator made ${s.invalid} invalid records`);
       result.ok = result.warnings.length === 0;
     }
     if (result.httpRequests < s.files + 1) repWarn(`only ${result.httpRequests} HTTP requests for ${s.files} files + the index`);
@@ -646,7 +664,7 @@ async function main(): Promise<void> {
   };
 
   const line = (r: Repetition): string =>
-    `${r.runner.padEnd(6)} rep ${r.rep}: ${r.wallSeconds.toFixed(2)} s, ${fmtInt(r.recordsPerSecond)} records/s, ${fmtInt(r.validRowsPerSecond)} valid rows/s, ` +
+    `${(r.runner === 'daemon' && opts.format !== 'json' ? opts.format : r.runner).padEnd(9)} rep ${r.rep}: ${r.wallSeconds.toFixed(2)} s, ${fmtInt(r.recordsPerSecond)} records/s, ${fmtInt(r.validRowsPerSecond)} valid rows/s, ` +
     `${r.mbPerSecond.toFixed(2)} MB/s, peak RSS ${fmt(r.peakRssMB, 0)} MB${r.rows ? `, rows ${r.rows.songs}/${r.rows.movies}/${r.rows.apps} songs/movies/apps, ${r.rows.rejected_records ?? '-'} rejected` : ''}` +
     (r.again ? `\n       again: ${r.again.wallSeconds.toFixed(2)} s in all, the cycle ${fmt(r.again.cycleSeconds, 2)} s, ${r.again.httpRequests} HTTP request(s), registry ${r.again.registryUnchanged === null ? 'not read' : r.again.registryUnchanged ? 'unchanged' : 'CHANGED'}` : '');
 
@@ -657,6 +675,13 @@ async function main(): Promise<void> {
       if (d) {
         runs.daemon.push(d);
         say(line(d));
+      }
+    }
+    if (daemonSkipped === null && opts.format !== 'json') {
+      const j = await measure('json', rep);
+      if (j) {
+        runs.json.push(j);
+        say(line(j));
       }
     }
     if (!opts.skipLimit) {
@@ -675,10 +700,11 @@ async function main(): Promise<void> {
     }
   }
   await server.close();
+  if (jsonServer !== server) await jsonServer.close();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
 
-  const med = { daemon: medians(runs.daemon), limit: medians(runs.limit) };
+  const med = { daemon: medians(runs.daemon), limit: medians(runs.limit), json: medians(runs.json) };
   const ratio = med.daemon && med.limit ? med.daemon.wallSeconds / med.limit.wallSeconds : null;
   // Each limit run follows its daemon run within seconds, so a pair shares the machine's mood of the moment;
   // the spread of these ratios shows how far one figure can be trusted on a noisy machine.
@@ -687,12 +713,13 @@ async function main(): Promise<void> {
   say();
   const header = ['run', 'rep', 'wall s', 'records/s', 'valid rows/s', 'MB/s', 'peak RSS MB', 'exit'];
   const rows: string[][] = [header];
-  for (const runner of ['daemon', 'limit'] as const) {
+  const label = (runner: Runner): string => (runner === 'daemon' && opts.format !== 'json' ? `daemon ${opts.format}` : runner === 'json' ? 'daemon json' : runner);
+  for (const runner of ['daemon', 'json', 'limit'] as const) {
     for (const r of runs[runner]) {
-      rows.push([runner, String(r.rep), r.wallSeconds.toFixed(2), fmtInt(r.recordsPerSecond), fmtInt(r.validRowsPerSecond), r.mbPerSecond.toFixed(2), fmt(r.peakRssMB, 0), String(r.exitCode ?? r.signal)]);
+      rows.push([label(runner), String(r.rep), r.wallSeconds.toFixed(2), fmtInt(r.recordsPerSecond), fmtInt(r.validRowsPerSecond), r.mbPerSecond.toFixed(2), fmt(r.peakRssMB, 0), String(r.exitCode ?? r.signal)]);
     }
     const m = med[runner];
-    if (m) rows.push([runner, 'median', m.wallSeconds.toFixed(2), fmtInt(m.recordsPerSecond), fmtInt(m.validRowsPerSecond), m.mbPerSecond.toFixed(2), fmt(m.peakRssMB, 0), '']);
+    if (m) rows.push([label(runner), 'median', m.wallSeconds.toFixed(2), fmtInt(m.recordsPerSecond), fmtInt(m.validRowsPerSecond), m.mbPerSecond.toFixed(2), fmt(m.peakRssMB, 0), '']);
   }
   say(table(rows));
   say();
@@ -704,6 +731,13 @@ async function main(): Promise<void> {
     }
   } else if (opts.skipLimit) {
     say(`limit baseline skipped (${opts.oneFile ? '--one-file: the limit parses a file as one string, and V8 strings end at 512 MB' : '--skip-limit'})`);
+  }
+  const formatRatio = med.daemon && med.json ? med.daemon.wallSeconds / med.json.wallSeconds : null;
+  const formatPaired = pairedRatios(runs.daemon, runs.json);
+  const jsonRatio = med.json && med.limit ? med.json.wallSeconds / med.limit.wallSeconds : null;
+  if (formatRatio !== null) {
+    say(`daemon ${opts.format} / daemon json (median wall time): ${formatRatio.toFixed(2)}×${formatPaired.length > 1 ? `; rep by rep ${Math.min(...formatPaired).toFixed(2)}–${Math.max(...formatPaired).toFixed(2)}×` : ''}`);
+    if (jsonRatio !== null) say(`daemon json / limit (median wall time): ${jsonRatio.toFixed(2)}×`);
   }
   const againSeconds = runs.daemon.flatMap((r) => (r.again?.exitCode === 0 ? [r.again.wallSeconds] : []));
   const againCycles = runs.daemon.flatMap((r) => (r.again?.exitCode === 0 && r.again.cycleSeconds !== null ? [r.again.cycleSeconds] : []));
@@ -730,10 +764,13 @@ async function main(): Promise<void> {
     bucket: { dir: bucket.dir, cached: bucket.cached, ...s, indexKey: INDEX_KEY },
     peakRssMethod: rssMethod,
     daemonSkipped,
-    repetitions: [...runs.daemon, ...runs.limit],
+    repetitions: [...runs.daemon, ...runs.json, ...runs.limit],
     medians: med,
     daemonOverLimit: ratio,
     daemonOverLimitByRep: paired,
+    daemonOverJson: formatRatio,
+    daemonOverJsonByRep: formatPaired,
+    jsonOverLimit: jsonRatio,
     secondRunMedianSeconds: againSeconds.length > 0 ? median(againSeconds) : null,
     secondCycleMedianSeconds: againCycles.length > 0 ? median(againCycles) : null,
     warnings,

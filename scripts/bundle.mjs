@@ -1,5 +1,5 @@
 /**
- * Second step of `npm run build`: links tsc's output (dist/cli.js and the decoding thread's dist/decode-worker.js)
+ * Second step of `npm run build`: links tsc's output (dist/cli.js and the decoding thread's dist/formats/threads/worker.js)
  * into dist/bundle/, the files `bucket-ingest`, `npm start` and the Docker image run.
  *
  * Why: Node 20 spends ~0.35 s of every start resolving, stat-ing and reading the ~800 modules of knex, undici,
@@ -27,7 +27,7 @@ const UNUSED_KNEX_DRIVERS = ['sqlite3', 'mysql', 'mariadb', 'oracledb', 'tedious
 await rm(outdir, { recursive: true, force: true });
 const result = await build({
   absWorkingDir: root,
-  entryPoints: { cli: 'dist/cli.js', 'decode-worker': 'dist/decode-worker.js' },
+  entryPoints: { cli: 'dist/cli.js', worker: 'dist/formats/threads/worker.js' },
   outdir,
   bundle: true,
   // Shared code and the lazily imported command handlers become chunks: `--help` and `status` load no pipeline.

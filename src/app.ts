@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import type { Knex } from 'knex';
 import type { LoadedConfig } from './config/load.js';
 import type { Settings } from './config/schema.js';
-import { createDecoder } from './decode-pool.js';
+import { createDecoder } from './formats/threads/pool.js';
+import { formatRules } from './formats/index.js';
 import { DatabaseReplacedError, IngestError } from './errors.js';
 import { checkDatabase, openDatabase, parseDatabaseUrl, startupStep, type DatabaseTarget } from './load/database.js';
 import { DATABASE_TABLE, migrate } from './load/schema.js';
@@ -85,7 +86,7 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
   const json = registryMode(settings, target) === 'json';
   // The decoding threads load their modules while the database opens and migrates, not when the first file arrives.
   // Where a group's files are merged by key (the server dialects), they arrive with their rows in key order.
-  const decoder = createDecoder(config.catalog, settings.DECODE_THREADS, target.dialect !== 'sqlite');
+  const decoder = createDecoder(config.catalog, settings.DECODE_THREADS, target.dialect !== 'sqlite', formatRules(settings));
   decoder.warm();
   let registry: Registry | undefined;
   let db: Knex | undefined;

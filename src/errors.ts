@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'BI_NOT_FOUND'
   | 'BI_BAD_KEY'
   | 'BI_DECODE'
+  /** A file of a format that is recognised (by extension or first bytes) but not read yet (CSV, Parquet, ZIP). */
+  | 'BI_FORMAT'
   | 'BI_DATABASE'
   /** The HTTP endpoints cannot listen where HTTP_HOST/HTTP_PORT say (port in use, no permission, no such address). */
   | 'BI_HTTP_LISTEN'

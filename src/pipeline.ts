@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
 import pLimit from 'p-limit';
 import type { Settings } from './config/schema.js';
-import type { Decoder } from './decode-pool.js';
+import { formatRules } from './formats/index.js';
+import type { Decoder } from './formats/threads/pool.js';
 import type { Catalog } from './schemas/catalog.js';
 import { describeError, IngestError } from './errors.js';
 import { commitGroup, commitStream, isTransientDbError, type CommitContext, type Outcome } from './load/commit.js';
@@ -168,7 +169,7 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
   const maxFiles = ctx.settings.COMMIT_MAX_FILES;
   const maxInFlight = ctx.settings.CONCURRENCY * 2;
   const commitContext: CommitContext = {
-    db: ctx.db, catalog: ctx.catalog, registry: ctx.registry, compiler: ctx.compiler, maxAttempts: ctx.settings.MAX_ATTEMPTS,
+    db: ctx.db, catalog: ctx.catalog, rules: formatRules(ctx.settings), registry: ctx.registry, compiler: ctx.compiler, maxAttempts: ctx.settings.MAX_ATTEMPTS,
     bucket: bucketId(ctx.binding.bucket), ...(ctx.verifyTarget ? { verifyTarget: ctx.verifyTarget } : {}),
     batchGroups: ctx.compiler.dialect !== 'sqlite',
     retryFailedMs: ctx.settings.RETRY_FAILED_SECONDS * 1000,

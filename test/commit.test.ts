@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
-import { inThread } from '../src/decode-pool.js';
+import { inThread } from '../src/formats/threads/pool.js';
 import { catalog } from './helpers/types.js';
 import { commitGroup, type CommitContext } from '../src/load/commit.js';
 import { UpsertCompiler } from '../src/load/upsert.js';

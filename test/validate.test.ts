@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { decodeBody } from '../src/decode.js';
+import { decodeBody } from '../src/formats/json-array.js';
 import type { IngestError } from '../src/errors.js';
 import { catalog, song } from './helpers/types.js';
 import type { Cell } from '../src/records/types.js';

@@ -1,9 +1,8 @@
 import pLimit from 'p-limit';
-import { inThread } from '../decode-pool.js';
+import { inThread } from '../formats/threads/pool.js';
 import { describeError } from '../errors.js';
 import { parseDatabaseUrl } from '../load/database.js';
-import { splitJsonArray } from '../decode-stream.js';
-import { validateRecords } from '../validate.js';
+import { decodeStream, formatRules, validateBatch, type FormatRules } from '../formats/index.js';
 import type { Catalog } from '../schemas/catalog.js';
 import { planCycle, type PlanReason } from '../plan.js';
 import { prepare, type Prepared } from '../pipeline.js';
@@ -76,10 +75,11 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
     const results: Array<DryRunFile | undefined> = [];
     let next = 0;
     const never = new AbortController().signal;
+    const rules = formatRules(settings);
     const limit = pLimit(settings.CONCURRENCY);
     await Promise.all(plan.todo.map((item, i) => limit(async () => {
       // Only the counts are kept, so at most CONCURRENCY validated files are in memory at once.
-      results[i] = await summarize(config.catalog, await prepare({ source, registry, decoder: inThread(config.catalog) }, item, never));
+      results[i] = await summarize(config.catalog, rules, await prepare({ source, registry, decoder: inThread(config.catalog, false, rules) }, item, never));
       for (let r = results[next]; r !== undefined; r = results[++next]) onFile?.(r);
     })));
     for (const f of results as DryRunFile[]) {
@@ -99,17 +99,15 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
   }
 }
 
-async function summarize(catalog: Catalog, p: Prepared): Promise<DryRunFile> {
+async function summarize(catalog: Catalog, rules: FormatRules, p: Prepared): Promise<DryRunFile> {
   const base = { key: p.item.key, index: p.item.index, reason: p.item.reason, loaded: 0, rejected: 0, skipped: 0, bytes: 0, error: null };
   switch (p.kind) {
     case 'stream': {
       // Read and validated in batches as a real cycle would, counting only.
       const counts = { loaded: 0, rejected: 0, skipped: 0, bytes: p.size ?? 0 };
       try {
-        let index = 0;
-        for await (const records of splitJsonArray(p.item.key, p.stream, { batchRecords: 5000, batchBytes: 4 << 20 })) {
-          const batch = validateRecords(catalog, records, new Date().toISOString(), index);
-          index += records.length;
+        for await (const records of decodeStream(p.item.key, p.stream, rules, { batchRecords: 5000, batchBytes: 4 << 20 })) {
+          const batch = validateBatch(catalog, records, new Date().toISOString());
           counts.loaded += batch.loaded;
           counts.rejected += batch.rejections.length;
           counts.skipped += batch.skipped;

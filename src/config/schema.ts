@@ -1,5 +1,6 @@
 import * as t from 'io-ts';
 import { BUNDLED_SCHEMAS } from '../schemas/catalog.js';
+import { FORMAT_SETTINGS, type FormatOverride, type FormatSetting } from '../formats/detect.js';
 
 /** An integer given as text (ini, environment) or number (CLI), within [min, max]. */
 function intIn(name: string, min: number, max: number): t.Type<number, number, unknown> {
@@ -82,6 +83,30 @@ function oneOf<const K extends string>(name: string, values: readonly K[]): t.Ty
 
 const LogFormat = oneOf('LOG_FORMAT', ['auto', 'json', 'pretty']);
 
+/**
+ * FORMAT_OVERRIDES: `glob=format` pairs separated by commas (`logs/**=ndjson`, then more), tried in order; empty:
+ * none. A glob is a picomatch pattern over the whole key, as `reprocess` takes them.
+ */
+const FormatOverrides = new t.Type<FormatOverride[], FormatOverride[], unknown>(
+  'FormatOverrides',
+  (u): u is FormatOverride[] => Array.isArray(u),
+  (u, c) => {
+    if (Array.isArray(u)) return t.success(u as FormatOverride[]);
+    if (typeof u !== 'string') return t.failure(u, c, 'expected glob=format pairs separated by commas');
+    const out: FormatOverride[] = [];
+    for (const pair of u.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+      const eq = pair.lastIndexOf('=');
+      const glob = pair.slice(0, Math.max(0, eq)).trim();
+      const format = pair.slice(eq + 1).trim().toLowerCase();
+      if (eq < 0 || glob === '') return t.failure(u, c, `"${pair}" is not glob=format`);
+      if (!FORMAT_SETTINGS.includes(format as FormatSetting)) return t.failure(u, c, `"${pair}": format must be one of ${FORMAT_SETTINGS.join(', ')}`);
+      out.push({ glob, format: format as FormatSetting });
+    }
+    return t.success(out);
+  },
+  t.identity,
+);
+
 const LogLevel = oneOf('LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 
 /**
@@ -111,6 +136,10 @@ export const settingsCodec = t.type({
   POLL_INTERVAL_SECONDS: secondsAtLeast('POLL_INTERVAL_SECONDS', 0),
   /** Files larger than this are recorded failed instead of being read. */
   MAX_FILE_MB: intIn('MAX_FILE_MB', 1, 1_000_000),
+  /** Format of every file: `auto` (by extension, else content), or `json` (JSON array) or `ndjson` (JSON Lines). */
+  FORMAT: oneOf('FORMAT', FORMAT_SETTINGS),
+  /** Per-glob FORMAT: `glob=format, …`, the first matching glob wins over FORMAT. */
+  FORMAT_OVERRIDES: FormatOverrides,
   /** Files larger than this (or of unknown length) are streamed and loaded in batches instead of read whole. */
   STREAM_ABOVE_MB: intIn('STREAM_ABOVE_MB', 1, 1_000_000),
   /** How often a done file is asked again whether its ETag or size changed; 0 = every cycle. */
@@ -162,6 +191,8 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     POLL_INTERVAL_SECONDS: '60',
     MAX_FILE_MB: '4096',
     STREAM_ABOVE_MB: '8',
+    FORMAT: 'auto',
+    FORMAT_OVERRIDES: '',
     RECHECK_DONE_SECONDS: '3600',
     RETRY_FAILED_SECONDS: '60',
     COMMIT_MAX_FILES: '1000',

@@ -6,8 +6,8 @@ import type { RegistryEntry } from '../registry/entry.js';
 import { LeaseLostError, type Registry } from '../registry/types.js';
 import { withRetries } from '../sources/retry.js';
 import type { Prepared } from '../pipeline.js';
-import { splitJsonArray } from '../decode-stream.js';
-import { validateRecords, type ValidatedFile } from '../validate.js';
+import { decodeStream, DEFAULT_RULES, validateBatch, type FormatRules } from '../formats/index.js';
+import type { ValidatedFile } from '../validate.js';
 import type { Catalog } from '../schemas/catalog.js';
 import { erasuresIn, type ErasureList } from './erasures.js';
 import { deleteRejections, insertRejections, replaceGroupRejections, replaceRejections, upsertGroupRows, upsertRows, type UpsertCompiler } from './upsert.js';
@@ -16,6 +16,8 @@ export interface CommitContext {
   db: Knex;
   /** The declared record types (streamed files are validated here, batch by batch). */
   catalog: Catalog;
+  /** How a streamed file's format is told (FORMAT, FORMAT_OVERRIDES, MAX_FILE_MB); default: by extension or content. */
+  rules?: FormatRules;
   /** The bucket's id (binding.ts): a file's rejections are those of its key in this bucket. */
   bucket: string;
   /** Throws when the database is not the one opened any more; run before every commit (see app.ts). */
@@ -248,7 +250,7 @@ function decide(ctx: CommitContext, p: Prepared, prev: RegistryEntry | undefined
   };
 }
 
-/** Records per batch of a streamed file, and bytes of JSON after which a batch is cut anyway. */
+/** Records per batch of a streamed file, and bytes of the file after which a batch is cut anyway. */
 const STREAM_BATCH = { batchRecords: 5000, batchBytes: 4 << 20 };
 
 /**
@@ -269,7 +271,6 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
       await deleteRejections(trx, ctx.bucket, key);
       const counts: Loaded = { loaded: 0, rejected: 0, skipped: 0, etag: p.etag, size: p.size, startedAt: p.startedAt };
       let erased = 0;
-      let index = 0;
       let bytes = 0;
       const counted = (async function* () {
         for await (const chunk of p.stream) {
@@ -277,11 +278,10 @@ export async function commitStream(ctx: CommitContext, p: Extract<Prepared, { ki
           yield chunk;
         }
       })();
-      for await (const records of splitJsonArray(key, counted, STREAM_BATCH)) {
-        const kept = erasures.apply(validateRecords(ctx.catalog, records, loadedAt, index));
+      for await (const records of decodeStream(key, counted, ctx.rules ?? DEFAULT_RULES, STREAM_BATCH)) {
+        const kept = erasures.apply(validateBatch(ctx.catalog, records, loadedAt));
         const batch = kept.file;
         erased += kept.erased;
-        index += records.length;
         for (const [type, cells] of batch.rows) await upsertRows(trx, ctx.compiler, type, cells, { sourceKey: key, position: p.item.index, loadedAt });
         await insertRejections(trx, ctx.bucket, { sourceKey: key, position: p.item.index }, batch.rejections, loadedAt);
         counts.loaded += batch.loaded;

@@ -1,14 +1,11 @@
-import { pipeline, type Readable } from 'node:stream';
-import { createGunzip, gunzip } from 'node:zlib';
-import { promisify } from 'node:util';
+import type { Readable } from 'node:stream';
 import { Agent, request } from './undici-core.js';
 import { IngestError, describeError } from '../errors.js';
+import { capBytes, gunzipStream, gunzipWhole } from '../formats/gzip.js';
 import { redactUrl } from '../redact.js';
 import { cleanIndex, indexText } from './index-file.js';
 import { withRetries, parseRetryAfter, type RetryPolicy } from './retry.js';
 import type { FetchedObject, FetchOptions, NotModified, RetryListener, Source, StreamedObject } from './types.js';
-
-const gunzipAsync = promisify(gunzip);
 
 export interface HttpSourceOptions {
   baseUrl: string;
@@ -141,13 +138,8 @@ export class HttpSource implements Source {
       if (Number.isFinite(declared) && received !== declared) {
         throw new IngestError('BI_BODY_TRUNCATED', `${key}: body cut short (${received} of ${declared} bytes)`, { retriable: true });
       }
-      let body = Buffer.concat(chunks, received);
-      if (gzipped) {
-        body = await gunzipAsync(body, { maxOutputLength: this.opts.maxBytes }).catch((err: Error) => {
-          if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLargeDecompressed(key, this.opts.maxBytes);
-          throw new IngestError('BI_DECODE', `${key}: bad gzip body: ${err.message}`);
-        });
-      }
+      let body: Buffer = Buffer.concat(chunks, received);
+      if (gzipped) body = await gunzipWhole(key, body, this.opts.maxBytes);
       if (etag !== null && opts.known?.etag === etag && opts.known.size === received) {
         // The server ignored If-None-Match (or If-Modified-Since) but the object is the one already loaded.
         return { notModified: true, etag, size: received };
@@ -172,19 +164,17 @@ async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
 }
 
 /**
- * The body of a streamed response as it arrives, gunzipped if it was sent so, failing past MAX_FILE_MB both as sent
- * and once decompressed (a gzip bomb is a few kB). The stages are joined with `pipeline`, which (unlike `.pipe`)
- * hands every stage's error on and destroys them all, so no error is ever emitted where nobody listens: a failure of
- * the connection, the gzip data or a cap comes out of the iteration as an IngestError, the file is recorded failed,
- * and the daemon lives on. `destroy` tears the whole chain down, the connection included.
+ * The body of a streamed response as it arrives, gunzipped if it was sent so (formats/gzip.ts), failing past
+ * MAX_FILE_MB both as sent and once decompressed (a gzip bomb is a few kB). A failure of the connection, the gzip data
+ * or a cap comes out of the iteration as an IngestError, the file is recorded failed, and the daemon lives on.
+ * `destroy` tears the whole chain down, the connection included.
  */
 function streamedBody(body: Readable, key: string, max: number, gzipped: boolean): StreamedObject['stream'] {
   const sent = (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> => capBytes(source, max, (n) => tooLarge(key, n, max));
-  // The callback is required by pipeline; its error also destroys the last stage, which is where it is read.
-  const decoded: Readable = gzipped ? pipeline(body, sent, createGunzip(), () => undefined) : body;
+  const decoded = gzipped ? gunzipStream(key, body, max, sent) : null;
   async function* chunks(): AsyncGenerator<Buffer> {
     try {
-      yield* gzipped ? capBytes(decoded, max, () => tooLargeDecompressed(key, max)) : sent(decoded);
+      yield* decoded ?? sent(body);
     } catch (err) {
       throw bodyError(err, key);
     }
@@ -193,26 +183,15 @@ function streamedBody(body: Readable, key: string, max: number, gzipped: boolean
   return {
     [Symbol.asyncIterator]: () => iterator,
     destroy: (error?: Error) => {
-      decoded.destroy(error);
+      if (decoded) decoded.destroy(error);
+      else body.destroy(error);
     },
   };
 }
 
-/** Counts bytes as they pass and fails the stream past `max`. */
-async function* capBytes(chunks: AsyncIterable<Buffer>, max: number, over: (bytes: number) => IngestError): AsyncGenerator<Buffer> {
-  let received = 0;
-  for await (const chunk of chunks) {
-    received += chunk.length;
-    if (received > max) throw over(received);
-    yield chunk;
-  }
-}
-
 /** An error met while a streamed body was read, as the IngestError the file is recorded failed with. */
 function bodyError(err: unknown, key: string): IngestError {
-  if (err instanceof IngestError) return err;
-  const code = String((err as { code?: unknown }).code ?? '');
-  if (code.startsWith('Z_')) return new IngestError('BI_DECODE', `${key}: bad gzip body: ${(err as Error).message}`);
+  if (err instanceof IngestError) return err; // the caps', the gzip data's (formats/gzip.ts)
   // The headers came and the body began: the connection failing now (chunked, so undici cannot tell more) cuts it short.
   return new IngestError('BI_BODY_TRUNCATED', `${key}: body cut short: ${describeError(err)}`, { retriable: true, cause: err });
 }
@@ -223,10 +202,6 @@ function headerText(value: string | string[] | undefined): string | null {
 
 function tooLarge(key: string, bytes: number, max: number): IngestError {
   return new IngestError('BI_BODY_TOO_LARGE', `${key}: ${bytes} bytes is over MAX_FILE_MB (${max} bytes)`);
-}
-
-function tooLargeDecompressed(key: string, max: number): IngestError {
-  return new IngestError('BI_BODY_TOO_LARGE', `${key}: body over MAX_FILE_MB (${max} bytes) once decompressed`);
 }
 
 function statusError(status: number, key: string, retryAfterMs: number | undefined): IngestError {

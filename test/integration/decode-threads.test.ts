@@ -13,8 +13,8 @@ import { sharedBucket } from '../helpers/test-bucket.js';
 describe('decoding threads (integration)', function () {
   this.timeout(120_000);
   const data = fixture({ files: 12, recordsPerFile: 400, seed: 21, invalidRate: 0.05, duplicateRate: 0.05 });
-  const files = { ...data.files, 'not-json.data': '[{"type":"song","data":', 'object.data': '{"type":"song"}' };
-  const keys = [...data.keys.slice(0, 6), 'not-json.data', ...data.keys.slice(6), 'object.data'];
+  const files = { ...data.files, 'not-json.data': '[{"type":"song","data":', 'string.data': '"song"' };
+  const keys = [...data.keys.slice(0, 6), 'not-json.data', ...data.keys.slice(6), 'string.data'];
   const shared = sharedBucket({ files, index: keys.join('\n') });
 
   const run = async (threads: string) => {
@@ -38,6 +38,6 @@ describe('decoding threads (integration)', function () {
     expect(threaded.entries).to.deep.equal(inThread.entries);
     expect(threaded.entries['not-json.data']).to.include({ status: 'failed' });
     expect(threaded.entries['not-json.data']?.error).to.match(/^BI_DECODE: not-json\.data: not JSON/);
-    expect(threaded.entries['object.data']?.error).to.equal('BI_DECODE: object.data: not a JSON array (got an object)');
+    expect(threaded.entries['string.data']?.error).to.equal('BI_DECODE: string.data: not a JSON array (got string)');
   });
 });

@@ -179,7 +179,7 @@ describe('ingest over HTTP (integration)', function () {
   it('records broken files as failed with their error, never done, exits 1, and retries them on a later cycle', async () => {
     const good = JSON.stringify([{ type: 'app', data: { name: 'n', genre: 'g', version: '1', rating: 4, size_bytes: 3_000_000_000 } }]);
     bucket = await startTestBucket({
-      files: { 'ok.data': good, 'broken.data': good, 'empty.data': '', 'object.data': '{"type":"song"}', 'notjson.data': '[{"type":', 'missing.data': good },
+      files: { 'ok.data': good, 'broken.data': good, 'empty.data': '', 'string.data': '"song"', 'notjson.data': '[{"type":', 'missing.data': good },
       broken: ['broken.data'],
     });
     bucket.deleteFile('missing.data');
@@ -190,7 +190,7 @@ describe('ingest over HTTP (integration)', function () {
     expect(entries['broken.data']).to.include({ status: 'failed' });
     expect(entries['broken.data']!.error).to.contain('HTTP 500').and.contain('after 3 attempts');
     expect(entries['empty.data']!.error).to.contain('empty body');
-    expect(entries['object.data']!.error).to.contain('not a JSON array');
+    expect(entries['string.data']!.error).to.contain('not a JSON array');
     expect(entries['notjson.data']!.error).to.contain('not JSON');
     expect(entries['missing.data']!.error).to.contain('404');
     expect(bucket.hits('broken.data')).to.equal(3);

@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { expect } from 'chai';
-import { DecodePool, inThread } from '../../src/decode-pool.js';
+import { DecodePool, inThread } from '../../src/formats/threads/pool.js';
 import { ConfigError } from '../../src/errors.js';
 import { hashPii } from '../../src/records/pii.js';
 import { formatErrors } from '../../src/records/reasons.js';

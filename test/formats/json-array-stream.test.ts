@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { decodeBody } from '../src/decode.js';
-import { splitJsonArray } from '../src/decode-stream.js';
-import type { IngestError } from '../src/errors.js';
-import { generateFiles } from '../bench/generate.js';
+import { decodeBody } from '../../src/formats/json-array.js';
+import { splitJsonArray } from '../../src/formats/json-array-stream.js';
+import type { IngestError } from '../../src/errors.js';
+import { generateFiles } from '../../bench/generate.js';
 
 /** Feeds `text` in chunks of `size` bytes (cutting through strings, escapes and multi-byte characters). */
 async function* chunks(text: string | Buffer, size: number): AsyncGenerator<Buffer> {

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { DecodePool, inThread } from '../src/decode-pool.js';
-import { catalog } from './helpers/types.js';
-import { keyAt } from '../src/validate.js';
-import { IngestError } from '../src/errors.js';
-import { generateFiles } from '../bench/generate.js';
+import { DecodePool, inThread } from '../../src/formats/threads/pool.js';
+import { catalog } from '../helpers/types.js';
+import { keyAt } from '../../src/validate.js';
+import { IngestError } from '../../src/errors.js';
+import { generateFiles } from '../../bench/generate.js';
 
 /** Decoding threads must give exactly what decoding in this thread gives, and fail files, not the process. */
 describe('decoding threads', function () {

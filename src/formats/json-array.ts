@@ -1,6 +1,6 @@
-import { IngestError } from './errors.js';
+import { IngestError } from '../errors.js';
 import { findJsonSyntaxError } from './json-syntax.js';
-import { hexByte, invalidUtf8At } from './utf8.js';
+import { hexByte, invalidUtf8At } from '../utf8.js';
 
 /**
  * Turns a fetched body into the file's records. The bucket's `.data` files are one JSON array each, in UTF-8 (a byte

@@ -62,7 +62,7 @@ export function findJsonSyntaxError(text: string): JsonSyntaxError | null {
   }
 }
 
-/** The bytes of JSON's structure, shared with the streamed splitter (decode-stream.ts). */
+/** The bytes of JSON's structure, shared with the streamed splitter (json-array-stream.ts). */
 export const QUOTE = 0x22;
 export const BACKSLASH = 0x5c;
 export const COMMA = 0x2c;

@@ -1,7 +1,7 @@
-import { notJsonAt, notUtf8 } from './decode.js';
-import { IngestError } from './errors.js';
+import { notJsonAt, notUtf8 } from './json-array.js';
+import { IngestError } from '../errors.js';
 import { BACKSLASH, CLOSE_ARRAY, CLOSE_OBJECT, COMMA, findJsonSyntaxError, isSpace, OPEN_ARRAY, OPEN_OBJECT, QUOTE } from './json-syntax.js';
-import { hexByte, invalidUtf8At } from './utf8.js';
+import { hexByte, invalidUtf8At } from '../utf8.js';
 
 const BOM = [0xef, 0xbb, 0xbf];
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { findJsonSyntaxError } from '../src/json-syntax.js';
+import { findJsonSyntaxError } from '../../src/formats/json-syntax.js';
 
 describe('findJsonSyntaxError', () => {
   it('names what is wrong and where, in words of its own', () => {

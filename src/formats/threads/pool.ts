@@ -1,25 +1,28 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { decodeBody } from './decode.js';
-import { IngestError, type ErrorCode } from './errors.js';
-import type { Cell, RecordType } from './records/types.js';
-import type { Catalog, SchemaSource } from './schemas/catalog.js';
-import type { CompileOptions } from './schemas/compile.js';
-import { validateRecords, type ValidatedFile } from './validate.js';
+import { decodeWhole, DEFAULT_RULES, validateBatch, type FormatRules } from '../index.js';
+import { IngestError, type ErrorCode } from '../../errors.js';
+import type { Cell, RecordType } from '../../records/types.js';
+import type { Catalog, SchemaSource } from '../../schemas/catalog.js';
+import type { ValidatedFile } from '../../validate.js';
+import type { CompileOptions } from '../../schemas/compile.js';
 
 /** Turns a whole fetched body into a validated file: in this thread, or in a pool of decoding threads. */
 export interface Decoder {
-  /** Rejects with `BI_DECODE` for a body that is not a JSON array (the file is then recorded failed). */
+  /** Rejects with `BI_DECODE` (or `BI_FORMAT`) for a body its format cannot read (the file is then recorded failed). */
   decode(key: string, body: Buffer, now: string): Promise<ValidatedFile>;
   /** Starts the threads now, so the first file does not wait for them to load their modules. */
   warm(): void;
   close(): Promise<void>;
 }
 
-/** Decodes in the calling thread (DECODE_THREADS=0, dry runs, streamed batches); `keyOrder`: see validateRecords. */
-export function inThread(catalog: Catalog, keyOrder = false): Decoder {
+/**
+ * Decodes in the calling thread (DECODE_THREADS=0, dry runs, streamed batches); `keyOrder`: see validateRecords;
+ * `rules`: how a file's format is told (FORMAT, FORMAT_OVERRIDES, MAX_FILE_MB).
+ */
+export function inThread(catalog: Catalog, keyOrder = false, rules: FormatRules = DEFAULT_RULES): Decoder {
   return {
-    decode: async (key, body, now) => validateRecords(catalog, decodeBody(key, body), now, 0, keyOrder),
+    decode: async (key, body, now) => validateBatch(catalog, await decodeWhole(key, body, rules), now, keyOrder),
     warm: () => undefined,
     close: async () => undefined,
   };
@@ -40,6 +43,8 @@ export interface DecodeRequest {
   now: string;
   /** Rows in key order (see validateRecords). */
   keyOrder: boolean;
+  /** How the file's format is told. */
+  rules: FormatRules;
 }
 
 /** What comes back: the file with its rows per record type name (a RecordType, holding functions, cannot cross). */
@@ -77,8 +82,8 @@ export class DecodePool implements Decoder {
   private nextId = 0;
   private closed = false;
 
-  /** `keyOrder`: each table's rows in key order (see validateRecords). */
-  constructor(private readonly catalog: Catalog, private readonly size: number, private readonly keyOrder = false) {
+  /** `keyOrder`: each table's rows in key order (see validateRecords); `rules`: see inThread. */
+  constructor(private readonly catalog: Catalog, private readonly size: number, private readonly keyOrder = false, private readonly rules: FormatRules = DEFAULT_RULES) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`DecodePool needs at least one thread, got ${size}`);
   }
 
@@ -90,7 +95,7 @@ export class DecodePool implements Decoder {
       this.pending.set(id, { key, thread, resolve, reject });
       if (thread.busy++ === 0) thread.worker.ref(); // keep the process alive while a thread holds work
       const own = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && !(body.buffer instanceof SharedArrayBuffer);
-      const request: DecodeRequest = { id, key, body, now, keyOrder: this.keyOrder };
+      const request: DecodeRequest = { id, key, body, now, keyOrder: this.keyOrder, rules: this.rules };
       thread.worker.postMessage(request, own ? [body.buffer as ArrayBuffer] : []);
     });
   }
@@ -123,12 +128,12 @@ export class DecodePool implements Decoder {
     // per thread) added ~30 MB of peak RSS for no speed we could measure (README, Performance).
     const workerData: DecodeWorkerData = { schemas: this.catalog.sources, options: this.catalog.options };
     const options = { resourceLimits: { maxYoungGenerationSizeMb: 4 }, workerData };
-    // Built: decode-worker.js beside this module (dist/, or dist/bundle/ for the bundled CLI). From source (the tests
+    // Built: worker.js beside this module (dist/, or dist/bundle/ for the bundled CLI). From source (the tests
     // run under tsx) the thread registers tsx itself first: a worker's entry is loaded before `--import` hooks of its
     // execArgv apply.
     const worker = import.meta.url.endsWith('.ts')
-      ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./decode-worker.ts', import.meta.url).href)}); });`, { ...options, eval: true })
-      : new Worker(new URL('./decode-worker.js', import.meta.url), options);
+      ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./worker.ts', import.meta.url).href)}); });`, { ...options, eval: true })
+      : new Worker(new URL('./worker.js', import.meta.url), options);
     const thread: Thread = { worker, busy: 0 };
     worker.unref();
     worker.on('message', (reply: DecodeReply) => this.settle(thread, reply));
@@ -167,7 +172,7 @@ export class DecodePool implements Decoder {
  * The decoder DECODE_THREADS asks for: a pool, or this thread when it is 0. `keyOrder` where a group's files are merged
  * by key before they are written (PostgreSQL, MySQL).
  */
-export function createDecoder(catalog: Catalog, setting: number | 'auto', keyOrder = false): Decoder {
+export function createDecoder(catalog: Catalog, setting: number | 'auto', keyOrder = false, rules: FormatRules = DEFAULT_RULES): Decoder {
   const n = decodeThreads(setting);
-  return n > 0 ? new DecodePool(catalog, n, keyOrder) : inThread(catalog, keyOrder);
+  return n > 0 ? new DecodePool(catalog, n, keyOrder, rules) : inThread(catalog, keyOrder, rules);
 }

@@ -1,0 +1,43 @@
+/**
+ * The one interface every file format implements: a whole body, or a stream of chunks, in; batches of records out,
+ * each with its position in the file. What a record then becomes (row, rejection, skip) is validate.ts's job.
+ */
+
+/** A record the format could not read (an NDJSON line that is not JSON): a rejection of that record, not of the file. */
+export class Undecodable {
+  /** `reason`: one line, naming the place (`line 7: not JSON (…)`); `raw`: the record's text as it was in the file. */
+  constructor(readonly reason: string, readonly raw: string) {}
+}
+
+/** Records of a file, in file order, as one format read them. */
+export interface RecordBatch {
+  /** `record_index` of `records[0]`: its 0-based record number in the file. */
+  first: number;
+  /** Parsed values (a `{"type","data"}` envelope, or whatever the file held), or an Undecodable in a record's place. */
+  records: unknown[];
+  /** Line formats: the 1-based line of each record (blank lines counted), which rejections name. */
+  lines?: number[];
+}
+
+/** When a stream's records are handed on. */
+export interface BatchOptions {
+  /** Records per batch handed on. */
+  batchRecords: number;
+  /** Bytes of the file after which a batch is handed on even if it has fewer records. */
+  batchBytes: number;
+  /** Line formats: a line longer than this fails the file (memory stays bounded by it); default: no limit. */
+  maxLineBytes?: number;
+}
+
+/** A file format: how its bytes become records. Implementations fail the file with an IngestError (BI_DECODE…). */
+export interface Format {
+  /** As FORMAT and detection name it. */
+  readonly name: FormatName;
+  /** The records of a whole body, as one batch. */
+  whole(key: string, body: Buffer): RecordBatch;
+  /** The records of a body read as it arrives, memory bounded by the batch. */
+  stream(key: string, chunks: AsyncIterable<Buffer>, opts: BatchOptions): AsyncGenerator<RecordBatch>;
+}
+
+/** The formats that load. */
+export type FormatName = 'json' | 'ndjson';
