@@ -180,7 +180,10 @@ describe('database registry: the shared listing', function () {
       try {
         await writeFile(join(t.dir, 'files_list.data'), 'a.data\n');
         const source = new LocalSource(t.dir, 'files_list.data', 1 << 20);
-        const open = (host: string): DbRegistry => new DbRegistry(db, { dialect: dialect.name, leaseMs: 60_000, listingFreshMs: 60_000, host, bucket: `file://${t.dir}/#files_list.data` });
+        // Each as a process started at `startedAt`.
+        const open = (host: string, startedAt = Date.now()): DbRegistry => new DbRegistry(db, {
+          dialect: dialect.name, leaseMs: 60_000, listingFreshMs: 60_000, host, bucket: `file://${t.dir}/#files_list.data`, startedAt,
+        });
         const early = open('early');
         const first = open('first');
         expect(await first.listKeys(source, new AbortController().signal)).to.deep.equal(['a.data']);
@@ -188,8 +191,7 @@ describe('database registry: the shared listing', function () {
         // Started before the listing: shares it (one listing for workers started together).
         expect(await early.listKeys(source, new AbortController().signal)).to.deep.equal(['a.data']);
         // Started after it, within its freshness: lists again, so a file added meanwhile is not missed.
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        const later = open('later');
+        const later = open('later', Date.now() + 1);
         expect(await later.listKeys(source, new AbortController().signal)).to.deep.equal(['a.data', 'b.data']);
       } finally {
         await t.cleanup();

@@ -79,6 +79,8 @@ export interface DbRegistryOptions {
   leaseMs: number;
   /** A listing younger than this is reused by the other workers instead of fetching the index again. */
   listingFreshMs: number;
+  /** When this process started (default: `performance.timeOrigin`); a listing older than that is not shared with it. */
+  startedAt?: number;
   /** This worker's host name in claims; claims of dead processes under the same name are taken over at once. */
   host?: string;
   /** The bucket's identity (binding.ts): this registry reads and writes only that bucket's rows. */
@@ -110,14 +112,15 @@ export class DbRegistry implements Registry {
   private heartbeat: NodeJS.Timeout | undefined;
   /** The bucket's rows (`bucket` column), and its shared listing row. */
   private readonly bucket: string;
-  /** When this registry was opened: a listing made before it is never shared with this process (see listKeys). */
-  private readonly openedAt = Date.now();
+  /** When this process started (ms since the epoch): a listing made before is never shared with it (see listKeys). */
+  private readonly startedAt: number;
   untrusted: Untrusted | null = null;
 
   constructor(private readonly db: Knex, private readonly opts: DbRegistryOptions) {
     this.host = opts.host || hostname();
     this.workerId = `${this.host}:${process.pid}:${randomBytes(3).toString('hex')}`;
     this.bucket = bucketId(opts.bucket);
+    this.startedAt = opts.startedAt ?? Math.floor(performance.timeOrigin);
     this.description = `table ${FILES_TABLE} of the database, bucket ${opts.bucket}`;
   }
 
@@ -200,7 +203,7 @@ export class DbRegistry implements Registry {
       const listedAt = Number(row?.listed_at ?? 0);
       // Shared when fresh, and made since this process started: workers started together share one listing, but a
       // run started after it (`run --once` right after another) lists again, and sees files added meanwhile.
-      if (row && Date.now() - listedAt < this.opts.listingFreshMs && listedAt >= this.openedAt) return JSON.parse(row.keys) as string[];
+      if (row && Date.now() - listedAt < this.opts.listingFreshMs && listedAt >= this.startedAt) return JSON.parse(row.keys) as string[];
       const won = await this.takeListingLease(name, row === undefined, listedAt);
       if (won) {
         try {

@@ -1,9 +1,9 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { events, runCli, tempDir } from '../helpers/cli.js';
+import { events, runCli } from '../helpers/cli.js';
 import { dialects, dump, type Dump, type TestDatabase } from '../helpers/databases.js';
-import { startTestBucket, type TestBucket } from '../helpers/test-bucket.js';
+import { schemaSuite } from '../helpers/schema-suite.js';
 
 /**
  * A bucket of record types the daemon has no code for, loaded with nothing but a schema file (SCHEMAS): the table is
@@ -46,28 +46,8 @@ const FILES: Record<string, string> = {
 
 describe('record types declared by schema files only (integration)', function () {
   this.timeout(180_000);
-  let bucket: TestBucket;
   let reference: Dump | undefined;
-  const cleanups: Array<() => Promise<void>> = [];
-  before(async () => {
-    bucket = await startTestBucket({ files: FILES });
-  });
-  after(async () => {
-    await bucket?.close();
-  });
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
-
-  async function setUp(made: (dir: string) => Promise<TestDatabase>): Promise<{ dir: string; db: TestDatabase; env: Record<string, string> }> {
-    const t = await tempDir();
-    cleanups.push(t.cleanup);
-    const db = await made(t.dir);
-    cleanups.push(() => db.drop());
-    await mkdir(join(t.dir, 'types'));
-    await writeFile(join(t.dir, 'types', 'event.json'), JSON.stringify(EVENT_SCHEMA, null, 2));
-    return { dir: t.dir, db, env: { BUCKET_URL: bucket.url, DATABASE_URL: db.url, REGISTRY_PATH: 'registry/t.json', SCHEMAS: 'types' } };
-  }
+  const { setUp } = schemaSuite(FILES, { 'event.json': EVENT_SCHEMA });
 
   for (const dialect of dialects()) {
     for (const threads of ['0', '2']) {

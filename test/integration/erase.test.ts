@@ -1,4 +1,3 @@
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
@@ -7,9 +6,9 @@ import { erase, erasureTarget } from '../../src/load/erase.js';
 import { erasuresIn } from '../../src/load/erasures.js';
 import { ERASURES_TABLE, REJECTED_TABLE } from '../../src/load/schema.js';
 import { Catalog } from '../../src/schemas/catalog.js';
-import { events, runCli, tempDir } from '../helpers/cli.js';
+import { events, runCli } from '../helpers/cli.js';
 import { dialects, dump, withMigratedDatabase, type Dialect, type TestDatabase } from '../helpers/databases.js';
-import { startTestBucket, type TestBucket } from '../helpers/test-bucket.js';
+import { schemaSuite, type SchemaSetup } from '../helpers/schema-suite.js';
 
 /**
  * `bucket-ingest erase` on every dialect: exactly the rows and stored rejections carrying the values go, in one
@@ -52,27 +51,11 @@ const cities = async (db: TestDatabase): Promise<Record<string, unknown>> => {
 
 describe('bucket-ingest erase (integration)', function () {
   this.timeout(180_000);
-  let bucket: TestBucket;
-  const cleanups: Array<() => Promise<void>> = [];
-  before(async () => {
-    bucket = await startTestBucket({ files: FILES });
-  });
-  after(async () => {
-    await bucket?.close();
-  });
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = schemaSuite(FILES, { 'customer.json': CUSTOMER_SCHEMA });
 
-  async function setUp(dialect: Dialect): Promise<{ dir: string; db: TestDatabase; env: Record<string, string> }> {
-    const t = await tempDir();
-    cleanups.push(t.cleanup);
-    const db = await dialect.create(t.dir);
-    cleanups.push(() => db.drop());
-    await mkdir(join(t.dir, 'types'));
-    await writeFile(join(t.dir, 'types', 'customer.json'), JSON.stringify(CUSTOMER_SCHEMA, null, 2));
-    const env = { BUCKET_URL: bucket.url, DATABASE_URL: db.url, REGISTRY_PATH: 'registry/t.json', SCHEMAS: 'types', PII_HASH_KEY: KEY, DECODE_THREADS: '0' };
-    return { dir: t.dir, db, env };
+  async function setUp(dialect: Dialect): Promise<SchemaSetup> {
+    const made = await suite.setUp((d) => dialect.create(d));
+    return { ...made, env: { ...made.env, PII_HASH_KEY: KEY, DECODE_THREADS: '0' } };
   }
 
   for (const dialect of dialects()) {

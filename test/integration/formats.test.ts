@@ -104,7 +104,7 @@ describe('file formats (integration)', function () {
     // Nothing of a failed file stays, though 10,000 records of cut.data were written before its end was found.
     expect((tables.songs as Array<Record<string, unknown>>).map((r) => r.title)).to.deep.equal(['ok', 'ok2']);
     expect(tables.rejected_records).to.deep.equal([{
-      source_key: 'ok.jsonl', record_index: 1, type: null, reason: 'line 3: not JSON (unexpected character at column 2)', raw: 'not json',
+      source_key: 'ok.jsonl', record_index: 1, type: null, reason: 'line 3: not JSON (unexpected character at column 2)', raw: 'not json', source_position: 0,
     }]);
 
     bucket.setFile('corrupt.ndjson.gz', gzipSync(good.corrupt));

@@ -1,12 +1,12 @@
-import { readdir, readFile, mkdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
 import { hashPii } from '../../src/records/pii.js';
-import { events, runCli, startCli, tempDir } from '../helpers/cli.js';
-import { dialects, type Dialect, type TestDatabase } from '../helpers/databases.js';
-import { startTestBucket, type TestBucket } from '../helpers/test-bucket.js';
+import { events, runCli, startCli } from '../helpers/cli.js';
+import { dialects, type Dialect } from '../helpers/databases.js';
+import { schemaSuite, type SchemaSetup } from '../helpers/schema-suite.js';
 
 /**
  * Personal data (`x-pii: "hash"`) and unknown properties (`x-extra`), end to end on every dialect: a daemon loads a
@@ -113,28 +113,8 @@ function expectNothingPersonal(what: string, text: string): void {
 
 describe('personal data hashed, unknown properties rescued or rejected (integration)', function () {
   this.timeout(180_000);
-  let bucket: TestBucket;
-  const cleanups: Array<() => Promise<void>> = [];
-  before(async () => {
-    bucket = await startTestBucket({ files: FILES });
-  });
-  after(async () => {
-    await bucket?.close();
-  });
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
-
-  async function setUp(dialect: Dialect): Promise<{ dir: string; db: TestDatabase; env: Record<string, string> }> {
-    const t = await tempDir();
-    cleanups.push(t.cleanup);
-    const db = await dialect.create(t.dir);
-    cleanups.push(() => db.drop());
-    await mkdir(join(t.dir, 'types'));
-    await writeFile(join(t.dir, 'types', 'customer.json'), JSON.stringify(CUSTOMER, null, 2));
-    await writeFile(join(t.dir, 'types', 'visit.json'), JSON.stringify(VISIT, null, 2));
-    return { dir: t.dir, db, env: { BUCKET_URL: bucket.url, DATABASE_URL: db.url, REGISTRY_PATH: 'registry/t.json', SCHEMAS: 'types' } };
-  }
+  const suite = schemaSuite(FILES, { 'customer.json': CUSTOMER, 'visit.json': VISIT });
+  const setUp = (dialect: Dialect): Promise<SchemaSetup> => suite.setUp((d) => dialect.create(d));
 
   for (const dialect of dialects()) {
     it(`${dialect.name}: stores hashes, rescues and rejects unknown properties, and no raw personal value or key is anywhere`, async () => {
