@@ -41,7 +41,7 @@ export function validateRecords(types: RecordTypes, records: readonly unknown[],
   const byKey = new Map<RecordType, Map<string, Cell[]>>();
   for (let i = 0; i < records.length; i++) {
     const raw = records[i];
-    const result = classifyRecord(types, raw, now);
+    const result = classify(types, raw, now);
     if (result.kind === 'row') {
       let table = byKey.get(result.type);
       if (!table) byKey.set(result.type, (table = new Map()));

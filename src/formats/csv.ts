@@ -1,11 +1,11 @@
 import { pipeline, Readable } from 'node:stream';
-import { CsvError, parse as parseStream, type Options } from 'csv-parse';
+import { parse as parseStream, type Options } from 'csv-parse';
 import { parse as parseWhole } from 'csv-parse/sync';
 import { IngestError } from '../errors.js';
 import { invalidUtf8At } from '../utf8.js';
 import { notUtf8 } from './json-array.js';
 import { routeOf } from './routes.js';
-import { Undecodable, type BatchOptions, type Format, type RecordBatch, type Routed } from './types.js';
+import { Undecodable, type Format, type RecordBatch, type Routed } from './types.js';
 
 /**
  * CSV and TSV with a header row, read by csv-parse (quoting, embedded newlines, a byte order mark, CRLF, the delimiter):
@@ -146,6 +146,6 @@ async function* utf8(key: string, chunks: AsyncIterable<Buffer>): AsyncGenerator
 
 function unreadable(key: string, err: unknown): IngestError {
   if (err instanceof IngestError) return err;
-  const line = err instanceof CsvError && typeof (err as unknown as { lines?: unknown }).lines === 'number' ? ` near line ${(err as unknown as { lines: number }).lines}` : '';
-  return new IngestError('BI_DECODE', `${key}: not CSV${line} (${(err as Error).message})`);
+  // csv-parse's messages name the line (`… an opening quote at line 2`).
+  return new IngestError('BI_DECODE', `${key}: not CSV (${err instanceof Error ? err.message : String(err)})`);
 }
