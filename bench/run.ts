@@ -635,7 +635,8 @@ async function main(): Promise<void> {
       if (runner !== 'limit' && r.rejected_records !== invalid) repWarn(`rejected_records is ${r.rejected_records}, the generator made ${invalid} invalid records`);
       result.ok = result.warnings.length === 0;
     }
-    if (result.httpRequests < s.files + 1) repWarn(`only ${result.httpRequests} HTTP requests for ${s.files} files + the index`);
+    const files = (runner === 'daemon' ? s : jsonBucket.summary).files;
+    if (result.httpRequests < files + 1) repWarn(`only ${result.httpRequests} HTTP requests for ${files} files + the index`);
     if (runner === 'daemon' && opts.again) {
       const registryPath = join(scratch, 'registry.json');
       const before = await registryFingerprint(registryPath, databaseUrl).catch((err: Error) => repWarn(`cannot read the registry: ${err.message}`));
@@ -692,8 +693,9 @@ async function main(): Promise<void> {
         runs.limit.push(l);
         say(line(l));
       }
-      // Same bucket, same validation rules, same keys: both must end with the same rows per table.
-      const d = runs.daemon.find((x) => x.rep === rep);
+      // Same bucket, same validation rules, same keys: both must end with the same rows per table (not CSV: it holds
+      // some records the JSON does not, a year "1999" being the text 1999; see csvFiles).
+      const d = opts.format === 'csv' ? undefined : runs.daemon.find((x) => x.rep === rep);
       if (d?.rows && l?.rows && (userDb === undefined || limitDb !== undefined)) {
         for (const t of ['songs', 'movies', 'apps'] as const) {
           if (d.rows[t] !== l.rows[t]) warn(`rep ${rep}: ${t}: daemon has ${d.rows[t]} rows, limit ${l.rows[t]}`);
