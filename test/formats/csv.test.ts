@@ -150,6 +150,24 @@ describe('CSV and TSV', () => {
     expect(settingsCodec.props.ROUTES.decode('a/**')._tag).to.equal('Left');
   });
 
+  it('CSV_DELIMITER: one character, `\\t` a tab; anything else is refused', () => {
+    const d = (u: string): unknown => { const r = settingsCodec.props.CSV_DELIMITER.decode(u); return r._tag === 'Right' ? r.right : 'refused'; };
+    expect([d(';'), d('\\t'), d('|'), d(''), d(';;'), d('"'), d('\n')]).to.deep.equal([';', '\t', '|', 'refused', 'refused', 'refused', 'refused']);
+  });
+
+  it('a rejected row of a type with personal data stores the record with those values hashed, not the row', async () => {
+    const types = new Catalog([{
+      file: 'order.json',
+      doc: { title: 'order', type: 'object', 'x-table': 'orders', properties: { id: { type: 'integer' }, quantity: { type: 'integer' }, day: { type: 'string' }, email: { type: 'string', 'x-pii': 'hash' } }, required: ['id', 'quantity', 'day'], 'x-key': ['id'] },
+    }], { piiKey: 'k'.repeat(32) });
+    const out = await load('orders/a.csv', 'id,quantity,day,email\n1,2x,d,someone@example.com\n2,2,d,other@example.com\n', RULES, types) as Loaded;
+    expect(out.rows.map((r) => r['id'])).to.deep.equal([2]);
+    expect(out.rejections).to.have.length(1);
+    expect(out.rejections[0]?.reason).to.equal('line 2: quantity: expected SafeInteger, got "2x"');
+    expect(out.rejections[0]?.raw).to.not.include('someone');
+    expect(JSON.parse(out.rejections[0]?.raw ?? '')).to.have.nested.property('data.quantity', '2x');
+  });
+
   it('a quote never closed fails the file, as bytes that are not UTF-8 do', async () => {
     expect(await load('orders/a.csv', `${HEADER}\n1,2,,,"open,2024-01-02\n`)).to.match(/^BI_DECODE: orders\/a\.csv: not CSV/);
     expect(await load('orders/a.csv', Buffer.concat([Buffer.from(`${HEADER}\n1,2,,,`), Buffer.from([0xff]), Buffer.from(',2024-01-02\n')]))).to.match(/^BI_DECODE: orders\/a\.csv: not UTF-8 \(invalid byte 0xff at byte 38\)/);
