@@ -530,7 +530,7 @@ async function main(): Promise<void> {
   const bucket = await ensureBucket(opts);
   const s = bucket.summary;
   const mb = s.bytes / 1e6;
-  const shape = opts.oneFile ? `1 file holding ${opts.files} × ${opts.records} records` : `${s.files} files × ${opts.records} records`;
+  const shape = opts.oneFile ? `1 file holding ${opts.files} × ${opts.records} records` : opts.format === 'csv' ? `${s.files} CSV files (${opts.files} generated files × ${opts.records} records, a CSV per type)` : `${s.files} files × ${opts.records} records`;
   say(`bucket: ${shape} (seed ${opts.seed}), ${fmtInt(s.records)} records, ${fmtInt(s.valid)} valid, ${fmtInt(s.invalid)} invalid, ${fmtInt(s.skipped)} skipped, ${mb.toFixed(1)} MB`);
   say(`        ${bucket.cached ? 'cached' : `generated in ${bucket.generateSeconds.toFixed(1)} s`}: ${bucket.dir}`);
   const server = await startStaticServer(bucket.dir);
