@@ -19,12 +19,14 @@
  *
  * As a script:
  *   node --import tsx bench/generate.ts --out DIR --files N --records M [--seed S]
- *     [--invalid-rate R] [--book-rate R] [--duplicate-rate R] [--format json|ndjson|ndjson.gz]
+ *     [--invalid-rate R] [--book-rate R] [--duplicate-rate R] [--format json|ndjson|ndjson.gz|csv]
  */
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { DEFAULT_RULES, FORMATS, validateBatch } from '../src/formats/index.js';
+import { bundledCatalog } from '../src/schemas/catalog.js';
 
 export interface GenerateOptions {
   files: number;
@@ -515,16 +517,67 @@ export function inFormat(file: GeneratedFile, format: FileFormat): { key: string
   return format === 'ndjson' ? { key, body: Buffer.from(lines) } : { key, body: gzipSync(lines) };
 }
 
+/** Formats the bench writes: FILE_FORMATS, and `csv` (see csvFiles), whose tables differ (CSV says less). */
+export const BENCH_FORMATS = [...FILE_FORMATS, 'csv'] as const;
+export type BenchFormat = (typeof BENCH_FORMATS)[number];
+
+/** ROUTES for csvFiles' keys. */
+export const CSV_ROUTES = '**/*.song.csv=song, **/*.movie.csv=movie, **/*.app.csv=app';
+
+const csvField = (v: unknown): string => {
+  if (v === null || v === undefined) return '';
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+};
+
+/**
+ * A generated file as CSV: one file per known type (`uuid.song.csv`, …, routed by CSV_ROUTES), its columns the
+ * type's properties, each record's `data` values as text (a non-string value as its JSON). What CSV cannot hold is
+ * left out: bare values, records without a `data` object, books, and properties the schema does not declare; so its
+ * counts are the daemon's own (classified with the bundled types), not the generator's.
+ */
+export function csvFiles(file: GeneratedFile): Array<{ key: string; body: Buffer; valid: number; invalid: number }> {
+  const rows = new Map<string, string[]>(CSV_TYPES.map((t) => [t.type, []]));
+  for (const r of JSON.parse(file.body) as unknown[]) {
+    if (typeof r !== 'object' || r === null) continue;
+    const { type, data } = r as { type?: unknown; data?: unknown };
+    const t = CSV_TYPES.find((x) => x.type === type);
+    if (t === undefined || typeof data !== 'object' || data === null || Array.isArray(data)) continue;
+    rows.get(t.type)?.push(t.columns.map((c) => csvField((data as Record<string, unknown>)[c])).join(','));
+  }
+  const now = new Date().toISOString();
+  return CSV_TYPES.map((t) => {
+    const key = file.key.replace(/\.data$/, `.${t.type}.csv`);
+    const body = Buffer.from(`${t.columns.join(',')}\n${(rows.get(t.type) ?? []).map((l) => `${l}\n`).join('')}`);
+    const checked = validateBatch(BUNDLED, FORMATS.csv.whole(key, body, { ...DEFAULT_RULES, routes: [{ glob: '**', type: t.type }] }), now);
+    return { key, body, valid: checked.loaded, invalid: checked.rejections.length };
+  });
+}
+
+const BUNDLED = bundledCatalog();
+const CSV_TYPES = ['song', 'movie', 'app'].map((type) => ({ type, columns: BUNDLED.typeFor(type)?.spec.properties.map((p) => p.name) ?? [] }));
+
 /** The index file's text: one key per line, no trailing newline. */
 export function indexText(keys: string[]): string {
   return keys.join('\n');
 }
 
 /** Writes every generated file (in `format`, see inFormat) and `files_list.data` into `dir` (created if missing). */
-export async function writeBucket(dir: string, opts: GenerateOptions, format: FileFormat = 'json'): Promise<BucketSummary> {
+export async function writeBucket(dir: string, opts: GenerateOptions, format: BenchFormat = 'json'): Promise<BucketSummary> {
   await mkdir(dir, { recursive: true });
   const summary: BucketSummary = { keys: [], records: 0, valid: 0, invalid: 0, skipped: 0, bytes: 0 };
   for (const generated of generateFiles(opts)) {
+    if (format === 'csv') {
+      for (const file of csvFiles(generated)) {
+        await writeFile(join(dir, file.key), file.body);
+        summary.keys.push(file.key);
+        summary.valid += file.valid;
+        summary.invalid += file.invalid;
+        summary.records += file.valid + file.invalid;
+        summary.bytes += file.body.length;
+      }
+      continue;
+    }
     const file = inFormat(generated, format);
     await writeFile(join(dir, file.key), file.body);
     summary.keys.push(file.key);
@@ -580,9 +633,9 @@ export async function writeOneFileBucket(dir: string, opts: GenerateOptions, key
 
 const USAGE =
   'usage: node --import tsx bench/generate.ts --out DIR --files N --records M [--seed S]\n' +
-  '         [--invalid-rate R] [--book-rate R] [--duplicate-rate R] [--format json|ndjson|ndjson.gz]';
+  '         [--invalid-rate R] [--book-rate R] [--duplicate-rate R] [--format json|ndjson|ndjson.gz|csv]';
 
-function parseArgs(argv: string[]): { out: string; opts: GenerateOptions; format: FileFormat } {
+function parseArgs(argv: string[]): { out: string; opts: GenerateOptions; format: BenchFormat } {
   const values = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
@@ -623,8 +676,8 @@ function parseArgs(argv: string[]): { out: string; opts: GenerateOptions; format
   if (bookRate !== undefined) opts.bookRate = bookRate;
   if (duplicateRate !== undefined) opts.duplicateRate = duplicateRate;
   const format = values.get('format') ?? 'json';
-  if (!(FILE_FORMATS as readonly string[]).includes(format)) throw new Error(`--format must be one of ${FILE_FORMATS.join(', ')}, got ${format}`);
-  return { out, opts, format: format as FileFormat };
+  if (!(BENCH_FORMATS as readonly string[]).includes(format)) throw new Error(`--format must be one of ${BENCH_FORMATS.join(', ')}, got ${format}`);
+  return { out, opts, format: format as BenchFormat };
 }
 
 async function main(): Promise<void> {

@@ -15,8 +15,10 @@ export type ErrorCode =
   | 'BI_NOT_FOUND'
   | 'BI_BAD_KEY'
   | 'BI_DECODE'
-  /** A file of a format that is recognised (by extension or first bytes) but not read yet (CSV, Parquet, ZIP). */
+  /** A file of a format that is recognised (by extension or first bytes) but not read yet (Parquet, ZIP). */
   | 'BI_FORMAT'
+  /** A file whose records carry no type (CSV) that no ROUTES glob matches. */
+  | 'BI_ROUTE'
   | 'BI_DATABASE'
   /** The HTTP endpoints cannot listen where HTTP_HOST/HTTP_PORT say (port in use, no permission, no such address). */
   | 'BI_HTTP_LISTEN'

@@ -1,4 +1,4 @@
-import { classifyRecord, type RecordTypes } from './records/classify.js';
+import { classifyRecord, type Classification, type RecordTypes } from './records/classify.js';
 import { rawJson } from './records/raw-json.js';
 import type { Cell, RecordType, Row } from './records/types.js';
 
@@ -8,6 +8,9 @@ export interface Rejection {
   reason: string;
   raw: string;
 }
+
+/** How one record is sorted: classifyRecord for an enveloped `{"type", "data"}`, another for routed formats' data. */
+export type Classify = (types: RecordTypes, raw: unknown, now: string) => Classification;
 
 /** A file's records sorted into what gets written: rows per table (one per key), rejections, skips. */
 export interface ValidatedFile {
@@ -28,17 +31,17 @@ export interface ValidatedFile {
  * Validates every record of a file. Every element ends in exactly one of: a row, a rejection with its
  * reason and raw JSON, or a skip (types this daemon does not load).
  *
- * `firstIndex`: position in the file of `records[0]` (streamed files arrive in batches). `keyOrder`: each table's rows
+ * `classify`: see {@link Classify}. `firstIndex`: position in the file of `records[0]` (streamed files arrive in batches). `keyOrder`: each table's rows
  * in the order of their keys, for the dialects that merge a group's files by key before writing (upsertGroupRows): they
  * then merge as sorted runs, which sort fast, and the ordering is done here, in a decoding thread, not in the thread
  * that writes. Otherwise in the order of the records.
  */
-export function validateRecords(types: RecordTypes, records: readonly unknown[], now: string, firstIndex = 0, keyOrder = false): ValidatedFile {
+export function validateRecords(types: RecordTypes, records: readonly unknown[], now: string, firstIndex = 0, keyOrder = false, classify: Classify = classifyRecord): ValidatedFile {
   const out: ValidatedFile = { rows: new Map(), rejections: [], loaded: 0, skipped: 0 };
   const byKey = new Map<RecordType, Map<string, Cell[]>>();
   for (let i = 0; i < records.length; i++) {
     const raw = records[i];
-    const result = classifyRecord(types, raw, now);
+    const result = classify(types, raw, now);
     if (result.kind === 'row') {
       let table = byKey.get(result.type);
       if (!table) byKey.set(result.type, (table = new Map()));

@@ -5,6 +5,7 @@ import ini from 'ini';
 import { ConfigError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { catalogOf, type Catalog } from '../schemas/catalog.js';
+import { checkRoutes } from '../formats/routes.js';
 import { defaultSettings, SECRET_SETTINGS, SETTING_KEYS, settingsCodec, type SettingKey, type Settings } from './schema.js';
 
 export interface ConfigInput {
@@ -72,7 +73,9 @@ export function loadConfig(input: ConfigInput = {}): LoadedConfig {
     throw new ConfigError(`${key}${where}: ${first?.message ?? 'invalid value'}, got ${shown}`);
   }
   const settings = decoded.right;
-  return { profile, configPath, settings, sources, catalog: catalogOf(settings.SCHEMAS, cwd, { piiKey: settings.PII_HASH_KEY }) };
+  const catalog = catalogOf(settings.SCHEMAS, cwd, { piiKey: settings.PII_HASH_KEY });
+  checkRoutes(settings.ROUTES, (type) => catalog.typeFor(type) !== undefined);
+  return { profile, configPath, settings, sources, catalog };
 }
 
 function findConfig(explicit: string | undefined, cwd: string): string | null {

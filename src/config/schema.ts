@@ -1,6 +1,7 @@
 import * as t from 'io-ts';
 import { BUNDLED_SCHEMAS } from '../schemas/catalog.js';
 import { FORMAT_SETTINGS, type FormatOverride, type FormatSetting } from '../formats/detect.js';
+import type { Route } from '../formats/routes.js';
 
 /** An integer given as text (ini, environment) or number (CLI), within [min, max]. */
 function intIn(name: string, min: number, max: number): t.Type<number, number, unknown> {
@@ -84,25 +85,52 @@ function oneOf<const K extends string>(name: string, values: readonly K[]): t.Ty
 const LogFormat = oneOf('LOG_FORMAT', ['auto', 'json', 'pretty']);
 
 /**
- * FORMAT_OVERRIDES: `glob=format` pairs separated by commas (`logs/**=ndjson`, then more), tried in order; empty:
- * none. A glob is a picomatch pattern over the whole key, as `reprocess` takes them.
+ * `glob=value` pairs separated by commas (`logs/**=ndjson`, then more), tried in order; empty: none. A glob is a
+ * picomatch pattern over the whole key, as `reprocess` takes them. `check` says what is wrong with a value, or null.
  */
-const FormatOverrides = new t.Type<FormatOverride[], FormatOverride[], unknown>(
+function globPairs<A>(name: string, what: string, value: (v: string) => string | null, make: (glob: string, v: string) => A): t.Type<A[], A[], unknown> {
+  return new t.Type<A[], A[], unknown>(
+    name,
+    (u): u is A[] => Array.isArray(u),
+    (u, c) => {
+      if (Array.isArray(u)) return t.success(u as A[]);
+      if (typeof u !== 'string') return t.failure(u, c, `expected glob=${what} pairs separated by commas`);
+      const out: A[] = [];
+      for (const pair of u.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+        const eq = pair.lastIndexOf('=');
+        const glob = pair.slice(0, Math.max(0, eq)).trim();
+        const v = pair.slice(eq + 1).trim();
+        if (eq < 0 || glob === '') return t.failure(u, c, `"${pair}" is not glob=${what}`);
+        const wrong = value(v);
+        if (wrong !== null) return t.failure(u, c, `"${pair}": ${wrong}`);
+        out.push(make(glob, v));
+      }
+      return t.success(out);
+    },
+    t.identity,
+  );
+}
+
+/** FORMAT_OVERRIDES: `glob=format` pairs (formats named in any case). */
+const FormatOverrides = globPairs<FormatOverride>(
   'FormatOverrides',
-  (u): u is FormatOverride[] => Array.isArray(u),
+  'format',
+  (v) => (FORMAT_SETTINGS.includes(v.toLowerCase() as FormatSetting) ? null : `format must be one of ${FORMAT_SETTINGS.join(', ')}`),
+  (glob, v) => ({ glob, format: v.toLowerCase() as FormatSetting }),
+);
+
+/** ROUTES: `glob=type` pairs; whether each type is declared is checked against the catalog (config/load.ts). */
+const Routes = globPairs<Route>('Routes', 'type', (v) => (v === '' ? 'the type is empty' : null), (glob, type) => ({ glob, type }));
+
+/** CSV_DELIMITER: one character (not a quote, CR or LF); TSV files are always tab-separated. */
+const CsvDelimiter = new t.Type<string, string, unknown>(
+  'CsvDelimiter',
+  (u): u is string => typeof u === 'string',
   (u, c) => {
-    if (Array.isArray(u)) return t.success(u as FormatOverride[]);
-    if (typeof u !== 'string') return t.failure(u, c, 'expected glob=format pairs separated by commas');
-    const out: FormatOverride[] = [];
-    for (const pair of u.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
-      const eq = pair.lastIndexOf('=');
-      const glob = pair.slice(0, Math.max(0, eq)).trim();
-      const format = pair.slice(eq + 1).trim().toLowerCase();
-      if (eq < 0 || glob === '') return t.failure(u, c, `"${pair}" is not glob=format`);
-      if (!FORMAT_SETTINGS.includes(format as FormatSetting)) return t.failure(u, c, `"${pair}": format must be one of ${FORMAT_SETTINGS.join(', ')}`);
-      out.push({ glob, format: format as FormatSetting });
-    }
-    return t.success(out);
+    if (typeof u !== 'string') return t.failure(u, c, 'expected one character');
+    const d = u === '\\t' ? '\t' : u;
+    if ([...d].length !== 1 || d === '"' || d === '\r' || d === '\n') return t.failure(u, c, 'expected one character other than ", CR and LF (\\t for a tab)');
+    return t.success(d);
   },
   t.identity,
 );
@@ -136,10 +164,14 @@ export const settingsCodec = t.type({
   POLL_INTERVAL_SECONDS: secondsAtLeast('POLL_INTERVAL_SECONDS', 0),
   /** Files larger than this are recorded failed instead of being read. */
   MAX_FILE_MB: intIn('MAX_FILE_MB', 1, 1_000_000),
-  /** Format of every file: `auto` (by extension, else content), or `json` (JSON array) or `ndjson` (JSON Lines). */
+  /** Format of every file: `auto` (by extension, else content), or `json` (JSON array), `ndjson` (JSON Lines), `csv` or `tsv`. */
   FORMAT: oneOf('FORMAT', FORMAT_SETTINGS),
   /** Per-glob FORMAT: `glob=format, …`, the first matching glob wins over FORMAT. */
   FORMAT_OVERRIDES: FormatOverrides,
+  /** Record type of files without an envelope (CSV): `glob=type, …`, the first matching glob wins. */
+  ROUTES: Routes,
+  /** Field delimiter of CSV files (`,` default); TSV files use a tab. */
+  CSV_DELIMITER: CsvDelimiter,
   /** Files larger than this (or of unknown length) are streamed and loaded in batches instead of read whole. */
   STREAM_ABOVE_MB: intIn('STREAM_ABOVE_MB', 1, 1_000_000),
   /** How often a done file is asked again whether its ETag or size changed; 0 = every cycle. */
@@ -193,6 +225,8 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     STREAM_ABOVE_MB: '8',
     FORMAT: 'auto',
     FORMAT_OVERRIDES: '',
+    ROUTES: '',
+    CSV_DELIMITER: ',',
     RECHECK_DONE_SECONDS: '3600',
     RETRY_FAILED_SECONDS: '60',
     COMMIT_MAX_FILES: '1000',

@@ -1,12 +1,13 @@
 import picomatch from 'picomatch';
 import { IngestError } from '../errors.js';
 import { hexByte } from '../utf8.js';
+import type { Route } from './routes.js';
 import type { FormatName } from './types.js';
 
 /** FORMAT, or a FORMAT_OVERRIDES value: a format for every file it covers, or `auto` (by extension, else content). */
 export type FormatSetting = 'auto' | FormatName;
 
-export const FORMAT_SETTINGS: readonly FormatSetting[] = ['auto', 'json', 'ndjson'];
+export const FORMAT_SETTINGS: readonly FormatSetting[] = ['auto', 'json', 'ndjson', 'csv', 'tsv'];
 
 /** FORMAT_OVERRIDES: glob=format pairs, the first glob that matches a key deciding its format. */
 export interface FormatOverride {
@@ -20,18 +21,22 @@ export interface FormatRules {
   overrides: readonly FormatOverride[];
   /** MAX_FILE_MB in bytes: the cap on a body once decompressed, and on one line. */
   maxBytes: number;
+  /** ROUTES: the record type of files without an envelope (CSV, TSV). */
+  routes: readonly Route[];
+  /** CSV_DELIMITER (TSV: always a tab). */
+  csvDelimiter: string;
 }
 
 /** Formats the daemon recognises but does not read yet: such a file is recorded failed with BI_FORMAT, never skipped. */
-const UNSUPPORTED: Record<string, string> = { csv: 'CSV', tsv: 'TSV', parquet: 'Parquet', zip: 'ZIP' };
+const UNSUPPORTED: Record<string, string> = { parquet: 'Parquet', zip: 'ZIP' };
 
-const EXTENSIONS: Record<string, FormatName> = { json: 'json', ndjson: 'ndjson', jsonl: 'ndjson' };
+const EXTENSIONS: Record<string, FormatName> = { json: 'json', ndjson: 'ndjson', jsonl: 'ndjson', csv: 'csv', tsv: 'tsv' };
 
 /**
  * What the key and the settings say of a file's format: that of the first FORMAT_OVERRIDES glob that matches the key,
- * else FORMAT; where that is `auto`, the key's extension (`.json`; `.ndjson`, `.jsonl`; each also with `.gz`, which says
+ * else FORMAT; where that is `auto`, the key's extension (`.json`; `.ndjson`, `.jsonl`; `.csv`; `.tsv`; each also with `.gz`, which says
  * nothing more: gzip is told by its magic bytes), else `auto`: the content decides (see {@link formatOfContent}).
- * A known extension of a format not read yet (`.csv`, `.parquet`…) fails the file with BI_FORMAT.
+ * A known extension of a format not read yet (`.parquet`, `.zip`) fails the file with BI_FORMAT.
  *
  * @example formatOfKey('logs/a.jsonl.gz', rules) // 'ndjson'
  */
@@ -50,7 +55,7 @@ export function formatOfKey(key: string, rules: FormatRules): FormatSetting {
 const matchers = new Map<string, (key: string) => boolean>();
 
 /** picomatch, as `reprocess` uses it (`dot: true`; `*` stops at `/`, `**` does not), compiled once per glob. */
-function matcher(glob: string): (key: string) => boolean {
+export function matcher(glob: string): (key: string) => boolean {
   let m = matchers.get(glob);
   if (!m) matchers.set(glob, (m = picomatch(glob, { dot: true })));
   return m;

@@ -11,6 +11,8 @@ import { gunzipStream, gunzipWhole, isGzip } from './gzip.js';
 import { decodeBody } from './json-array.js';
 import { splitJsonArray } from './json-array-stream.js';
 import { ndjson } from './ndjson.js';
+import { csv, tsv } from './csv.js';
+import { validateRouted } from './routed.js';
 import { Undecodable, type BatchOptions, type Format, type FormatName, type RecordBatch } from './types.js';
 
 export type { FormatRules } from './detect.js';
@@ -29,22 +31,22 @@ const jsonArray: Format = {
   },
 };
 
-export const FORMATS: Readonly<Record<FormatName, Format>> = { json: jsonArray, ndjson };
+export const FORMATS: Readonly<Record<FormatName, Format>> = { json: jsonArray, ndjson, csv, tsv };
 
-/** The rules the settings give: FORMAT, FORMAT_OVERRIDES, MAX_FILE_MB. */
-export function formatRules(s: Pick<Settings, 'FORMAT' | 'FORMAT_OVERRIDES' | 'MAX_FILE_MB'>): FormatRules {
-  return { format: s.FORMAT, overrides: s.FORMAT_OVERRIDES, maxBytes: s.MAX_FILE_MB * 1024 * 1024 };
+/** The rules the settings give: FORMAT, FORMAT_OVERRIDES, MAX_FILE_MB, ROUTES, CSV_DELIMITER. */
+export function formatRules(s: Pick<Settings, 'FORMAT' | 'FORMAT_OVERRIDES' | 'MAX_FILE_MB' | 'ROUTES' | 'CSV_DELIMITER'>): FormatRules {
+  return { format: s.FORMAT, overrides: s.FORMAT_OVERRIDES, maxBytes: s.MAX_FILE_MB * 1024 * 1024, routes: s.ROUTES, csvDelimiter: s.CSV_DELIMITER };
 }
 
 /** The rules when no settings are given (tests, tools): every format by extension or content, 4 GB decompressed. */
-export const DEFAULT_RULES: FormatRules = { format: 'auto', overrides: [], maxBytes: 4096 * 1024 * 1024 };
+export const DEFAULT_RULES: FormatRules = { format: 'auto', overrides: [], maxBytes: 4096 * 1024 * 1024, routes: [], csvDelimiter: ',' };
 
 /** The records of a whole body, in its format (see detect.ts), gunzipped first if it is gzip. */
 export async function decodeWhole(key: string, body: Buffer, rules: FormatRules = DEFAULT_RULES): Promise<RecordBatch> {
   const named = formatOfKey(key, rules);
   const text = isGzip(body) ? await gunzipWhole(key, body, rules.maxBytes) : body;
   const format = named === 'auto' ? formatOfContent(key, text.subarray(0, HEAD_BYTES)) : named;
-  return FORMATS[format].whole(key, text);
+  return FORMATS[format].whole(key, text, rules);
 }
 
 /**
@@ -57,7 +59,7 @@ export async function* decodeStream(key: string, chunks: AsyncIterable<Buffer>, 
   if (isGzip(head)) ({ head, rest } = await peek(gunzipStream(key, rest, rules.maxBytes), seesContent));
   else if (named === 'auto') ({ head, rest } = await peek(rest, seesContent));
   const format = named === 'auto' ? formatOfContent(key, head) : named;
-  yield* FORMATS[format].stream(key, rest, { ...opts, maxLineBytes: rules.maxBytes });
+  yield* FORMATS[format].stream(key, rest, { ...opts, maxLineBytes: rules.maxBytes }, rules);
 }
 
 /** Enough of a body's start to tell its format: its first value's first byte (or HEAD_BYTES of white space). */
@@ -108,6 +110,7 @@ async function peek(chunks: AsyncIterable<Buffer>, enough: (head: Buffer) => boo
  * `keyOrder`: see validateRecords.
  */
 export function validateBatch(types: RecordTypes, batch: RecordBatch, now: string, keyOrder = false): ValidatedFile {
+  if (batch.routed !== undefined) return validateRouted(types, batch, batch.routed, now, keyOrder);
   const lines = batch.lines;
   if (lines === undefined) return validateRecords(types, batch.records, now, batch.first, keyOrder);
   const values: unknown[] = [];

@@ -2,6 +2,7 @@
  * The one interface every file format implements: a whole body, or a stream of chunks, in; batches of records out,
  * each with its position in the file. What a record then becomes (row, rejection, skip) is validate.ts's job.
  */
+import type { FormatRules } from './detect.js';
 
 /** A record the format could not read (an NDJSON line that is not JSON): a rejection of that record, not of the file. */
 export class Undecodable {
@@ -17,6 +18,20 @@ export interface RecordBatch {
   records: unknown[];
   /** Line formats: the 1-based line of each record (blank lines counted), which rejections name. */
   lines?: number[];
+  /** A routed format (CSV): `records` are rows of text fields, of one type, read by routed.ts. */
+  routed?: Routed;
+}
+
+/** What a routed format's batch says besides its rows (`string[]` each, an Undecodable in a row's place). */
+export interface Routed {
+  /** The file's key, which a missing column's error names. */
+  key: string;
+  /** The record type ROUTES gave the file. */
+  type: string;
+  /** The header row: the property each field is. */
+  columns: readonly string[];
+  /** Each row's text as it was in the file (stored by its rejection). */
+  raws: string[];
 }
 
 /** When a stream's records are handed on. */
@@ -34,10 +49,10 @@ export interface Format {
   /** As FORMAT and detection name it. */
   readonly name: FormatName;
   /** The records of a whole body, as one batch. */
-  whole(key: string, body: Buffer): RecordBatch;
+  whole(key: string, body: Buffer, rules: FormatRules): RecordBatch;
   /** The records of a body read as it arrives, memory bounded by the batch. */
-  stream(key: string, chunks: AsyncIterable<Buffer>, opts: BatchOptions): AsyncGenerator<RecordBatch>;
+  stream(key: string, chunks: AsyncIterable<Buffer>, opts: BatchOptions, rules: FormatRules): AsyncGenerator<RecordBatch>;
 }
 
 /** The formats that load. */
-export type FormatName = 'json' | 'ndjson';
+export type FormatName = 'json' | 'ndjson' | 'csv' | 'tsv';

@@ -49,7 +49,12 @@ export function classifyRecord(types: RecordTypes, raw: unknown, now: string): C
     return { kind: 'reject', type, reason: `data: expected object, got ${rt?.redact === undefined ? describeValue(data) : describeKind(data)}` };
   }
   if (rt === undefined) return { kind: 'skip', type };
+  return classifyData(rt, data, now);
+}
+
+/** The `data` of a record known to be of type `rt` (a routed format's, which has no envelope): a row or a rejection. */
+export function classifyData(rt: RecordType, data: unknown, now: string): Classification {
   const decoded = rt.codec.decode(data);
-  if (decoded._tag === 'Left') return { kind: 'reject', type, reason: formatErrors(decoded.left) };
+  if (decoded._tag === 'Left') return { kind: 'reject', type: rt.type, reason: formatErrors(decoded.left) };
   return { kind: 'row', type: rt, row: rt.toRow(decoded.right, now) };
 }

@@ -60,9 +60,12 @@ describe('format detection', () => {
     expect(await readAs('x.data', Buffer.alloc(0))).to.equal('BI_DECODE: x.data: empty body');
   });
 
+  it('reads .csv and .tsv (each also .gz) as CSV, which without a route fails with BI_ROUTE naming the key', async () => {
+    expect(await readAs('t/a.csv', Buffer.from('a,b\n1,2\n'))).to.equal('BI_ROUTE: t/a.csv: no ROUTES glob matches this key, and CSV records carry no type');
+    expect(await readAs('t/a.tsv.gz', gzipSync('a\tb\n'))).to.equal('BI_ROUTE: t/a.tsv.gz: no ROUTES glob matches this key, and TSV records carry no type');
+  });
+
   it('fails a recognised format that is not read yet with BI_FORMAT, by extension or content, never skips it', async () => {
-    expect(await readAs('t/a.csv', Buffer.from('a,b\n1,2\n'))).to.equal('BI_FORMAT: t/a.csv: CSV detected (by its extension .csv); CSV files are not supported yet');
-    expect(await readAs('t/a.tsv.gz', gzipSync('a\tb\n'))).to.equal('BI_FORMAT: t/a.tsv.gz: TSV detected (by its extension .tsv); TSV files are not supported yet');
     expect(await readAs('a.data', Buffer.from('PAR1\x15\x04'))).to.equal('BI_FORMAT: a.data: Parquet detected (by its first bytes "PAR1"); Parquet files are not supported yet');
     expect(await readAs('a.data', Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x14, 0]))).to.equal('BI_FORMAT: a.data: ZIP detected (by its first bytes 0x50 0x4b 0x03 0x04); ZIP files are not supported yet');
     expect(await readAs('a.zip', ARRAY)).to.equal('BI_FORMAT: a.zip: ZIP detected (by its extension .zip); ZIP files are not supported yet');
@@ -72,7 +75,7 @@ describe('format detection', () => {
     const rules = (format: string, overrides: string): FormatRules => {
       const decoded = settingsCodec.props.FORMAT_OVERRIDES.decode(overrides);
       if (decoded._tag === 'Left') throw new Error('bad overrides');
-      return { format: format as FormatRules['format'], overrides: decoded.right, maxBytes: 1 << 20 };
+      return { format: format as FormatRules['format'], overrides: decoded.right, maxBytes: 1 << 20, routes: [], csvDelimiter: ',' };
     };
     expect(await readAs('x.data', ARRAY, rules('ndjson', ''))).to.equal(`ndjson ${JSON.stringify([records])}`);
     expect(await readAs('x.jsonl', ARRAY, rules('json', ''))).to.equal(AS_JSON);
@@ -82,16 +85,18 @@ describe('format detection', () => {
     expect(await readAs('logs/x.txt', ARRAY, o)).to.equal(`ndjson ${JSON.stringify([records])}`); // the first glob
     expect(await readAs('a/b.txt', LINES, o)).to.match(/^BI_DECODE: a\/b\.txt: not JSON/);
     expect(await readAs('a/b.ndjson', LINES, o)).to.equal(AS_NDJSON); // no glob: by extension
-    expect(await readAs('logs/a.csv', LINES, rules('auto', 'logs/*.csv=auto'))).to.match(/^BI_FORMAT/); // auto: as without
+    expect(await readAs('logs/a.csv', LINES, rules('auto', 'logs/*.csv=auto'))).to.match(/^BI_ROUTE/); // auto: as without
   });
 
   it('refuses a FORMAT or FORMAT_OVERRIDES it cannot read, saying what is allowed', () => {
     const say = (codec: { decode(u: unknown): { _tag: string } }, u: string): string => codec.decode(u)._tag;
-    expect(say(settingsCodec.props.FORMAT, 'csv')).to.equal('Left');
+    expect(say(settingsCodec.props.FORMAT, 'parquet')).to.equal('Left');
+    expect(say(settingsCodec.props.FORMAT, 'csv')).to.equal('Right');
     expect(say(settingsCodec.props.FORMAT, 'ndjson')).to.equal('Right');
     expect(say(settingsCodec.props.FORMAT_OVERRIDES, 'logs/**')).to.equal('Left');
     expect(say(settingsCodec.props.FORMAT_OVERRIDES, '=json')).to.equal('Left');
-    expect(say(settingsCodec.props.FORMAT_OVERRIDES, 'a=csv')).to.equal('Left');
+    expect(say(settingsCodec.props.FORMAT_OVERRIDES, 'a=zip')).to.equal('Left');
+    expect(say(settingsCodec.props.FORMAT_OVERRIDES, 'a=TSV')).to.equal('Right');
     expect(say(settingsCodec.props.FORMAT_OVERRIDES, '')).to.equal('Right');
   });
 });
