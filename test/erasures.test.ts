@@ -57,6 +57,16 @@ describe('the erasure list as the loader applies it', () => {
   });
 });
 
+describe('the erasure list and rejections stored as text (CSV rows)', () => {
+  it('drops a rejection whose text holds an erased value anywhere (no fields to look at: more, never fewer)', () => {
+    const list = new ErasureList([{ type: 'song', field: 'artist_name', value: 'Ann' }]);
+    expect(list.rejectionErased('song', 'Ann,One,not a year')).to.equal(true);
+    expect(list.rejectionErased('song', '"Bob, Ann\'s friend",Two,x')).to.equal(true);
+    expect(list.rejectionErased('song', 'Cy,Two,x')).to.equal(false);
+    expect(list.rejectionErased('movie', 'Ann,One,x')).to.equal(false);
+  });
+});
+
 describe('a stale SQLite snapshot (regression: a transaction that read before another process committed could not write)', () => {
   it('is a transient error: the commit is done again, reading afresh', async () => {
     const { dir, cleanup } = await tempDir();

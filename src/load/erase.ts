@@ -122,7 +122,7 @@ export async function erase(db: Knex, target: ErasureTarget, now = new Date()): 
     const ids: Array<number | string> = [];
     for (let after: number | string = 0; ;) {
       const batch = (await trx(REJECTED_TABLE).select('id', 'raw').where('type', type.type).andWhere('id', '>', after).orderBy('id').limit(SCAN_BATCH)) as Array<{ id: number | string; raw: string }>;
-      for (const r of batch) if (rawCarries(r.raw, carries)) ids.push(r.id);
+      for (const r of batch) if (rawCarries(r.raw, carries, wanted)) ids.push(r.id);
       if (batch.length < SCAN_BATCH) break;
       after = (batch[batch.length - 1] as { id: number | string }).id;
     }

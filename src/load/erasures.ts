@@ -68,7 +68,9 @@ export class ErasureList {
     return rawCarries(raw, (data) => fields.some((f) => {
       const v = textOf(data[f.field]);
       return v !== undefined && f.values.has(v);
-    }));
+    }), (function* () {
+      for (const f of fields) yield* f.values;
+    })());
   }
 
   /**
@@ -104,12 +106,17 @@ export class ErasureList {
   }
 }
 
-/** Whether the `data` object of a stored raw record passes `test`; raw that is not such a record passes nothing. */
-export function rawCarries(raw: string, test: (data: Record<string, unknown>) => boolean): boolean {
+/**
+ * Whether the `data` object of a stored raw record passes `test`. A rejection whose raw is not a JSON record (a CSV
+ * row, stored as its text) has no fields to look at: it carries a value when its text holds one of `values` anywhere,
+ * so an erasure may remove more of such rejections than the field alone would, never fewer.
+ */
+export function rawCarries(raw: string, test: (data: Record<string, unknown>) => boolean, values: Iterable<string>): boolean {
   let record: unknown;
   try {
     record = JSON.parse(raw);
   } catch {
+    for (const v of values) if (v !== '' && raw.includes(v)) return true;
     return false;
   }
   const data = typeof record === 'object' && record !== null ? (record as { data?: unknown }).data : undefined;
