@@ -41,7 +41,8 @@ export function validateRouted(types: RecordTypes, batch: RecordBatch, routed: R
       continue;
     }
     const fields = row as string[];
-    const data: Record<string, unknown> = {};
+    // No prototype: a column named `__proto__` is then a field like the others, not an assignment to the prototype.
+    const data = Object.create(null) as Record<string, unknown>;
     let wrong: string | undefined;
     for (let j = 0; j < fields.length; j++) {
       const name = routed.columns[j] as string;

@@ -43,7 +43,13 @@ const IDENTIFIER_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 const RESERVED_TABLES = new Set([
   'rejected_records', 'ingest_files', 'ingest_listing', 'ingest_database', 'erasures', 'bucket_ingest_migrations', 'bucket_ingest_migrations_lock',
 ]);
-const RESERVED_COLUMNS = new Set(['source_key', 'source_position', 'loaded_at', RESCUED_COLUMN]);
+/** `__proto__` too: as a property it would be an assignment to an object's prototype where records are built. */
+const RESERVED_COLUMNS = new Set(['source_key', 'source_position', 'loaded_at', RESCUED_COLUMN, '__proto__']);
+
+function reservedColumn(name: string): string {
+  return name === '__proto__' ? 'column "__proto__" cannot be declared: it names an object\'s prototype where records are built'
+    : `column ${JSON.stringify(name)} is the daemon's own (provenance)`;
+}
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -109,7 +115,7 @@ export function parseSchema(file: string, doc: unknown): SchemaSpec {
   for (const [name, raw] of Object.entries(props as Record<string, unknown>)) {
     const at = pointerTo('/properties', name);
     identifier(name, at, 'a property name (it is a column)');
-    if (RESERVED_COLUMNS.has(name)) fail(at, `column ${describe(name)} is the daemon's own (provenance)`);
+    if (RESERVED_COLUMNS.has(name)) fail(at, reservedColumn(name));
     properties.push(parseProperty(name, raw, at, required.has(name)));
   }
 
@@ -210,7 +216,7 @@ export function parseSchema(file: string, doc: unknown): SchemaSpec {
     const at = pointerTo('/x-derived', name);
     identifier(name, at, 'a derived column name');
     if (byName.has(name)) fail(at, `${describe(name)} is already a property`);
-    if (RESERVED_COLUMNS.has(name)) fail(at, `column ${describe(name)} is the daemon's own (provenance)`);
+    if (RESERVED_COLUMNS.has(name)) fail(at, reservedColumn(name));
     if (!isObject(raw)) fail(at, `a derived column must be an object, got ${describe(raw)}`);
     const d = raw as Record<string, unknown>;
     const derive = d['derive'];

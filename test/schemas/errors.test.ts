@@ -55,6 +55,8 @@ describe('schema files: every error names the file, the JSON pointer and what is
     ['an upper-case table name', (d) => { d['x-table'] = 'Things'; }, 'at #/x-table: x-table (the table name) must be a plain identifier'],
     ["the daemon's own table", (d) => { d['x-table'] = 'rejected_records'; }, 'at #/x-table: table "rejected_records" is the daemon\'s own'],
     ["the daemon's migration table", (d) => { d['x-table'] = 'bucket_ingest_migrations'; }, 'at #/x-table: table "bucket_ingest_migrations" is the daemon\'s own'],
+    // As JSON.parse reads a schema file: an own property named __proto__.
+    ['a property named __proto__', (d) => { Object.defineProperty(props(d), '__proto__', { value: { type: 'string' }, enumerable: true }); }, 'at #/properties/__proto__: column "__proto__" cannot be declared'],
     ['a rescued-fields column', (d) => { props(d)['_rescued'] = { type: 'string' }; }, 'at #/properties/_rescued: column "_rescued" is the daemon\'s own'],
     ['x-pii other than "hash"', (d) => { props(d)['s']!['x-pii'] = 'mask'; }, 'at #/properties/s/x-pii: x-pii must be "hash"'],
     ['x-pii on a number', (d) => { props(d)['n']!['x-pii'] = 'hash'; }, 'at #/properties/n/x-pii: x-pii applies to a string property; "n" is "integer"'],
