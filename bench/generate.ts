@@ -536,7 +536,7 @@ const csvField = (v: unknown): string => {
  * left out: bare values, records without a `data` object, books, and properties the schema does not declare; so its
  * counts are the daemon's own (classified with the bundled types), not the generator's.
  */
-export function csvFiles(file: GeneratedFile): Array<{ key: string; body: Buffer; valid: number; invalid: number }> {
+export async function csvFiles(file: GeneratedFile): Promise<Array<{ key: string; body: Buffer; valid: number; invalid: number }>> {
   const rows = new Map<string, string[]>(CSV_TYPES.map((t) => [t.type, []]));
   for (const r of JSON.parse(file.body) as unknown[]) {
     if (typeof r !== 'object' || r === null) continue;
@@ -546,12 +546,12 @@ export function csvFiles(file: GeneratedFile): Array<{ key: string; body: Buffer
     rows.get(t.type)?.push(t.columns.map((c) => csvField((data as Record<string, unknown>)[c])).join(','));
   }
   const now = new Date().toISOString();
-  return CSV_TYPES.map((t) => {
+  return Promise.all(CSV_TYPES.map(async (t) => {
     const key = file.key.replace(/\.data$/, `.${t.type}.csv`);
     const body = Buffer.from(`${t.columns.join(',')}\n${(rows.get(t.type) ?? []).map((l) => `${l}\n`).join('')}`);
-    const checked = validateBatch(BUNDLED, FORMATS.csv.whole(key, body, { ...DEFAULT_RULES, routes: [{ glob: '**', type: t.type }] }), now);
+    const checked = validateBatch(BUNDLED, await FORMATS.csv.whole(key, body, { ...DEFAULT_RULES, routes: [{ glob: '**', type: t.type }] }), now);
     return { key, body, valid: checked.loaded, invalid: checked.rejections.length };
-  });
+  }));
 }
 
 const BUNDLED = bundledCatalog();
@@ -568,7 +568,7 @@ export async function writeBucket(dir: string, opts: GenerateOptions, format: Be
   const summary: BucketSummary = { keys: [], records: 0, valid: 0, invalid: 0, skipped: 0, bytes: 0 };
   for (const generated of generateFiles(opts)) {
     if (format === 'csv') {
-      for (const file of csvFiles(generated)) {
+      for (const file of await csvFiles(generated)) {
         await writeFile(join(dir, file.key), file.body);
         summary.keys.push(file.key);
         summary.valid += file.valid;
