@@ -168,6 +168,13 @@ describe('Parquet', () => {
     expect((await readdir(tmpdir())).filter((f) => f.startsWith('bucket-ingest-parquet-'))).to.deep.equal(before);
   });
 
+  it('fails a file whose UTF8 column holds bytes that are not UTF-8 with BI_DECODE (no U+FFFD loaded)', async () => {
+    const body = parquetFile([{ name: 'id', data: [1], type: 'INT32', repetition_type: 'REQUIRED' }, { name: 'note', data: [new Uint8Array([0x61, 0xff])], type: 'BYTE_ARRAY', converted_type: 'UTF8' }]);
+    const { whole, streamed } = await load('events/a.parquet', body);
+    expect(whole).to.match(/^BI_DECODE: events\/a\.parquet: not Parquet, or corrupt \(.*(invalid|encoded)/i);
+    expect(streamed).to.equal(whole);
+  });
+
   it('fails a file no route matches with BI_ROUTE', async () => {
     const { whole, streamed } = await load('other/a.parquet', FILE);
     expect(whole).to.equal('BI_ROUTE: other/a.parquet: no ROUTES glob matches this key, and Parquet records carry no type');
