@@ -23,6 +23,7 @@ import { Mistyped, type Format, type RecordBatch } from './types.js';
  * as RFC 3339 UTC text with `Z` and every digit the file has (milliseconds `.sss`, microseconds `.ssssss`, nanoseconds
  * `.sssssssss`); null as null; a BYTE_ARRAY with no string annotation a rejection (binary has no JSON value; the
  * stored row holds it in hex). A nested value (list, struct) with such a value inside is rejected the same way.
+ * DECIMAL becomes a number up to 15 digits of precision; a DECIMAL column of more fails the file (never rounded).
  */
 export const parquet: Format = {
   name: 'parquet',
@@ -66,6 +67,13 @@ async function* rowGroups(key: string, type: string, file: AsyncBuffer, batchRec
     columns.push((metadata.schema[i] as { name: string }).name);
     i = skip(metadata.schema, i);
   }
+  for (let i = 1; i < metadata.schema.length; i++) {
+    const el = metadata.schema[i] as { name: string; converted_type?: string; logical_type?: { type: string; precision?: number }; precision?: number; scale?: number };
+    const precision = el.logical_type?.type === 'DECIMAL' ? el.logical_type.precision : el.converted_type === 'DECIMAL' ? el.precision : undefined;
+    if (precision !== undefined && precision > EXACT_DIGITS) {
+      throw new IngestError('BI_DECODE', `${key}: column ${el.name} is DECIMAL(${precision}, ${el.scale ?? 0}), more digits than a number holds exactly (${EXACT_DIGITS}); not read rather than rounded`);
+    }
+  }
   let rowStart = 0;
   for (const group of metadata.row_groups) {
     const rowEnd = rowStart + Number(group.num_rows);
@@ -88,6 +96,9 @@ async function* rowGroups(key: string, type: string, file: AsyncBuffer, batchRec
     rowStart = rowEnd;
   }
 }
+
+/** Decimal digits every double holds exactly: a DECIMAL of more (hyparquet gives a number) would be rounded. */
+const EXACT_DIGITS = 15;
 
 /** The index after schema element `i` and all its descendants. */
 function skip(schema: FileMetaData['schema'], i: number): number {

@@ -175,6 +175,18 @@ describe('Parquet', () => {
     expect(streamed).to.equal(whole);
   });
 
+  it('reads a DECIMAL of up to 15 digits as a number, and fails a file with a wider one rather than round it', async () => {
+    const decimal = (precision: number, data: unknown[]): Buffer => parquetFile([
+      { name: 'id', data: [1, 2], type: 'INT32', repetition_type: 'REQUIRED' },
+      { name: 'price', data, type: 'FIXED_LEN_BYTE_ARRAY', type_length: 16, converted_type: 'DECIMAL', precision, scale: 2 } as Column,
+    ]);
+    const ok = (await load('events/a.parquet', decimal(15, [12.34, -0.5]))).whole as Loaded;
+    expect(ok.rows.map((r) => r['price'])).to.deep.equal([12.34, -0.5]);
+    const { whole, streamed } = await load('events/a.parquet', decimal(20, [12.34, 1]));
+    expect(whole).to.equal('BI_DECODE: events/a.parquet: column price is DECIMAL(20, 2), more digits than a number holds exactly (15); not read rather than rounded');
+    expect(streamed).to.equal(whole);
+  });
+
   it('fails a file no route matches with BI_ROUTE', async () => {
     const { whole, streamed } = await load('other/a.parquet', FILE);
     expect(whole).to.equal('BI_ROUTE: other/a.parquet: no ROUTES glob matches this key, and Parquet records carry no type');
