@@ -19,12 +19,13 @@
  *
  * As a script:
  *   node --import tsx bench/generate.ts --out DIR --files N --records M [--seed S]
- *     [--invalid-rate R] [--book-rate R] [--duplicate-rate R] [--format json|ndjson|ndjson.gz|csv]
+ *     [--invalid-rate R] [--book-rate R] [--duplicate-rate R] [--format json|ndjson|ndjson.gz|csv|parquet]
  */
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { DEFAULT_RULES, FORMATS, validateBatch } from '../src/formats/index.js';
 import { bundledCatalog } from '../src/schemas/catalog.js';
 
@@ -517,12 +518,17 @@ export function inFormat(file: GeneratedFile, format: FileFormat): { key: string
   return format === 'ndjson' ? { key, body: Buffer.from(lines) } : { key, body: gzipSync(lines) };
 }
 
-/** Formats the bench writes: FILE_FORMATS, and `csv` (see csvFiles), whose tables differ (CSV says less). */
-export const BENCH_FORMATS = [...FILE_FORMATS, 'csv'] as const;
+/**
+ * Formats the bench writes: FILE_FORMATS, `csv` (see csvFiles) and `parquet` (see parquetFiles), whose tables differ
+ * (CSV and Parquet say less).
+ */
+export const BENCH_FORMATS = [...FILE_FORMATS, 'csv', 'parquet'] as const;
 export type BenchFormat = (typeof BENCH_FORMATS)[number];
 
 /** ROUTES for csvFiles' keys. */
 export const CSV_ROUTES = '**/*.song.csv=song, **/*.movie.csv=movie, **/*.app.csv=app';
+/** ROUTES for parquetFiles' keys. */
+export const PARQUET_ROUTES = '**/*.song.parquet=song, **/*.movie.parquet=movie, **/*.app.parquet=app';
 
 const csvField = (v: unknown): string => {
   if (v === null || v === undefined) return '';
@@ -536,7 +542,7 @@ const csvField = (v: unknown): string => {
  * left out: bare values, records without a `data` object, books, and properties the schema does not declare; so its
  * counts are the daemon's own (classified with the bundled types), not the generator's.
  */
-export function csvFiles(file: GeneratedFile): Array<{ key: string; body: Buffer; valid: number; invalid: number }> {
+export async function csvFiles(file: GeneratedFile): Promise<Array<{ key: string; body: Buffer; valid: number; invalid: number }>> {
   const rows = new Map<string, string[]>(CSV_TYPES.map((t) => [t.type, []]));
   for (const r of JSON.parse(file.body) as unknown[]) {
     if (typeof r !== 'object' || r === null) continue;
@@ -546,16 +552,63 @@ export function csvFiles(file: GeneratedFile): Array<{ key: string; body: Buffer
     rows.get(t.type)?.push(t.columns.map((c) => csvField((data as Record<string, unknown>)[c])).join(','));
   }
   const now = new Date().toISOString();
-  return CSV_TYPES.map((t) => {
+  return Promise.all(CSV_TYPES.map(async (t) => {
     const key = file.key.replace(/\.data$/, `.${t.type}.csv`);
     const body = Buffer.from(`${t.columns.join(',')}\n${(rows.get(t.type) ?? []).map((l) => `${l}\n`).join('')}`);
-    const checked = validateBatch(BUNDLED, FORMATS.csv.whole(key, body, { ...DEFAULT_RULES, routes: [{ glob: '**', type: t.type }] }), now);
+    const checked = validateBatch(BUNDLED, await FORMATS.csv.whole(key, body, { ...DEFAULT_RULES, routes: [{ glob: '**', type: t.type }] }), now);
     return { key, body, valid: checked.loaded, invalid: checked.rejections.length };
-  });
+  }));
+}
+
+/**
+ * A generated file as Parquet (hyparquet-writer): one file per known type (`uuid.song.parquet`, …, routed by
+ * PARQUET_ROUTES), a column per property typed by its JSON type (integer INT64, number DOUBLE, boolean BOOLEAN, else
+ * UTF8), in row groups of 10,000 rows. What such columns cannot hold is left out as in csvFiles, and so is a record
+ * with a value not of its property's type (a year "1999"); its counts are the daemon's own.
+ */
+export async function parquetFiles(file: GeneratedFile): Promise<Array<{ key: string; body: Buffer; valid: number; invalid: number }>> {
+  const rows = new Map<string, Array<Record<string, unknown>>>(PARQUET_TYPES.map((t) => [t.type, []]));
+  for (const r of JSON.parse(file.body) as unknown[]) {
+    if (typeof r !== 'object' || r === null) continue;
+    const { type, data } = r as { type?: unknown; data?: unknown };
+    const t = PARQUET_TYPES.find((x) => x.type === type);
+    if (t === undefined || typeof data !== 'object' || data === null || Array.isArray(data)) continue;
+    const d = data as Record<string, unknown>;
+    if (t.columns.every((c) => d[c.name] === undefined || d[c.name] === null || fits(c.type, d[c.name]))) rows.get(t.type)?.push(d);
+  }
+  const now = new Date().toISOString();
+  return Promise.all(PARQUET_TYPES.map(async (t) => {
+    const key = file.key.replace(/\.data$/, `.${t.type}.parquet`);
+    const of = rows.get(t.type) ?? [];
+    const columnData = t.columns.map((c) => ({ name: c.name, data: of.map((d) => (d[c.name] === undefined || d[c.name] === null ? null : c.type === 'integer' ? BigInt(d[c.name] as number) : d[c.name])) }));
+    const schema = [{ name: 'root', num_children: t.columns.length }, ...t.columns.map((c) => ({ name: c.name, repetition_type: 'OPTIONAL', ...PARQUET_OF[c.type] }))];
+    const body = Buffer.from(parquetWriteBuffer({ columnData, schema, rowGroupSize: 10_000 } as never));
+    const checked = validateBatch(BUNDLED, await FORMATS.parquet.whole(key, body, { ...DEFAULT_RULES, routes: [{ glob: '**', type: t.type }] }), now);
+    return { key, body, valid: checked.loaded, invalid: checked.rejections.length };
+  }));
+}
+
+const PARQUET_OF: Record<string, { type: string; converted_type?: string }> = {
+  integer: { type: 'INT64' },
+  number: { type: 'DOUBLE' },
+  boolean: { type: 'BOOLEAN' },
+  string: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
+};
+
+/** A value a column of the property's JSON type holds as it is (an integer column: a safe integer). */
+function fits(type: string, v: unknown): boolean {
+  if (type === 'integer') return Number.isSafeInteger(v);
+  if (type === 'number') return typeof v === 'number';
+  if (type === 'boolean') return typeof v === 'boolean';
+  return typeof v === 'string';
 }
 
 const BUNDLED = bundledCatalog();
 const CSV_TYPES = ['song', 'movie', 'app'].map((type) => ({ type, columns: BUNDLED.typeFor(type)?.spec.properties.map((p) => p.name) ?? [] }));
+const PARQUET_TYPES = ['song', 'movie', 'app'].map((type) => ({
+  type,
+  columns: (BUNDLED.typeFor(type)?.spec.properties ?? []).map((p) => ({ name: p.name, type: PARQUET_OF[p.type] === undefined ? 'string' : p.type })),
+}));
 
 /** The index file's text: one key per line, no trailing newline. */
 export function indexText(keys: string[]): string {
@@ -567,8 +620,8 @@ export async function writeBucket(dir: string, opts: GenerateOptions, format: Be
   await mkdir(dir, { recursive: true });
   const summary: BucketSummary = { keys: [], records: 0, valid: 0, invalid: 0, skipped: 0, bytes: 0 };
   for (const generated of generateFiles(opts)) {
-    if (format === 'csv') {
-      for (const file of csvFiles(generated)) {
+    if (format === 'csv' || format === 'parquet') {
+      for (const file of await (format === 'csv' ? csvFiles : parquetFiles)(generated)) {
         await writeFile(join(dir, file.key), file.body);
         summary.keys.push(file.key);
         summary.valid += file.valid;
@@ -633,7 +686,7 @@ export async function writeOneFileBucket(dir: string, opts: GenerateOptions, key
 
 const USAGE =
   'usage: node --import tsx bench/generate.ts --out DIR --files N --records M [--seed S]\n' +
-  '         [--invalid-rate R] [--book-rate R] [--duplicate-rate R] [--format json|ndjson|ndjson.gz|csv]';
+  '         [--invalid-rate R] [--book-rate R] [--duplicate-rate R] [--format json|ndjson|ndjson.gz|csv|parquet]';
 
 function parseArgs(argv: string[]): { out: string; opts: GenerateOptions; format: BenchFormat } {
   const values = new Map<string, string>();

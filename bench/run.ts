@@ -4,7 +4,7 @@
  *
  *   npm run bench -- [--files 300] [--records 1000] [--concurrency 16] [--reps 3] [--seed 1]
  *                    [--database-url URL] [--registry json|database] [--skip-limit] [--one-file] [--again] [--out bench/results]
- *                    [--format json|ndjson|ndjson.gz|csv]
+ *                    [--format json|ndjson|ndjson.gz|csv|parquet]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -21,7 +21,7 @@ import { openDatabase, parseDatabaseUrl } from '../src/load/database.js';
 import { SETTING_KEYS } from '../src/config/schema.js';
 import { FILES_TABLE } from '../src/load/schema.js';
 import { redactUrl } from '../src/redact.js';
-import { BENCH_FORMATS, CSV_ROUTES, INDEX_KEY, writeBucket, writeOneFileBucket, type BenchFormat, type BucketSummary } from './generate.js';
+import { BENCH_FORMATS, CSV_ROUTES, INDEX_KEY, PARQUET_ROUTES, writeBucket, writeOneFileBucket, type BenchFormat, type BucketSummary } from './generate.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'bundle', 'cli.js');
@@ -54,7 +54,7 @@ interface BenchOptions {
 
 const USAGE = `usage: npm run bench -- [--files N] [--records N] [--concurrency N] [--reps N] [--seed N]
                         [--database-url URL] [--registry json|database] [--skip-limit] [--one-file] [--again] [--out DIR]
-                        [--format json|ndjson|ndjson.gz|csv]`;
+                        [--format json|ndjson|ndjson.gz|csv|parquet]`;
 
 function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -530,7 +530,7 @@ async function main(): Promise<void> {
   const bucket = await ensureBucket(opts);
   const s = bucket.summary;
   const mb = s.bytes / 1e6;
-  const shape = opts.oneFile ? `1 file holding ${opts.files} × ${opts.records} records` : opts.format === 'csv' ? `${s.files} CSV files (${opts.files} generated files × ${opts.records} records, a CSV per type)` : `${s.files} files × ${opts.records} records`;
+  const shape = opts.oneFile ? `1 file holding ${opts.files} × ${opts.records} records` : opts.format === 'csv' || opts.format === 'parquet' ? `${s.files} ${opts.format === 'csv' ? 'CSV' : 'Parquet'} files (${opts.files} generated files × ${opts.records} records, a file per type)` : `${s.files} files × ${opts.records} records`;
   say(`bucket: ${shape} (seed ${opts.seed}), ${fmtInt(s.records)} records, ${fmtInt(s.valid)} valid, ${fmtInt(s.invalid)} invalid, ${fmtInt(s.skipped)} skipped, ${mb.toFixed(1)} MB`);
   say(`        ${bucket.cached ? 'cached' : `generated in ${bucket.generateSeconds.toFixed(1)} s`}: ${bucket.dir}`);
   const server = await startStaticServer(bucket.dir);
@@ -586,6 +586,7 @@ async function main(): Promise<void> {
       CONCURRENCY: String(opts.concurrency),
       LOG_LEVEL: 'warn',
       ...(runner === 'daemon' && opts.format === 'csv' ? { ROUTES: CSV_ROUTES } : {}),
+      ...(runner === 'daemon' && opts.format === 'parquet' ? { ROUTES: PARQUET_ROUTES } : {}),
       ...(opts.registry === undefined ? {} : { REGISTRY: opts.registry }),
     });
     const args = runner === 'limit' ? [LIMIT] : [CLI, 'run', '--once'];
@@ -631,7 +632,7 @@ async function main(): Promise<void> {
     if (r !== null) {
       const loaded = (r.songs ?? 0) + (r.movies ?? 0) + (r.apps ?? 0);
       if (loaded === 0 && s.valid > 0) repWarn('songs + movies + apps is 0');
-      const invalid = runner === 'daemon' ? s.invalid : jsonBucket.summary.invalid; // CSV holds fewer of them (csvFiles)
+      const invalid = runner === 'daemon' ? s.invalid : jsonBucket.summary.invalid; // CSV and Parquet hold fewer of them (csvFiles, parquetFiles)
       if (runner !== 'limit' && r.rejected_records !== invalid) repWarn(`rejected_records is ${r.rejected_records}, the generator made ${invalid} invalid records`);
       result.ok = result.warnings.length === 0;
     }
@@ -695,7 +696,7 @@ async function main(): Promise<void> {
       }
       // Same bucket, same validation rules, same keys: both must end with the same rows per table (not CSV: it holds
       // some records the JSON does not, a year "1999" being the text 1999; see csvFiles).
-      const d = opts.format === 'csv' ? undefined : runs.daemon.find((x) => x.rep === rep);
+      const d = opts.format === 'csv' || opts.format === 'parquet' ? undefined : runs.daemon.find((x) => x.rep === rep);
       if (d?.rows && l?.rows && (userDb === undefined || limitDb !== undefined)) {
         for (const t of ['songs', 'movies', 'apps'] as const) {
           if (d.rows[t] !== l.rows[t]) warn(`rep ${rep}: ${t}: daemon has ${d.rows[t]} rows, limit ${l.rows[t]}`);

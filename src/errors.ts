@@ -15,7 +15,7 @@ export type ErrorCode =
   | 'BI_NOT_FOUND'
   | 'BI_BAD_KEY'
   | 'BI_DECODE'
-  /** A file of a format that is recognised (by extension or first bytes) but not read yet (Parquet, ZIP). */
+  /** A file of a format that is recognised (by extension or first bytes) but not read yet (ZIP). */
   | 'BI_FORMAT'
   /** A file whose records carry no type (CSV) that no ROUTES glob matches. */
   | 'BI_ROUTE'

@@ -7,7 +7,7 @@ import type { FormatName } from './types.js';
 /** FORMAT, or a FORMAT_OVERRIDES value: a format for every file it covers, or `auto` (by extension, else content). */
 export type FormatSetting = 'auto' | FormatName;
 
-export const FORMAT_SETTINGS: readonly FormatSetting[] = ['auto', 'json', 'ndjson', 'csv', 'tsv'];
+export const FORMAT_SETTINGS: readonly FormatSetting[] = ['auto', 'json', 'ndjson', 'csv', 'tsv', 'parquet'];
 
 /** FORMAT_OVERRIDES: glob=format pairs, the first glob that matches a key deciding its format. */
 export interface FormatOverride {
@@ -28,15 +28,15 @@ export interface FormatRules {
 }
 
 /** Formats the daemon recognises but does not read yet: such a file is recorded failed with BI_FORMAT, never skipped. */
-const UNSUPPORTED: Record<string, string> = { parquet: 'Parquet', zip: 'ZIP' };
+const UNSUPPORTED: Record<string, string> = { zip: 'ZIP' };
 
-const EXTENSIONS: Record<string, FormatName> = { json: 'json', ndjson: 'ndjson', jsonl: 'ndjson', csv: 'csv', tsv: 'tsv' };
+const EXTENSIONS: Record<string, FormatName> = { json: 'json', ndjson: 'ndjson', jsonl: 'ndjson', csv: 'csv', tsv: 'tsv', parquet: 'parquet' };
 
 /**
  * What the key and the settings say of a file's format: that of the first FORMAT_OVERRIDES glob that matches the key,
- * else FORMAT; where that is `auto`, the key's extension (`.json`; `.ndjson`, `.jsonl`; `.csv`; `.tsv`; each also with `.gz`, which says
+ * else FORMAT; where that is `auto`, the key's extension (`.json`; `.ndjson`, `.jsonl`; `.csv`; `.tsv`; `.parquet`; each also with `.gz`, which says
  * nothing more: gzip is told by its magic bytes), else `auto`: the content decides (see {@link formatOfContent}).
- * A known extension of a format not read yet (`.parquet`, `.zip`) fails the file with BI_FORMAT.
+ * A known extension of a format not read yet (`.zip`) fails the file with BI_FORMAT.
  *
  * @example formatOfKey('logs/a.jsonl.gz', rules) // 'ndjson'
  */
@@ -63,11 +63,11 @@ export function matcher(glob: string): (key: string) => boolean {
 
 /**
  * The format of a (decompressed) body that neither key nor settings named, from its first bytes: after a byte order
- * mark and white space, `[` is a JSON array and `{` an NDJSON line; Parquet's and ZIP's magic bytes fail the file with
- * BI_FORMAT. Anything else is read as a JSON array, whose error then says what the body starts with.
+ * mark and white space, `[` is a JSON array and `{` an NDJSON line; Parquet's magic bytes `PAR1` are Parquet; ZIP's
+ * fail the file with BI_FORMAT. Anything else is read as a JSON array, whose error then says what the body starts with.
  */
 export function formatOfContent(key: string, head: Uint8Array): FormatName {
-  if (startsWith(head, PAR1)) throw unsupported(key, 'Parquet', 'by its first bytes "PAR1"');
+  if (startsWith(head, PAR1)) return 'parquet';
   if (startsWith(head, ZIP)) throw unsupported(key, 'ZIP', `by its first bytes ${[...ZIP].map(hexByte).join(' ')}`);
   let i = startsWith(head, BOM) ? BOM.length : 0;
   while (i < head.length && (head[i] === 0x20 || head[i] === 0x0a || head[i] === 0x0d || head[i] === 0x09)) i++;

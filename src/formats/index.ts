@@ -12,6 +12,7 @@ import { decodeBody } from './json-array.js';
 import { splitJsonArray } from './json-array-stream.js';
 import { ndjson } from './ndjson.js';
 import { csv, tsv } from './csv.js';
+import { parquet } from './parquet.js';
 import { validateRouted } from './routed.js';
 import { Undecodable, type BatchOptions, type Format, type FormatName, type RecordBatch } from './types.js';
 
@@ -31,7 +32,7 @@ const jsonArray: Format = {
   },
 };
 
-export const FORMATS: Readonly<Record<FormatName, Format>> = { json: jsonArray, ndjson, csv, tsv };
+export const FORMATS: Readonly<Record<FormatName, Format>> = { json: jsonArray, ndjson, csv, tsv, parquet };
 
 /** The rules the settings give: FORMAT, FORMAT_OVERRIDES, MAX_FILE_MB, ROUTES, CSV_DELIMITER. */
 export function formatRules(s: Pick<Settings, 'FORMAT' | 'FORMAT_OVERRIDES' | 'MAX_FILE_MB' | 'ROUTES' | 'CSV_DELIMITER'>): FormatRules {
@@ -46,7 +47,7 @@ export async function decodeWhole(key: string, body: Buffer, rules: FormatRules 
   const named = formatOfKey(key, rules);
   const text = isGzip(body) ? await gunzipWhole(key, body, rules.maxBytes) : body;
   const format = named === 'auto' ? formatOfContent(key, text.subarray(0, HEAD_BYTES)) : named;
-  return FORMATS[format].whole(key, text, rules);
+  return await FORMATS[format].whole(key, text, rules);
 }
 
 /**

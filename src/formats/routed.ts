@@ -5,16 +5,19 @@ import { describeKind, describeValue } from '../records/reasons.js';
 import type { SchemaRecordType } from '../schemas/compile.js';
 import type { PropertySpec } from '../schemas/spec.js';
 import { validateRecords, type Rejection, type ValidatedFile } from '../validate.js';
-import { Undecodable, type RecordBatch, type Routed } from './types.js';
+import { Mistyped, Undecodable, type RecordBatch, type Routed } from './types.js';
 
 /**
- * A routed batch (CSV rows of one type) sorted into rows, rejections and skips, as validateBatch does enveloped ones.
+ * A routed batch (CSV or Parquet rows of one type) sorted into rows, rejections and skips, as validateBatch does enveloped ones.
  * Fields are matched to the type's properties by header name (case as given) and converted from text by the
  * property's JSON type (see {@link convert}); a column no property has is passed on as text, so the type's `x-extra`
  * policy decides (ignored, rescued, or the record rejected). The data objects go to the type's codec as they are, with
  * no `{"type", "data"}` envelope around each. A rejection names the line (`line 4: quantity: expected SafeInteger, got
  * "2x"`) and stores the row's text as it was, or, for a type with personal data, the record as JSON with those
  * values hashed (as every rejection of such a type is stored).
+ *
+ * Parquet's rows (`typed`) hold values of their JSON type already (parquet.ts): only a null is converted (as an empty
+ * field is), a Mistyped is a rejection, and, with no lines, a reason names no line (`record_index` is the row).
  *
  * A required property without a default that has no column fails the file up front (BI_SCHEMA, naming the columns).
  */
@@ -26,8 +29,9 @@ export function validateRouted(types: RecordTypes, batch: RecordBatch, routed: R
   if (missing.length > 0 && batch.records.length > 0) {
     throw new IngestError('BI_SCHEMA', `${routed.key}: no column for required propert${missing.length === 1 ? 'y' : 'ies'} ${missing.join(', ')} of type ${rt.type} (header: ${routed.columns.join(', ')})`);
   }
-  const converters = routed.columns.map((c) => converter(props.get(c)));
-  const lines = batch.lines as number[];
+  const converters = routed.columns.map((c) => (routed.typed === true ? typedConverter : converter)(props.get(c)));
+  const lines = batch.lines;
+  const at_ = (i: number): string => (lines === undefined ? '' : `line ${lines[i] as number}: `);
   const values: unknown[] = [];
   const at: number[] = [];
   const unread: Rejection[] = [];
@@ -48,14 +52,17 @@ export function validateRouted(types: RecordTypes, batch: RecordBatch, routed: R
       const name = routed.columns[j] as string;
       const v = (converters[j] as Converter)(fields[j] as string);
       if (v === OMIT) continue;
-      if (v instanceof Unconverted) {
+      if (v instanceof Mistyped) {
+        wrong ??= `${name}: expected ${v.expected}, got ${props.get(name)?.pii === true ? 'a value' : v.got}`;
+        data[name] = v.got;
+      } else if (v instanceof Unconverted) {
         wrong ??= `${name}: expected ${v.expected}, got ${props.get(name)?.pii === true ? describeKind(fields[j]) : describeValue(fields[j])}`;
         data[name] = fields[j];
       } else {
         data[name] = v;
       }
     }
-    if (wrong !== undefined) rejectAt(i, `line ${lines[i] as number}: ${wrong}`, data);
+    if (wrong !== undefined) rejectAt(i, `${at_(i)}${wrong}`, data);
     else {
       values.push(data);
       at.push(i);
@@ -66,7 +73,7 @@ export function validateRouted(types: RecordTypes, batch: RecordBatch, routed: R
     const v = r.recordIndex; // in `values`
     const i = at[v] as number;
     r.recordIndex = batch.first + i;
-    r.reason = `line ${lines[i] as number}: ${r.reason}`;
+    r.reason = `${at_(i)}${r.reason}`;
     r.raw = stored(rt, routed.raws[i] as string, values[v]);
   }
   if (unread.length > 0) file.rejections = [...file.rejections, ...unread].sort((a, b) => a.recordIndex - b.recordIndex);
@@ -83,7 +90,7 @@ const OMIT = Symbol('omit');
 class Unconverted {
   constructor(readonly expected: string) {}
 }
-type Converter = (text: string) => unknown;
+type Converter = (field: string) => unknown;
 
 const INTEGER = /^-?\d+$/;
 const NUMBER = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
@@ -117,4 +124,10 @@ function converter(p: PropertySpec | undefined): Converter {
   }
   if (type === 'boolean') return (s) => (s === '' ? empty : s === 'true' ? true : s === 'false' ? false : NOT_BOOLEAN);
   return (s) => (s === '' ? empty : s);
+}
+
+/** A typed (Parquet) field: null as an empty CSV field (null, or absent where the property is optional and takes no null). */
+function typedConverter(p: PropertySpec | undefined): Converter {
+  const empty = p === undefined || p.nullable || p.required ? null : OMIT;
+  return (v: unknown) => (v === null || v === undefined ? empty : v);
 }

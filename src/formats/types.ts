@@ -10,6 +10,15 @@ export class Undecodable {
   constructor(readonly reason: string, readonly raw: string) {}
 }
 
+/** A typed field that has no JSON value of the schema's kind (an INT64 beyond 2^53): a rejection of its record. */
+export class Mistyped {
+  /**
+   * `expected`: as a codec's reason says it (`SafeInteger`); `got`: the value, as the reason shows it; `json`: the
+   * value as the stored row's JSON holds it (an INT64's exact digits, binary as a hex string).
+   */
+  constructor(readonly expected: string, readonly got: string, readonly json: string) {}
+}
+
 /** Records of a file, in file order, as one format read them. */
 export interface RecordBatch {
   /** `record_index` of `records[0]`: its 0-based record number in the file. */
@@ -18,19 +27,24 @@ export interface RecordBatch {
   records: unknown[];
   /** Line formats: the 1-based line of each record (blank lines counted), which rejections name. */
   lines?: number[];
-  /** A routed format (CSV): `records` are rows of text fields, of one type, read by routed.ts. */
+  /** A routed format (CSV, Parquet): `records` are rows of fields, of one type, read by routed.ts. */
   routed?: Routed;
 }
 
-/** What a routed format's batch says besides its rows (`string[]` each, an Undecodable in a row's place). */
+/**
+ * What a routed format's batch says besides its rows (`string[]` each, an Undecodable in a row's place; with `typed`,
+ * `unknown[]` each).
+ */
 export interface Routed {
+  /** Parquet: fields are values already of their JSON type (null for a null), or a Mistyped; CSV: text to convert. */
+  typed?: true;
   /** The file's key, which a missing column's error names. */
   key: string;
   /** The record type ROUTES gave the file. */
   type: string;
   /** The header row: the property each field is. */
   columns: readonly string[];
-  /** Each row's text as it was in the file (stored by its rejection). */
+  /** Each row's text as it was in the file (stored by its rejection); Parquet: the row as JSON. */
   raws: string[];
 }
 
@@ -48,11 +62,11 @@ export interface BatchOptions {
 export interface Format {
   /** As FORMAT and detection name it. */
   readonly name: FormatName;
-  /** The records of a whole body, as one batch. */
-  whole(key: string, body: Buffer, rules: FormatRules): RecordBatch;
+  /** The records of a whole body, as one batch (Parquet's reader is asynchronous, hence the promise). */
+  whole(key: string, body: Buffer, rules: FormatRules): RecordBatch | Promise<RecordBatch>;
   /** The records of a body read as it arrives, memory bounded by the batch. */
   stream(key: string, chunks: AsyncIterable<Buffer>, opts: BatchOptions, rules: FormatRules): AsyncGenerator<RecordBatch>;
 }
 
 /** The formats that load. */
-export type FormatName = 'json' | 'ndjson' | 'csv' | 'tsv';
+export type FormatName = 'json' | 'ndjson' | 'csv' | 'tsv' | 'parquet';

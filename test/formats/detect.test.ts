@@ -65,8 +65,12 @@ describe('format detection', () => {
     expect(await readAs('t/a.tsv.gz', gzipSync('a\tb\n'))).to.equal('BI_ROUTE: t/a.tsv.gz: no ROUTES glob matches this key, and TSV records carry no type');
   });
 
+  it('reads .parquet, and a body starting PAR1, as Parquet, which without a route fails with BI_ROUTE naming the key', async () => {
+    expect(await readAs('a.data', Buffer.from('PAR1\x15\x04'))).to.equal('BI_ROUTE: a.data: no ROUTES glob matches this key, and Parquet records carry no type');
+    expect(await readAs('t/a.parquet', ARRAY)).to.equal('BI_ROUTE: t/a.parquet: no ROUTES glob matches this key, and Parquet records carry no type');
+  });
+
   it('fails a recognised format that is not read yet with BI_FORMAT, by extension or content, never skips it', async () => {
-    expect(await readAs('a.data', Buffer.from('PAR1\x15\x04'))).to.equal('BI_FORMAT: a.data: Parquet detected (by its first bytes "PAR1"); Parquet files are not supported yet');
     expect(await readAs('a.data', Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x14, 0]))).to.equal('BI_FORMAT: a.data: ZIP detected (by its first bytes 0x50 0x4b 0x03 0x04); ZIP files are not supported yet');
     expect(await readAs('a.zip', ARRAY)).to.equal('BI_FORMAT: a.zip: ZIP detected (by its extension .zip); ZIP files are not supported yet');
   });
@@ -90,7 +94,8 @@ describe('format detection', () => {
 
   it('refuses a FORMAT or FORMAT_OVERRIDES it cannot read, saying what is allowed', () => {
     const say = (codec: { decode(u: unknown): { _tag: string } }, u: string): string => codec.decode(u)._tag;
-    expect(say(settingsCodec.props.FORMAT, 'parquet')).to.equal('Left');
+    expect(say(settingsCodec.props.FORMAT, 'zip')).to.equal('Left');
+    expect(say(settingsCodec.props.FORMAT, 'parquet')).to.equal('Right');
     expect(say(settingsCodec.props.FORMAT, 'csv')).to.equal('Right');
     expect(say(settingsCodec.props.FORMAT, 'ndjson')).to.equal('Right');
     expect(say(settingsCodec.props.FORMAT_OVERRIDES, 'logs/**')).to.equal('Left');

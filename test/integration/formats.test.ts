@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { FILE_FORMATS, generateFiles, inFormat, type FileFormat } from '../../bench/generate.js';
 import { events, runCli, tempDir } from '../helpers/cli.js';
 import { dialects, dump, type Dump } from '../helpers/databases.js';
@@ -132,6 +133,75 @@ describe('file formats (integration)', function () {
       ]);
     });
   }
+
+  /**
+   * The same kind of dataset as Parquet (typed columns: INT32, INT64, BOOLEAN, UTF8, DATE; row groups of 2) and as
+   * NDJSON: the same tables and rejections, whole (decoding threads) and streamed (through a temporary file); a
+   * Parquet rejection names no line (its record_index is the row) and stores the row as JSON.
+   */
+  const PQ_SONGS = [['A', 'Hello, world', 1999, 'R1'], ['B', 'multi\nline', 2000, 'R2'], ['A', 'Hello, world', 2001, 'R1 again'], ['D', null, 2002, 'R4'], ['E', 'quote "q"', 0, 'R5']];
+  const PQ_MOVIES = [['M1', 'en', 10, true, '2020-01-02'], ['M2', 'fr', 0, false, '2021-02-03'], ['M4', 'en', -1, false, '2023-04-05']];
+  const asParquet = (columns: Array<{ name: string; type: string; converted_type?: string }>, rows: unknown[][], convert: (v: unknown, i: number) => unknown = (v) => v): Buffer => Buffer.from(parquetWriteBuffer({
+    columnData: columns.map((c, i) => ({ name: c.name, data: rows.map((r) => (r[i] === null ? null : convert(r[i], i))) })),
+    schema: [{ name: 'root', num_children: columns.length }, ...columns.map((c) => ({ ...c, repetition_type: 'OPTIONAL' }))],
+    rowGroupSize: 2,
+  } as never));
+  const utf8 = (name: string) => ({ name, type: 'BYTE_ARRAY', converted_type: 'UTF8' });
+  const PARQUET_FILES = {
+    'songs.parquet': asParquet([utf8('artist_name'), utf8('title'), { name: 'year', type: 'INT32' }, utf8('release')], PQ_SONGS),
+    'movies.parquet': asParquet(
+      [utf8('original_title'), utf8('original_language'), { name: 'budget', type: 'INT64' }, { name: 'is_adult', type: 'BOOLEAN' }, { name: 'release_date', type: 'INT32', converted_type: 'DATE' }],
+      PQ_MOVIES,
+      (v, i) => (i === 2 ? BigInt(v as number) : i === 4 ? new Date(`${String(v)}T00:00:00Z`) : v),
+    ),
+    'big.parquet': asParquet(
+      [utf8('original_title'), utf8('original_language'), { name: 'budget', type: 'INT64' }, { name: 'is_adult', type: 'BOOLEAN' }, utf8('release_date')],
+      [['B1', 'en', 2n ** 53n + 1n, false, '2024-01-01'], ['B2', 'en', 2n ** 53n - 1n, false, '2024-01-01']],
+    ),
+  };
+  const PQ_NDJSON_FILES = {
+    'songs.ndjson': asNdjson('song', SONG_COLUMNS, PQ_SONGS),
+    'movies.ndjson': asNdjson('movie', MOVIE_COLUMNS, PQ_MOVIES),
+    'big.ndjson': asNdjson('movie', MOVIE_COLUMNS, [['B2', 'en', 2 ** 53 - 1, false, '2024-01-01']]),
+  };
+  const PQ_ROUTES = { ROUTES: 'songs.*=song, movies.*=movie, big.*=movie' };
+
+  for (const dialect of dialects()) {
+    it(`${dialect.name}, Parquet routed by ROUTES: the same tables and rejections as NDJSON, whole and streamed; INT64 beyond 2^53 a rejection`, async () => {
+      const ndjson = await load(dialect, PQ_NDJSON_FILES, ['songs.ndjson'], PQ_ROUTES);
+      const parquet = await load(dialect, PARQUET_FILES, ['songs.parquet', 'big.parquet'], PQ_ROUTES);
+      const e = await parquet.entries();
+      expect(['songs.parquet', 'movies.parquet', 'big.parquet'].map((k) => [e[k]?.status, e[k]?.loaded, e[k]?.rejected])).to.deep.equal([['done', 4, 1], ['done', 2, 1], ['done', 1, 1]]);
+      const rejections = parquet.tables.rejected_records ?? [];
+      const big = rejections.filter((r) => r.source_key === 'big.parquet');
+      expect(big.map((r) => [r.record_index, r.reason, r.raw])).to.deep.equal([[0, 'budget: expected SafeInteger, got 9007199254740993', '{"original_title":"B1","original_language":"en","budget":9007199254740993,"is_adult":false,"release_date":"2024-01-01"}']]);
+      const b = comparable({ ...parquet.tables, rejected_records: rejections.filter((r) => r.source_key !== 'big.parquet') });
+      const a = comparable(ndjson.tables);
+      expect(b.tables).to.deep.equal(a.tables);
+      expect(rejections.filter((r) => r.source_key !== 'big.parquet').map((r) => [r.source_key, r.record_index, r.reason, r.raw])).to.deep.equal([
+        ['movies.parquet', 2, 'budget: expected NonNegativeSafeInteger, got -1', '{"original_title":"M4","original_language":"en","budget":-1,"is_adult":false,"release_date":"2023-04-05"}'],
+        ['songs.parquet', 3, 'title: expected string, got null', '{"artist_name":"D","title":null,"year":2002,"release":"R4"}'],
+      ]);
+    });
+  }
+
+  it('a Parquet file cut short or corrupt, whole or streamed, is recorded failed with BI_DECODE and loaded once mended', async () => {
+    const sqlite = dialects()[0] as ReturnType<typeof dialects>[number];
+    const good = PARQUET_FILES['songs.parquet'];
+    const files = { 'cut.parquet': good.subarray(0, good.length - 20), 'streamed.parquet': good.subarray(0, good.length >> 1) };
+    const { bucket, run, entries, tables } = await load(sqlite, files, ['streamed.parquet'], { ROUTES: '*.parquet=song' });
+    const e = await entries();
+    for (const key of Object.keys(files)) {
+      expect(e[key]?.status, key).to.equal('failed');
+      expect(e[key]?.error, key).to.match(new RegExp(`^BI_DECODE: ${key.replace('.', '\\.')}: not Parquet, or corrupt \\(`));
+    }
+    expect(tables.songs ?? []).to.deep.equal([]);
+    bucket.setFile('cut.parquet', good);
+    bucket.setFile('streamed.parquet', good);
+    await run();
+    const after = await entries();
+    for (const key of Object.keys(files)) expect(after[key], key).to.include({ status: 'done', loaded: 4, rejected: 1 });
+  });
 
   it('a ROUTES type no schema declares is refused at start-up in one line', async () => {
     const t = await tempDir();
