@@ -121,7 +121,7 @@ function cell(v: unknown): unknown {
     return bad ?? out;
   }
   if (v !== null && typeof v === 'object') {
-    const out: Record<string, unknown> = {};
+    const out = Object.create(null) as Record<string, unknown>; // a field named `__proto__` stays a field
     for (const [k, x] of Object.entries(v)) {
       const c = cell(x);
       if (c instanceof Mistyped) return c;
