@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join, resolve } from 'node:path';
 import { RUN_ID } from './run-id.js';
 
@@ -52,4 +53,15 @@ export async function tempDir(prefix = 'bucket-ingest-'): Promise<{ dir: string;
 /** Parses JSON log lines from a run's stdout. */
 export function events(stdout: string): Array<Record<string, unknown>> {
   return stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The first value `fn` gives that is not undefined, asked every 25 ms; fails after `ms` (a bound, not a measure). */
+export async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('timed out');
+    await sleep(25);
+  }
 }

@@ -1,10 +1,9 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import knexFactory from 'knex';
-import { events, startCli, tempDir } from '../helpers/cli.js';
+import { events, startCli, tempDir, until } from '../helpers/cli.js';
 import { fixture } from '../helpers/bucket-fixture.js';
 import { startTestBucket, type TestBucket } from '../helpers/test-bucket.js';
 
@@ -25,16 +24,6 @@ function rawGet(base: string, target: string): Promise<string> {
     socket.on('end', () => resolve(answer));
     socket.on('error', reject);
   });
-}
-
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(25);
-  }
 }
 
 describe('daemon HTTP endpoints (integration)', function () {

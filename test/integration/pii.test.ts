@@ -1,10 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
 import { hashPii } from '../../src/records/pii.js';
-import { events, runCli, startCli } from '../helpers/cli.js';
+import { events, runCli, startCli, until } from '../helpers/cli.js';
 import { dialects, type Dialect } from '../helpers/databases.js';
 import { schemaSuite, type SchemaSetup } from '../helpers/schema-suite.js';
 
@@ -70,16 +69,6 @@ const FILES: Record<string, string> = {
   ]),
   'b.data': JSON.stringify([customer({ email: 'QZ.ana@pii.example', name: 'Ana later' })]),
 };
-
-async function until<T>(fn: () => T | undefined, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(25);
-  }
-}
 
 /** Every column of every table of the database, as JSON text. */
 async function everyTable(k: Knex, dialect: Dialect['name']): Promise<Record<string, Array<Record<string, unknown>>>> {

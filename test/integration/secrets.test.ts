@@ -1,8 +1,7 @@
 import { cpSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
-import { events, runCli, startCli, tempDir } from '../helpers/cli.js';
+import { events, runCli, startCli, tempDir, until } from '../helpers/cli.js';
 import { startTestBucket, type TestBucket } from '../helpers/test-bucket.js';
 
 const SAMPLE = resolve('examples/sample-bucket');
@@ -21,16 +20,6 @@ const PASSWORDS = [
   'QXpässwörd-密码-🔑',
   'QX@:/?#%ü QX', // everything at once, a space included
 ];
-
-async function until<T>(fn: () => T | undefined, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(25);
-  }
-}
 
 describe('passwords in URLs, of every shape, never printed (integration)', function () {
   this.timeout(120_000);
