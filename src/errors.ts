@@ -15,8 +15,10 @@ export type ErrorCode =
   | 'BI_NOT_FOUND'
   | 'BI_BAD_KEY'
   | 'BI_DECODE'
-  /** A file of a format that is recognised (by extension or first bytes) but not read yet (ZIP). */
+  /** A file whose format is recognised (by extension or first bytes) but cannot be read as it is (a ZIP not named as one, a ZIP inside a ZIP). */
   | 'BI_FORMAT'
+  /** A ZIP archive that cannot be read (corrupt, cut short), or a member of one refused (a path that escapes, encrypted, a link). */
+  | 'BI_ARCHIVE'
   /** A file whose records carry no type (CSV) that no ROUTES glob matches. */
   | 'BI_ROUTE'
   | 'BI_DATABASE'

@@ -164,7 +164,7 @@ export const settingsCodec = t.type({
   POLL_INTERVAL_SECONDS: secondsAtLeast('POLL_INTERVAL_SECONDS', 0),
   /** Files larger than this are recorded failed instead of being read. */
   MAX_FILE_MB: intIn('MAX_FILE_MB', 1, 1_000_000),
-  /** Format of every file: `auto` (by extension, else content), or `json` (JSON array), `ndjson` (JSON Lines), `csv` or `tsv`. */
+  /** Format of every file: `auto` (by extension, else content), or `json` (JSON array), `ndjson` (JSON Lines), `csv`, `tsv`, `parquet`, or `zip` (archives, read as their members). */
   FORMAT: oneOf('FORMAT', FORMAT_SETTINGS),
   /** Per-glob FORMAT: `glob=format, …`, the first matching glob wins over FORMAT. */
   FORMAT_OVERRIDES: FormatOverrides,
@@ -174,6 +174,8 @@ export const settingsCodec = t.type({
   CSV_DELIMITER: CsvDelimiter,
   /** Files larger than this (or of unknown length) are streamed and loaded in batches instead of read whole. */
   STREAM_ABOVE_MB: intIn('STREAM_ABOVE_MB', 1, 1_000_000),
+  /** Disk for temporary copies of ZIP archives whose members are read; the least recently used are dropped past it. */
+  ARCHIVE_CACHE_MB: intIn('ARCHIVE_CACHE_MB', 0, 1_000_000),
   /** How often a done file is asked again whether its ETag or size changed; 0 = every cycle. */
   RECHECK_DONE_SECONDS: secondsAtLeast('RECHECK_DONE_SECONDS', 0),
   /** First wait before a failed file is tried on a later cycle; doubles per failure up to an hour. */
@@ -223,6 +225,7 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     POLL_INTERVAL_SECONDS: '60',
     MAX_FILE_MB: '4096',
     STREAM_ABOVE_MB: '8',
+    ARCHIVE_CACHE_MB: '1024',
     FORMAT: 'auto',
     FORMAT_OVERRIDES: '',
     ROUTES: '',

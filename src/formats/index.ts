@@ -6,7 +6,7 @@ import type { Settings } from '../config/schema.js';
 import { isText } from '../records/codecs.js';
 import type { RecordTypes } from '../records/classify.js';
 import { validateRecords, type Rejection, type ValidatedFile } from '../validate.js';
-import { formatOfContent, formatOfKey, HEAD_BYTES, type FormatRules } from './detect.js';
+import { formatOfContent, formatOfKey, HEAD_BYTES, notReadAsArchive, type FormatRules } from './detect.js';
 import { gunzipStream, gunzipWhole, isGzip } from './gzip.js';
 import { decodeBody } from './json-array.js';
 import { splitJsonArray } from './json-array-stream.js';
@@ -44,7 +44,7 @@ export const DEFAULT_RULES: FormatRules = { format: 'auto', overrides: [], maxBy
 
 /** The records of a whole body, in its format (see detect.ts), gunzipped first if it is gzip. */
 export async function decodeWhole(key: string, body: Buffer, rules: FormatRules = DEFAULT_RULES): Promise<RecordBatch> {
-  const named = formatOfKey(key, rules);
+  const named = decodable(key, rules);
   const text = isGzip(body) ? await gunzipWhole(key, body, rules.maxBytes) : body;
   const format = named === 'auto' ? formatOfContent(key, text.subarray(0, HEAD_BYTES)) : named;
   return await FORMATS[format].whole(key, text, rules);
@@ -55,12 +55,19 @@ export async function decodeWhole(key: string, body: Buffer, rules: FormatRules 
  * the first bytes are looked at before the format is known, so memory stays bounded by the batch.
  */
 export async function* decodeStream(key: string, chunks: AsyncIterable<Buffer>, rules: FormatRules, opts: BatchOptions): AsyncGenerator<RecordBatch> {
-  const named = formatOfKey(key, rules);
+  const named = decodable(key, rules);
   let { head, rest } = await peek(chunks, (h) => h.length >= 2);
   if (isGzip(head)) ({ head, rest } = await peek(gunzipStream(key, rest, rules.maxBytes), seesContent));
   else if (named === 'auto') ({ head, rest } = await peek(rest, seesContent));
   const format = named === 'auto' ? formatOfContent(key, head) : named;
   yield* FORMATS[format].stream(key, rest, { ...opts, maxLineBytes: rules.maxBytes }, rules);
+}
+
+/** The format the key and the settings name, which must not be an archive (those are listed as their members). */
+function decodable(key: string, rules: FormatRules): FormatName | 'auto' {
+  const named = formatOfKey(key, rules);
+  if (named === 'zip') throw notReadAsArchive(key, 'by its key');
+  return named;
 }
 
 /** Enough of a body's start to tell its format: its first value's first byte (or HEAD_BYTES of white space). */

@@ -2,6 +2,8 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { redactUrl } from '../redact.js';
 import type { Settings } from '../config/schema.js';
+import { formatRules } from '../formats/index.js';
+import { ArchiveSource } from './archive.js';
 import { HttpSource } from './http.js';
 import { LocalSource } from './local.js';
 import type { RetryListener, Source } from './types.js';
@@ -9,8 +11,21 @@ import type { RetryListener, Source } from './types.js';
 export type { Source, FetchedObject, NotModified, ObjectVersion, StreamedObject } from './types.js';
 export { cleanIndex } from './index-file.js';
 
-/** Picks the source for BUCKET_URL: `http(s)://` is remote, `file://` or a plain path is a local directory. */
+/**
+ * Picks the source for BUCKET_URL: `http(s)://` is remote, `file://` or a plain path is a local directory. Either way
+ * its ZIP archives are listed as their members (archive.ts).
+ */
 export function createSource(settings: Settings, hooks: { onRetry?: RetryListener; onResponse?: (status: number) => void } = {}): Source {
+  return new ArchiveSource(bucketSource(settings, hooks), {
+    rules: formatRules(settings),
+    maxBytes: settings.MAX_FILE_MB * 1024 * 1024,
+    streamAboveBytes: settings.STREAM_ABOVE_MB * 1024 * 1024,
+    concurrency: Math.min(settings.CONCURRENCY, 4),
+    cacheBytes: settings.ARCHIVE_CACHE_MB * 1024 * 1024,
+  });
+}
+
+function bucketSource(settings: Settings, hooks: { onRetry?: RetryListener; onResponse?: (status: number) => void }): Source {
   const url = settings.BUCKET_URL;
   const maxBytes = settings.MAX_FILE_MB * 1024 * 1024;
   const streamAboveBytes = settings.STREAM_ABOVE_MB * 1024 * 1024;

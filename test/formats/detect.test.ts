@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { decodeStream, decodeWhole, DEFAULT_RULES, type FormatRules, type RecordBatch } from '../../src/formats/index.js';
 import { settingsCodec } from '../../src/config/schema.js';
 import type { IngestError } from '../../src/errors.js';
+import { formatOfKey, isArchive, memberOf } from '../../src/formats/detect.js';
 
 const records = [{ type: 'song', data: { title: 'a' } }, { type: 'movie', data: { title: 'b' } }];
 const ARRAY = Buffer.from(JSON.stringify(records));
@@ -70,9 +71,33 @@ describe('format detection', () => {
     expect(await readAs('t/a.parquet', ARRAY)).to.equal('BI_ROUTE: t/a.parquet: no ROUTES glob matches this key, and Parquet records carry no type');
   });
 
-  it('fails a recognised format that is not read yet with BI_FORMAT, by extension or content, never skips it', async () => {
-    expect(await readAs('a.data', Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x14, 0]))).to.equal('BI_FORMAT: a.data: ZIP detected (by its first bytes 0x50 0x4b 0x03 0x04); ZIP files are not supported yet');
-    expect(await readAs('a.zip', ARRAY)).to.equal('BI_FORMAT: a.zip: ZIP detected (by its extension .zip); ZIP files are not supported yet');
+  it('fails a ZIP archive where a file is decoded with BI_FORMAT (by content, or inside an archive), never skips it', async () => {
+    expect(await readAs('a.data', Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x14, 0]))).to.equal('BI_FORMAT: a.data: ZIP archive detected (by its first bytes 0x50 0x4b 0x03 0x04); an archive is read as its members only when its key names it one (a .zip extension, or FORMAT / FORMAT_OVERRIDES glob=zip)');
+    expect(await readAs('a.zip!b.zip', ARRAY)).to.equal('BI_FORMAT: a.zip!b.zip: ZIP archive detected (by its key); a ZIP archive inside an archive is not opened');
+    expect(await readAs('a.zip!b.data', Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x14, 0]))).to.match(/^BI_FORMAT: a\.zip!b\.data: ZIP archive detected \(by its first bytes .*\); a ZIP archive inside an archive is not opened$/);
+  });
+
+  it('tells archives and their members by key: `.zip`, FORMAT=zip, FORMAT_OVERRIDES glob=zip; a member by its own name', () => {
+    const rules = (format: string, overrides: string): FormatRules => {
+      const decoded = settingsCodec.props.FORMAT_OVERRIDES.decode(overrides);
+      if (decoded._tag === 'Left') throw new Error('bad overrides');
+      return { ...DEFAULT_RULES, format: format as FormatRules['format'], overrides: decoded.right };
+    };
+    const auto = rules('auto', '');
+    expect(isArchive('a/b.ZIP', auto)).to.equal(true);
+    expect(isArchive('a/b.zip!c.zip', auto)).to.equal(false); // a member, never an archive itself
+    expect(memberOf('a/b.zip!c/d.csv', auto)).to.deep.equal({ archive: 'a/b.zip', name: 'c/d.csv' });
+    expect(memberOf('a!b.zip!c.csv', auto)).to.deep.equal({ archive: 'a!b.zip', name: 'c.csv' });
+    expect(memberOf('a!b.csv', auto)).to.equal(null);
+    expect(formatOfKey('a/b.zip!c/d.csv.gz', auto)).to.equal('csv');
+    const all = rules('zip', '');
+    expect(isArchive('x.data', all)).to.equal(true);
+    expect(formatOfKey('x.data!m.jsonl', all)).to.equal('ndjson'); // FORMAT=zip is for archives, not members
+    expect(formatOfKey('x.data!m', all)).to.equal('auto');
+    const some = rules('auto', 'dumps/*.bin=zip, dumps/*.bin!*=csv');
+    expect(isArchive('dumps/a.bin', some)).to.equal(true);
+    expect(isArchive('other/a.bin', some)).to.equal(false);
+    expect(formatOfKey('dumps/a.bin!x.txt', some)).to.equal('csv'); // an override matches a member's whole key
   });
 
   it('FORMAT names the format of every file, and FORMAT_OVERRIDES of the keys its globs match, first match first', async () => {
@@ -94,13 +119,15 @@ describe('format detection', () => {
 
   it('refuses a FORMAT or FORMAT_OVERRIDES it cannot read, saying what is allowed', () => {
     const say = (codec: { decode(u: unknown): { _tag: string } }, u: string): string => codec.decode(u)._tag;
-    expect(say(settingsCodec.props.FORMAT, 'zip')).to.equal('Left');
+    expect(say(settingsCodec.props.FORMAT, 'rar')).to.equal('Left');
+    expect(say(settingsCodec.props.FORMAT, 'zip')).to.equal('Right');
     expect(say(settingsCodec.props.FORMAT, 'parquet')).to.equal('Right');
     expect(say(settingsCodec.props.FORMAT, 'csv')).to.equal('Right');
     expect(say(settingsCodec.props.FORMAT, 'ndjson')).to.equal('Right');
     expect(say(settingsCodec.props.FORMAT_OVERRIDES, 'logs/**')).to.equal('Left');
     expect(say(settingsCodec.props.FORMAT_OVERRIDES, '=json')).to.equal('Left');
-    expect(say(settingsCodec.props.FORMAT_OVERRIDES, 'a=zip')).to.equal('Left');
+    expect(say(settingsCodec.props.FORMAT_OVERRIDES, 'a=rar')).to.equal('Left');
+    expect(say(settingsCodec.props.FORMAT_OVERRIDES, 'a=zip')).to.equal('Right');
     expect(say(settingsCodec.props.FORMAT_OVERRIDES, 'a=TSV')).to.equal('Right');
     expect(say(settingsCodec.props.FORMAT_OVERRIDES, '')).to.equal('Right');
   });
