@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
+import yazl from 'yazl';
 import { DEFAULT_RULES, FORMATS, validateBatch } from '../src/formats/index.js';
 import { bundledCatalog } from '../src/schemas/catalog.js';
 
@@ -520,9 +521,9 @@ export function inFormat(file: GeneratedFile, format: FileFormat): { key: string
 
 /**
  * Formats the bench writes: FILE_FORMATS, `csv` (see csvFiles) and `parquet` (see parquetFiles), whose tables differ
- * (CSV and Parquet say less).
+ * (CSV and Parquet say less), and `ndjson.zip`: the NDJSON files as members of ZIP archives of ZIP_MEMBERS each.
  */
-export const BENCH_FORMATS = [...FILE_FORMATS, 'csv', 'parquet'] as const;
+export const BENCH_FORMATS = [...FILE_FORMATS, 'csv', 'parquet', 'ndjson.zip'] as const;
 export type BenchFormat = (typeof BENCH_FORMATS)[number];
 
 /** ROUTES for csvFiles' keys. */
@@ -615,11 +616,41 @@ export function indexText(keys: string[]): string {
   return keys.join('\n');
 }
 
+/** Members of each archive of an `ndjson.zip` bucket. */
+export const ZIP_MEMBERS = 30;
+
+/** A ZIP archive (yazl, deflate) of the members, in their order. */
+export async function zipArchive(members: ReadonlyArray<{ key: string; body: Buffer }>): Promise<Buffer> {
+  const zip = new yazl.ZipFile();
+  for (const m of members) zip.addBuffer(m.body, m.key, { mtime: new Date('2026-01-01T00:00:00Z') });
+  zip.end();
+  const chunks: Buffer[] = [];
+  for await (const chunk of zip.outputStream as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
 /** Writes every generated file (in `format`, see inFormat) and `files_list.data` into `dir` (created if missing). */
 export async function writeBucket(dir: string, opts: GenerateOptions, format: BenchFormat = 'json'): Promise<BucketSummary> {
   await mkdir(dir, { recursive: true });
   const summary: BucketSummary = { keys: [], records: 0, valid: 0, invalid: 0, skipped: 0, bytes: 0 };
+  const pending: Array<{ key: string; body: Buffer }> = []; // ndjson.zip: members of the archive being filled
+  const archive = async (): Promise<void> => {
+    const key = `archive-${String(summary.keys.length).padStart(4, '0')}.zip`;
+    const body = await zipArchive(pending.splice(0));
+    await writeFile(join(dir, key), body);
+    summary.keys.push(key);
+    summary.bytes += body.length;
+  };
   for (const generated of generateFiles(opts)) {
+    if (format === 'ndjson.zip') {
+      pending.push(inFormat(generated, 'ndjson'));
+      summary.valid += generated.valid;
+      summary.invalid += generated.invalid;
+      summary.skipped += generated.skipped;
+      summary.records += generated.valid + generated.invalid + generated.skipped;
+      if (pending.length === ZIP_MEMBERS) await archive();
+      continue;
+    }
     if (format === 'csv' || format === 'parquet') {
       for (const file of await (format === 'csv' ? csvFiles : parquetFiles)(generated)) {
         await writeFile(join(dir, file.key), file.body);
@@ -640,6 +671,7 @@ export async function writeBucket(dir: string, opts: GenerateOptions, format: Be
     summary.records += generated.valid + generated.invalid + generated.skipped;
     summary.bytes += file.body.length;
   }
+  if (pending.length > 0) await archive();
   await writeFile(join(dir, INDEX_KEY), indexText(summary.keys));
   return summary;
 }

@@ -4,7 +4,7 @@
  *
  *   npm run bench -- [--files 300] [--records 1000] [--concurrency 16] [--reps 3] [--seed 1]
  *                    [--database-url URL] [--registry json|database] [--skip-limit] [--one-file] [--again] [--out bench/results]
- *                    [--format json|ndjson|ndjson.gz|csv|parquet]
+ *                    [--format json|ndjson|ndjson.gz|csv|parquet|ndjson.zip]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -54,7 +54,7 @@ interface BenchOptions {
 
 const USAGE = `usage: npm run bench -- [--files N] [--records N] [--concurrency N] [--reps N] [--seed N]
                         [--database-url URL] [--registry json|database] [--skip-limit] [--one-file] [--again] [--out DIR]
-                        [--format json|ndjson|ndjson.gz|csv|parquet]`;
+                        [--format json|ndjson|ndjson.gz|csv|parquet|ndjson.zip]`;
 
 function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
