@@ -22,6 +22,8 @@ export type ErrorCode =
   /** A file whose records carry no type (CSV) that no ROUTES glob matches. */
   | 'BI_ROUTE'
   | 'BI_DATABASE'
+  /** A bucket notification that is not an S3 event, or the broker it comes from refusing us. */
+  | 'BI_NOTIFY'
   /** The HTTP endpoints cannot listen where HTTP_HOST/HTTP_PORT say (port in use, no permission, no such address). */
   | 'BI_HTTP_LISTEN'
   /** A record-type schema file (SCHEMAS directory) uses something the compiler does not support, or is not valid. */

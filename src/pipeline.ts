@@ -41,6 +41,13 @@ export interface CycleOptions {
   stop: AbortSignal;
   /** Hard stop: abandon files in flight (they stay as they were in the registry). */
   abort: AbortSignal;
+  /**
+   * Notifications: these keys instead of a listing, each processed whatever the registry says (a notification means
+   * a new version; duplicates are left out before).
+   */
+  keys?: readonly string[];
+  /** Told what became of each planned key once its group is committed (or it was left: cancelled, elsewhere). */
+  settled?: (key: string, outcome: 'done' | 'failed' | 'unchanged' | 'cancelled' | 'elsewhere') => void;
 }
 
 /** The outcome of fetching, decoding and validating one planned file. */
@@ -62,9 +69,10 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   const started = performance.now();
   // Takes in what changed outside this process: other workers' entries, or reprocess requests.
   await retryDb(ctx, 'reading the registry', () => ctx.registry.refresh(), opts.abort);
-  let keys: string[];
+  let keys: readonly string[];
+  const via = opts.keys === undefined ? 'listing' : 'notification';
   try {
-    keys = await retryDb(ctx, 'reading the shared listing', () => ctx.registry.listKeys(ctx.source, opts.abort), opts.abort);
+    keys = opts.keys ?? (await retryDb(ctx, 'reading the shared listing', () => ctx.registry.listKeys(ctx.source, opts.abort), opts.abort));
   } catch (err) {
     ctx.telemetry.listingFailed(describeError(err));
     throw err;
@@ -72,16 +80,17 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   const now = Date.now();
   const behind = pendingSince(ctx, keys, now);
   const plan = planCycle(keys, (k) => ctx.registry.get(k), {
-    force: opts.force,
+    force: opts.force || via === 'notification',
     now,
     recheckDoneMs: ctx.settings.RECHECK_DONE_SECONDS * 1000,
   });
+  const discovered = via === 'notification' ? plan.todo.length : plan.todo.filter((p) => p.reason === 'new').length;
   const summary: CycleSummary = {
     listed: keys.length, planned: plan.todo.length, filesDone: 0, filesFailed: 0, filesUnchanged: 0,
     filesUpToDate: plan.upToDate, filesBackoff: plan.backoff, filesCancelled: 0, filesElsewhere: 0, failedListed: 0,
     recordsLoaded: 0, recordsRejected: 0, recordsSkipped: 0, bytes: 0, seconds: 0,
   };
-  ctx.telemetry.cycleStarted({ cycle: opts.cycle, listed: keys.length, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, pending: behind });
+  ctx.telemetry.cycleStarted({ cycle: opts.cycle, listed: keys.length, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, pending: behind, via, discovered });
 
   await loadAsReady(ctx, opts, plan.todo, summary);
   for (const key of keys) if (ctx.registry.get(key)?.status === 'failed') summary.failedListed++;
@@ -270,7 +279,7 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
     const outcomes = await commitGroup(commitContext, group.filter((p) => p.kind !== 'stream'), commitContext.batchGroups ? undefined : more);
     for (const p of group) if (p.kind === 'stream') outcomes.push(...(await commitStream(commitContext, p)));
     await ctx.registry.release(group.filter((p) => p.kind === 'cancelled').map((p) => p.item.key));
-    report(ctx, group, outcomes, summary);
+    report(ctx, group, outcomes, summary, opts.settled);
   }
 }
 
@@ -310,18 +319,21 @@ export async function prepare(ctx: Pick<PipelineContext, 'source' | 'registry' |
 }
 
 /** Counts and reports what became of a committed group. */
-function report(ctx: PipelineContext, group: readonly Prepared[], outcomes: readonly Outcome[], summary: CycleSummary): void {
+function report(ctx: PipelineContext, group: readonly Prepared[], outcomes: readonly Outcome[], summary: CycleSummary, settled?: CycleOptions['settled']): void {
   for (const p of group) {
     if (p.kind === 'cancelled') {
       summary.filesCancelled++;
       ctx.telemetry.fileCancelled(p.item.key);
+      settled?.(p.item.key, 'cancelled');
     } else if (p.kind === 'elsewhere') {
       summary.filesElsewhere++;
+      settled?.(p.item.key, 'elsewhere');
     }
   }
   for (const o of outcomes) {
     const key = o.p.item.key;
     ctx.firstListed.delete(key);
+    settled?.(key, o.kind === 'recheck-failed' ? 'failed' : o.kind === 'lost' ? 'elsewhere' : o.kind);
     switch (o.kind) {
       case 'done': {
         const e = o.entry;

@@ -48,6 +48,8 @@ function createMetrics(registry: Registry, pendingAge: () => number) {
       name: 'bucket_ingest_oldest_pending_age_seconds', help: 'Age of the oldest listed file that is not done yet (0 when none)', registers: [registry],
       collect() { this.set(pendingAge()); },
     }),
+    notifications: new Counter({ name: 'bucket_ingest_notifications_total', help: 'Bucket event notifications by outcome: created (to process), duplicate (that version already done), removed (counted, not acted on), ignored (another bucket, or outside it), malformed (not an S3 event)', labelNames: ['outcome'] as const, registers: [registry] }),
+    discovered: new Counter({ name: 'bucket_ingest_files_discovered_total', help: 'Files to process found by each path: a notification, or the listing (new keys)', labelNames: ['via'] as const, registers: [registry] }),
     lastSuccess: new Gauge({ name: 'bucket_ingest_last_success_timestamp_seconds', help: 'Unix time the last cycle finished without error', registers: [registry] }),
   };
   // Start every labelled series at 0, so dashboards and rate() see them before the first event.
@@ -55,6 +57,8 @@ function createMetrics(registry: Registry, pendingAge: () => number) {
   for (const outcome of ['loaded', 'rejected', 'skipped']) m.records.inc({ outcome }, 0);
   for (const kind of ['fetch', 'database']) m.retries.inc({ kind }, 0);
   for (const outcome of ['ok', 'error']) m.cycles.inc({ outcome }, 0);
+  for (const outcome of ['created', 'duplicate', 'removed', 'ignored', 'malformed']) m.notifications.inc({ outcome }, 0);
+  for (const via of ['notification', 'listing']) m.discovered.inc({ via }, 0);
   collectDefaultMetrics({ register: registry });
   return m;
 }
@@ -71,7 +75,11 @@ export class Telemetry {
   /** Listed keys not done yet → when first seen (ms). Drives the pending gauges. */
   private readonly pending = new Map<string, number>();
   /** State the readiness probe reads. */
-  readonly state = { lastListingOk: false, lastListingError: null as string | null, lastCycleAt: null as string | null, cycle: 0 };
+  readonly state = {
+    lastListingOk: false, lastListingError: null as string | null, lastCycleAt: null as string | null, cycle: 0,
+    /** With NOTIFY_URL: why notifications are not flowing (null: they are); undefined without. */
+    notifications: undefined as string | null | undefined,
+  };
 
   constructor(readonly log: Logger) {
     this.m = createMetrics(this.metrics, () => {
@@ -91,16 +99,22 @@ export class Telemetry {
     this.state.lastListingError = redactText(error);
   }
 
-  cycleStarted(fields: { cycle: number; listed: number; planned: number; upToDate: number; backoff: number; pending: ReadonlyMap<string, number> }): void {
-    const { pending, ...logged } = fields;
-    this.state.lastListingOk = true;
-    this.state.lastListingError = null;
+  /** `via`: a cycle over the listing (the default), or over the keys of notifications, which leaves what the listing found as it was. */
+  cycleStarted(fields: { cycle: number; listed: number; planned: number; upToDate: number; backoff: number; pending: ReadonlyMap<string, number>; via?: 'listing' | 'notification'; discovered?: number }): void {
+    const { pending, via = 'listing', discovered = 0, ...logged } = fields;
     this.state.cycle = fields.cycle;
-    this.pending.clear();
+    if (via === 'listing') {
+      this.state.lastListingOk = true;
+      this.state.lastListingError = null;
+      this.pending.clear();
+    }
     for (const [k, t] of pending) this.pending.set(k, t);
     this.m.pending.set(this.pending.size);
     this.m.files.inc({ outcome: 'skipped_unchanged' }, fields.upToDate);
-    this.log.info({ event: 'CycleStarted', ...logged }, `cycle ${fields.cycle}: ${fields.listed} keys listed, ${fields.planned} to process, ${fields.upToDate} up to date, ${fields.backoff} waiting to retry`);
+    this.m.discovered.inc({ via }, discovered);
+    this.log.info({ event: 'CycleStarted', ...logged, via }, via === 'listing'
+      ? `cycle ${fields.cycle}: ${fields.listed} keys listed, ${fields.planned} to process, ${fields.upToDate} up to date, ${fields.backoff} waiting to retry`
+      : `cycle ${fields.cycle}: ${fields.planned} file(s) to process from notifications`);
     for (const l of this.listeners) l.cycleStarted?.(fields.planned);
   }
 
@@ -226,6 +240,32 @@ export class Telemetry {
   databaseRetry(f: { attempt: number; delayMs: number; reason: string }): void {
     this.m.retries.inc({ kind: 'database' });
     this.log.warn({ event: 'DatabaseRetry', ...f }, `database write failed (${f.reason}); retrying in ${f.delayMs} ms`);
+  }
+
+  notificationsConnected(queue: string): void {
+    this.state.notifications = null;
+    this.log.info({ event: 'NotificationsConnected', queue }, `consuming bucket notifications from queue ${queue}`);
+  }
+
+  notificationsDisconnected(error: string): void {
+    this.state.notifications = redactText(error);
+    this.log.warn({ event: 'NotificationsDisconnected', error: redactText(error) }, `bucket notifications: ${redactText(error)}; reconnecting (listing goes on)`);
+  }
+
+  /** A message that is not an S3 event: one line, and it is taken off the queue. */
+  notificationRejected(error: string, bytes: number): void {
+    this.m.notifications.inc({ outcome: 'malformed' });
+    this.log.error({ event: 'NotificationRejected', error, bytes }, `bucket notification of ${bytes} bytes dropped: ${error}`);
+  }
+
+  /** What a batch of notifications held: objects to process, duplicates, removals (logged, not acted on), and those not of this bucket. */
+  notificationsReceived(n: { created: number; duplicate: number; ignored: number; removed: readonly string[] }): void {
+    this.m.notifications.inc({ outcome: 'created' }, n.created);
+    this.m.notifications.inc({ outcome: 'duplicate' }, n.duplicate);
+    this.m.notifications.inc({ outcome: 'ignored' }, n.ignored);
+    this.m.notifications.inc({ outcome: 'removed' }, n.removed.length);
+    for (const key of n.removed) this.log.info({ event: 'ObjectRemoved', key }, `${key}: removed from the bucket (its rows stay)`);
+    if (n.duplicate + n.ignored > 0) this.log.debug({ event: 'NotificationsSkipped', duplicate: n.duplicate, ignored: n.ignored }, `${n.duplicate} notification(s) of versions already done, ${n.ignored} not of this bucket`);
   }
 
   private settle(key: string): void {

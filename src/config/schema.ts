@@ -47,6 +47,18 @@ const Secret = new t.Type<string, string, unknown>(
   t.identity,
 );
 
+/** NOTIFY_URL: empty (no notifications) or an `amqp://` / `amqps://` URL. */
+const NotifyUrl = new t.Type<string, string, unknown>(
+  'NotifyUrl',
+  (u): u is string => typeof u === 'string',
+  (u, c) => {
+    if (typeof u !== 'string') return t.failure(u, c, 'expected an amqp:// URL, or nothing');
+    const v = u.trim();
+    return v === '' || /^amqps?:\/\/[^/\s]/i.test(v) ? t.success(v) : t.failure(u, c, 'expected an amqp:// or amqps:// URL, or nothing');
+  },
+  t.identity,
+);
+
 /** `off` (or empty) disables the HTTP server; 0 picks a free port (tests); else the port. */
 const HttpPort = new t.Type<number | null, number | null, unknown>(
   'HttpPort',
@@ -176,6 +188,16 @@ export const settingsCodec = t.type({
   STREAM_ABOVE_MB: intIn('STREAM_ABOVE_MB', 1, 1_000_000),
   /** Disk for temporary copies of ZIP archives whose members are read; the least recently used are dropped past it. */
   ARCHIVE_CACHE_MB: intIn('ARCHIVE_CACHE_MB', 0, 1_000_000),
+  /** Bucket event notifications (S3 event JSON) from this AMQP broker, `amqp://user:pass@host:5672/vhost`; empty: none. */
+  NOTIFY_URL: NotifyUrl,
+  /** The durable queue notifications are consumed from. */
+  NOTIFY_QUEUE: NonEmpty,
+  /** If set, an exchange the queue is bound to (declared as a durable topic exchange unless it exists). */
+  NOTIFY_EXCHANGE: t.string,
+  /** The binding's routing key (with NOTIFY_EXCHANGE). */
+  NOTIFY_ROUTING_KEY: NonEmpty,
+  /** With NOTIFY_URL: how often the bucket is listed anyway, to find what notifications missed. */
+  RECONCILE_SECONDS: secondsAtLeast('RECONCILE_SECONDS', 1),
   /** How often a done file is asked again whether its ETag or size changed; 0 = every cycle. */
   RECHECK_DONE_SECONDS: secondsAtLeast('RECHECK_DONE_SECONDS', 0),
   /** First wait before a failed file is tried on a later cycle; doubles per failure up to an hour. */
@@ -230,6 +252,11 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     FORMAT_OVERRIDES: '',
     ROUTES: '',
     CSV_DELIMITER: ',',
+    NOTIFY_URL: '',
+    NOTIFY_QUEUE: 'bucket-ingest',
+    NOTIFY_EXCHANGE: '',
+    NOTIFY_ROUTING_KEY: '#',
+    RECONCILE_SECONDS: '3600',
     RECHECK_DONE_SECONDS: '3600',
     RETRY_FAILED_SECONDS: '60',
     COMMIT_MAX_FILES: '1000',

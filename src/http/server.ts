@@ -99,7 +99,7 @@ function pathSegment(raw: string, what: string): string {
   }
 }
 
-/** Ready = the database answers a real query and the last cycle could list the bucket. */
+/** Ready = the database answers a real query, the last cycle could list the bucket, and notifications (NOTIFY_URL) flow. */
 async function ready(ctx: HttpContext, res: ServerResponse): Promise<void> {
   const reasons: string[] = [];
   try {
@@ -109,6 +109,8 @@ async function ready(ctx: HttpContext, res: ServerResponse): Promise<void> {
   }
   const { lastListingOk, lastListingError, cycle } = ctx.telemetry.state;
   if (!lastListingOk) reasons.push(cycle === 0 && lastListingError === null ? 'bucket: not listed yet' : `bucket: ${lastListingError ?? 'not listed yet'}`);
+  const notifications = ctx.telemetry.state.notifications;
+  if (typeof notifications === 'string') reasons.push(`notifications: ${notifications}`);
   send(res, reasons.length === 0 ? 200 : 503, reasons.length === 0 ? { status: 'ready' } : { status: 'not ready', reasons });
 }
 

@@ -95,6 +95,20 @@ export class ArchiveSource implements Source {
     return keys.flatMap((k) => listed.get(k) ?? [k]);
   }
 
+  /** Each archive among `keys` as its members (read anew if it changed), the other keys as they are. */
+  async expand(keys: readonly string[], signal?: AbortSignal): Promise<string[]> {
+    const out: string[] = [];
+    for (const key of keys) {
+      if (isArchive(key, this.opts.rules)) out.push(...(await this.membersOf(key, signal)));
+      else out.push(key);
+    }
+    return out;
+  }
+
+  keyOfObject(bucket: string | null, objectKey: string): string | null {
+    return this.inner.keyOfObject ? this.inner.keyOfObject(bucket, objectKey) : objectKey;
+  }
+
   fetch(key: string, opts: FetchOptions = {}): Promise<FetchedObject | StreamedObject | NotModified> {
     const member = memberOf(key, this.opts.rules);
     if (member !== null) return this.fetchMember(key, member.archive, member.name, opts);

@@ -42,6 +42,13 @@ export interface Source {
   listKeys(signal?: AbortSignal): Promise<string[]>;
   fetch(key: string, opts?: FetchOptions): Promise<FetchedObject | StreamedObject | NotModified>;
   close(): Promise<void>;
+  /**
+   * Notifications: the key of an object an event names (its bucket, if the event says), or null for one that is not
+   * of this bucket (another bucket, outside its prefix). Without it, an event's key is the key.
+   */
+  keyOfObject?(bucket: string | null, objectKey: string): string | null;
+  /** Notifications: the keys to process for these keys, as a listing would show them (an archive: its members). */
+  expand?(keys: readonly string[], signal?: AbortSignal): Promise<string[]>;
 }
 
 /** Reports each retry so logs and metrics can see it. */
