@@ -5,6 +5,7 @@
  *   npm run bench -- [--files 300] [--records 1000] [--concurrency 16] [--reps 3] [--seed 1]
  *                    [--database-url URL] [--registry json|database] [--skip-limit] [--one-file] [--again] [--out bench/results]
  *                    [--format json|ndjson|ndjson.gz|csv|parquet|ndjson.zip]
+ *   npm run bench -- --notify [--uploads 1000] [--keys 100000] [--every-ms 20]   (see bench/notify.ts)
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -786,7 +787,7 @@ async function main(): Promise<void> {
   say(`saved ${file}`);
 }
 
-main().catch((err: unknown) => {
+(process.argv.includes('--notify') ? import('./notify.js').then((m) => m.main(process.argv.slice(2).filter((a) => a !== '--notify'))) : main()).catch((err: unknown) => {
   process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exitCode = 1;
 });

@@ -1,0 +1,226 @@
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { expect } from 'chai';
+import knexFactory from 'knex';
+import type { Channel, ChannelModel } from 'amqplib';
+import { events, runCli, startCli, tempDir, until } from '../helpers/cli.js';
+import { dialects, dump } from '../helpers/databases.js';
+import { startTestBucket, type TestBucket } from '../helpers/test-bucket.js';
+import { AMQP_URL, broker, queueName, s3Event } from '../helpers/amqp.js';
+
+async function sqliteDump(filename: string): Promise<Awaited<ReturnType<typeof dump>>> {
+  const db = knexFactory({ client: 'better-sqlite3', connection: { filename }, useNullAsDefault: true });
+  try {
+    return await dump(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+const song = (title: string): string => `${JSON.stringify({ type: 'song', data: { artist_name: 'A', title, year: 1, release: 'R' } })}\n`;
+
+/** A TCP relay to the broker that can be cut and mended: the daemon sees the broker go away and come back. */
+async function relay(target: { host: string; port: number }): Promise<{ url: string; cut(): Promise<void>; mend(): Promise<void>; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let server: Server | null = null;
+  let port = 0;
+  const listen = (): Promise<void> => new Promise((resolve) => {
+    server = createServer((client) => {
+      const upstream = tcpConnect(target.port, target.host);
+      sockets.add(client).add(upstream);
+      client.pipe(upstream).pipe(client);
+      const drop = (): void => {
+        client.destroy();
+        upstream.destroy();
+        sockets.delete(client);
+        sockets.delete(upstream);
+      };
+      client.on('error', drop).on('close', drop);
+      upstream.on('error', drop).on('close', drop);
+    });
+    server.listen(port, '127.0.0.1', () => {
+      port = (server?.address() as { port: number }).port;
+      resolve();
+    });
+  });
+  const cut = async (): Promise<void> => {
+    const s = server as Server | null;
+    server = null;
+    for (const socket of sockets) socket.destroy();
+    sockets.clear();
+    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+  };
+  await listen();
+  const u = new URL(AMQP_URL);
+  u.host = `127.0.0.1:${port}`;
+  return { url: u.toString(), cut, mend: listen, close: cut };
+}
+
+/**
+ * Bucket notifications over AMQP, on the machine's RabbitMQ: new objects load from their events with no listing,
+ * duplicates are nothing, a bad message is one line and gone, a daemon killed mid-file gets its message again,
+ * the broker going away is survived, and two daemons share a queue.
+ */
+describe('bucket notifications over AMQP (integration)', function () {
+  this.timeout(120_000);
+  let amqp: { connection: ChannelModel; channel: Channel } | null = null;
+  const cleanups: Array<() => Promise<void>> = [];
+
+  before(async function () {
+    amqp = await broker();
+    if (amqp === null) this.skip();
+  });
+  after(async () => {
+    await amqp?.connection.close().catch(() => undefined);
+  });
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+  });
+
+  async function setUp(files: Record<string, string>, extra: Record<string, string> = {}): Promise<{ bucket: TestBucket; queue: string; dir: string; env: Record<string, string>; publish: (body: Buffer) => void; ready: () => Promise<number> }> {
+    const channel = (amqp as { channel: Channel }).channel;
+    const queue = queueName();
+    await channel.assertQueue(queue, { durable: true });
+    cleanups.push(async () => {
+      await channel.deleteQueue(queue);
+    });
+    const bucket = await startTestBucket({ files });
+    cleanups.push(() => bucket.close());
+    const t = await tempDir();
+    cleanups.push(t.cleanup);
+    const env = {
+      BUCKET_URL: bucket.url, DATABASE_URL: 'sqlite://data/t.sqlite3', REGISTRY_PATH: 'registry/t.json', LOG_LEVEL: 'debug',
+      NOTIFY_URL: AMQP_URL, NOTIFY_QUEUE: queue, RECONCILE_SECONDS: '3600', POLL_INTERVAL_SECONDS: '3600', HTTP_PORT: '0', ...extra,
+    };
+    return {
+      bucket, queue, dir: t.dir, env,
+      publish: (body) => void channel.sendToQueue(queue, body, { persistent: true }),
+      ready: async () => (await channel.checkQueue(queue)).messageCount,
+    };
+  }
+
+  function daemon(dir: string, env: Record<string, string>): ReturnType<typeof startCli> & { seen: (event: string) => Array<Record<string, unknown>> } {
+    const d = startCli(['run'], { cwd: dir, env });
+    cleanups.push(async () => {
+      if (d.child.exitCode === null && d.child.signalCode === null) d.child.kill('SIGKILL');
+      await d.finished.catch(() => undefined);
+    });
+    return { ...d, seen: (event) => events(d.output()).filter((e) => e.event === event) };
+  }
+
+  it('loads objects named by notifications without listing, takes a duplicate for nothing and a bad message for one line, and acknowledges all', async () => {
+    const { bucket, dir, env, publish, ready } = await setUp({ 'a.ndjson': song('a') });
+    const d = daemon(dir, env);
+    await until(() => (d.seen('CycleFinished').length > 0 && d.seen('NotificationsConnected').length > 0 ? true : undefined));
+    expect(bucket.hits('files_list.data')).to.equal(1);
+
+    bucket.setFile('new/b c+d.ndjson', song('b1') + song('b2')); // not in the index: only the event names it
+    publish(s3Event('new/b c+d.ndjson', song('b1') + song('b2')));
+    await until(() => d.seen('FileDone').find((e) => e.key === 'new/b c+d.ndjson'));
+    publish(s3Event('new/b c+d.ndjson', song('b1') + song('b2'))); // delivered again: the same version
+    publish(Buffer.from('{"Records": "nope"}'));
+    publish(s3Event('a.ndjson', null)); // removed: logged, rows kept
+    await until(() => d.seen('NotificationRejected')[0]);
+    await until(() => d.seen('ObjectRemoved')[0]);
+    await until(() => d.seen('NotificationsSkipped').find((e) => e.duplicate === 1));
+    expect(d.seen('NotificationRejected')[0]?.error).to.equal('BI_NOTIFY: not an S3 event (no Records array)');
+    expect(d.seen('ObjectRemoved')[0]?.key).to.equal('a.ndjson');
+    expect(d.seen('FileDone').map((e) => e.key)).to.deep.equal(['a.ndjson', 'new/b c+d.ndjson']);
+    expect(bucket.hits('files_list.data')).to.equal(1); // no listing since the first
+    expect(bucket.hits('new/b c+d.ndjson')).to.equal(1);
+
+    const port = Number(d.seen('HttpListening')[0]?.port);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).to.match(/bucket_ingest_files_discovered_total\{via="notification"\} 1\b/);
+    expect(metrics).to.match(/bucket_ingest_files_discovered_total\{via="listing"\} 1\b/);
+    expect(metrics).to.match(/bucket_ingest_notifications_total\{outcome="malformed"\} 1\b/);
+    expect(metrics).to.match(/bucket_ingest_notifications_total\{outcome="duplicate"\} 1\b/);
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).to.equal(200);
+
+    d.child.kill('SIGTERM');
+    expect((await d.finished).code).to.equal(0);
+    expect(await ready()).to.equal(0); // every message acknowledged (or dropped, the bad one): none comes back
+    const tables = await sqliteDump(`${dir}/data/t.sqlite3`);
+    expect((tables.songs ?? []).map((r) => r.title).sort()).to.deep.equal(['a', 'b1', 'b2']);
+  });
+
+  it('a daemon killed mid-file leaves its message unacknowledged: the restarted daemon gets it again and loads the file once', async () => {
+    const { bucket, dir, env, publish, ready } = await setUp({ 'a.ndjson': song('a') });
+    const first = daemon(dir, env);
+    await until(() => (first.seen('NotificationsConnected').length > 0 && first.seen('CycleFinished').length > 0 ? true : undefined));
+    const body = Array.from({ length: 50 }, (_, i) => song(`s${i}`)).join('');
+    bucket.setFile('slow.ndjson', body);
+    bucket.addFaults('slow.ndjson', [{ kind: 'hang' }]);
+    publish(s3Event('slow.ndjson', body));
+    await until(() => (bucket.hits('slow.ndjson') > 0 ? true : undefined));
+    first.child.kill('SIGKILL');
+    await first.finished;
+    await until(async () => ((await ready()) === 1 ? true : undefined)); // the broker has it again
+    const second = daemon(dir, env);
+    await until(() => second.seen('FileDone').find((e) => e.key === 'slow.ndjson'));
+    second.child.kill('SIGTERM');
+    expect((await second.finished).code).to.equal(0);
+    expect(await ready()).to.equal(0);
+    const tables = await sqliteDump(`${dir}/data/t.sqlite3`);
+    expect((tables.songs ?? []).filter((r) => r.source_key === 'slow.ndjson')).to.have.length(50);
+  });
+
+  it('survives the broker going away: /readyz says why, it reconnects, and what was published meanwhile loads', async () => {
+    const target = new URL(AMQP_URL);
+    const r = await relay({ host: target.hostname, port: Number(target.port || 5672) });
+    cleanups.push(() => r.close());
+    const { bucket, dir, env, publish } = await setUp({ 'a.ndjson': song('a') });
+    const d = daemon(dir, { ...env, NOTIFY_URL: r.url });
+    await until(() => (d.seen('NotificationsConnected').length > 0 && d.seen('CycleFinished').length > 0 ? true : undefined));
+    const port = Number(d.seen('HttpListening')[0]?.port);
+    await r.cut();
+    await until(() => d.seen('NotificationsDisconnected')[0]);
+    const readyz = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect(readyz.status).to.equal(503);
+    expect(((await readyz.json()) as { reasons: string[] }).reasons.join('; ')).to.match(/^notifications: not connected/);
+    bucket.setFile('during.ndjson', song('during'));
+    publish(s3Event('during.ndjson', song('during')));
+    await r.mend();
+    await until(() => d.seen('FileDone').find((e) => e.key === 'during.ndjson'), 60_000);
+    expect(d.seen('NotificationsConnected').length).to.be.greaterThan(1);
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).to.equal(200);
+    expect(d.output()).to.not.contain('guest:guest');
+  });
+
+  it('a broker that refuses the credentials stops start-up with one BI_NOTIFY line, the password not shown', async () => {
+    const { dir, env } = await setUp({ 'a.ndjson': song('a') });
+    const u = new URL(AMQP_URL);
+    u.password = 'wrong-s3cret';
+    const r = await runCli(['run'], { cwd: dir, env: { ...env, NOTIFY_URL: u.toString() } });
+    expect(r.code).to.equal(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).to.have.length(1);
+    expect(lines[0]).to.match(/^bucket-ingest: BI_NOTIFY: NOTIFY_URL amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+: the broker refused us: /);
+    expect(r.stdout + r.stderr).to.not.contain('wrong-s3cret');
+  });
+
+  for (const dialect of dialects().filter((x) => x.name !== 'sqlite')) {
+    it(`${dialect.name}: two daemons on one queue, the database registry: each notified file is loaded once`, async () => {
+      const { bucket, dir, env, publish, ready } = await setUp({ 'a.ndjson': song('a') });
+      const db = await dialect.create(dir);
+      cleanups.push(() => db.drop());
+      const shared = { ...env, DATABASE_URL: db.url, REGISTRY: 'database' };
+      const one = daemon(dir, { ...shared, WORKER_NAME: 'one', HTTP_PORT: 'off' });
+      const two = daemon(dir, { ...shared, WORKER_NAME: 'two', HTTP_PORT: 'off', REGISTRY_PATH: 'registry/two.json' });
+      await until(() => (one.seen('NotificationsConnected').length > 0 && two.seen('NotificationsConnected').length > 0 && one.seen('CycleFinished').length > 0 && two.seen('CycleFinished').length > 0 ? true : undefined));
+      const keys = Array.from({ length: 20 }, (_, i) => `n/${i}.ndjson`);
+      for (const k of keys) bucket.setFile(k, song(k));
+      for (const k of keys) publish(s3Event(k, song(k)));
+      for (const k of keys.slice(0, 5)) publish(s3Event(k, song(k))); // duplicates
+      const loaded = (): string[] => [...one.seen('FileDone'), ...two.seen('FileDone')].map((e) => String(e.key)).filter((k) => k.startsWith('n/'));
+      await until(() => (new Set(loaded()).size === keys.length ? true : undefined), 60_000);
+      await until(async () => ((await ready()) === 0 ? true : undefined));
+      one.child.kill('SIGTERM');
+      two.child.kill('SIGTERM');
+      expect((await one.finished).code).to.equal(0);
+      expect((await two.finished).code).to.equal(0);
+      expect(loaded().sort()).to.deep.equal([...keys].sort()); // each once, across both
+      const tables = await dump(db.knex());
+      expect((tables.songs ?? []).filter((r) => String(r.source_key).startsWith('n/'))).to.have.length(keys.length);
+    });
+  }
+});
