@@ -6,6 +6,7 @@ import { bindingMismatch } from './registry/binding.js';
 import { describeError } from './errors.js';
 import { runCycle } from './pipeline.js';
 import type { CycleSummary } from './telemetry.js';
+import type { TimeWindow } from './listing.js';
 
 export interface DaemonOptions {
   once: boolean;
@@ -14,6 +15,8 @@ export interface DaemonOptions {
   stop: AbortSignal;
   /** Hard stop (second signal): abandon files in flight. */
   abort: AbortSignal;
+  /** `--since` / `--until`, for every cycle. */
+  window?: TimeWindow;
 }
 
 export interface DaemonResult {
@@ -35,7 +38,7 @@ export async function runDaemon(app: App, opts: DaemonOptions): Promise<DaemonRe
     const first = cycle === firstCycle;
     try {
       // --force applies to the first cycle only: afterwards everything is current.
-      const summary = await runCycle(app, { cycle, force: opts.force && first, stop: opts.stop, abort: opts.abort });
+      const summary = await runCycle(app, { cycle, force: opts.force && first, stop: opts.stop, abort: opts.abort, window: opts.window });
       result.last = summary;
       result.cycles++;
       app.telemetry.cycleFinished(cycle, summary);
