@@ -14,7 +14,7 @@ export interface S3Location {
  */
 export function parseS3Url(url: string): S3Location {
   const m = /^s3:\/\/([^/?#]*)\/?([^?#]*)$/i.exec(url.trim());
-  if (!m || !/^[a-z0-9][a-z0-9.\-_]{1,254}$/i.test(m[1] as string)) {
+  if (!m || !/^[a-z0-9][a-z0-9.\-_]{0,254}$/i.test(m[1] as string)) {
     throw new ConfigError(`BUCKET_URL ${url}: expected s3://BUCKET[/PREFIX] with a bucket name of letters, digits, ".", "-" and "_"`);
   }
   const path = (m[2] as string).replace(/^\/+/, '');

@@ -4,6 +4,8 @@
  * (.ci/run starts one and sets them). Where neither is to be had, the S3 suites are skipped with one line.
  */
 import { execFile } from 'node:child_process';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -109,4 +111,44 @@ export async function putObjects(client: S3Client, bucket: string, objects: Read
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: o.key, Body: o.body }));
     }
   }));
+}
+
+/** One request that went through a counting proxy. */
+export interface SeenRequest {
+  method: string;
+  /** The object key (path-style: the path after the bucket), decoded; '' for a bucket-level request (listing). */
+  key: string;
+  query: URLSearchParams;
+}
+
+/**
+ * A forwarding HTTP proxy in front of the S3 server, on 127.0.0.1, that notes every request (so a test counts what the
+ * daemon asked for) and can hold each response back `delayMs` (to catch a run mid-cycle). Nothing is answered by it:
+ * every request goes to the real server as it came, Host header (and so the signature) included.
+ */
+export async function countingProxy(server: S3Server): Promise<{ endpoint: string; seen: SeenRequest[]; delayMs: number; close: () => Promise<void> }> {
+  const target = new URL(server.endpoint);
+  const state = { endpoint: '', seen: [] as SeenRequest[], delayMs: 0, close: async () => undefined as void };
+  const proxy = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://proxy');
+    const [, , ...rest] = url.pathname.split('/');
+    state.seen.push({ method: req.method ?? 'GET', key: decodeURIComponent(rest.join('/')), query: url.searchParams });
+    const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      const send = (): void => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      };
+      if (state.delayMs > 0) setTimeout(send, state.delayMs);
+      else send();
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((ok) => proxy.listen(0, '127.0.0.1', ok));
+  state.endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  state.close = () => new Promise<void>((ok) => {
+    proxy.closeAllConnections();
+    proxy.close(() => ok());
+  });
+  return state;
 }
