@@ -15,6 +15,7 @@ import { DbRegistry } from './registry/db-registry.js';
 import { JsonRegistry } from './registry/json-registry.js';
 import type { Registry } from './registry/types.js';
 import { createSource } from './sources/index.js';
+import { ListingCursor } from './listing.js';
 import type { Telemetry } from './telemetry.js';
 
 export interface App extends PipelineContext {
@@ -119,6 +120,7 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
       config, settings, catalog: config.catalog, source, db, registry, decoder, telemetry, firstListed: new Map(), binding,
       compiler: new UpsertCompiler(target.dialect),
       ...(verifyTarget ? { verifyTarget } : {}),
+      ...(settings.LISTING === 'ordered' ? { cursor: new ListingCursor(settings) } : {}),
       checkDatabase: () => checkDatabase(opened, target, identity),
       async close() {
         await openedRegistry.close().catch(() => undefined);

@@ -9,6 +9,7 @@ import type { RegistryEntry } from './registry/entry.js';
 import { AmqpNotifications, type Delivery } from './sources/notifications/amqp.js';
 import { unquoted, type ObjectEvent } from './sources/notifications/s3-event.js';
 import type { CycleSummary } from './telemetry.js';
+import type { TimeWindow } from './listing.js';
 
 export interface DaemonOptions {
   once: boolean;
@@ -17,6 +18,8 @@ export interface DaemonOptions {
   stop: AbortSignal;
   /** Hard stop (second signal): abandon files in flight. */
   abort: AbortSignal;
+  /** `--since` / `--until`, for every cycle. */
+  window?: TimeWindow;
 }
 
 export interface DaemonResult {
@@ -38,7 +41,7 @@ export async function runDaemon(app: App, opts: DaemonOptions): Promise<DaemonRe
   for (let cycle = firstCycle; !opts.stop.aborted; cycle++) {
     const first = cycle === firstCycle;
     // --force applies to the first cycle only: afterwards everything is current.
-    await runOne(app, result, { cycle, force: opts.force && first, stop: opts.stop, abort: opts.abort }, first || opts.once);
+    await runOne(app, result, { cycle, force: opts.force && first, stop: opts.stop, abort: opts.abort, window: opts.window }, first || opts.once);
     if (opts.once) break;
     await sleep(app.settings.POLL_INTERVAL_SECONDS * 1000, undefined, { signal: opts.stop }).catch(() => undefined);
   }
@@ -90,8 +93,8 @@ async function runNotified(app: App, opts: DaemonOptions): Promise<DaemonResult>
   await notifications.start();
   try {
     let cycle = (await previousCycle(app)) + 1;
-    await runOne(app, result, { cycle: cycle++, force: opts.force, stop: opts.stop, abort: opts.abort }, true);
-    let nextListing = Date.now() + settings.RECONCILE_SECONDS * 1000;
+    await runOne(app, result, { cycle: cycle++, force: opts.force, stop: opts.stop, abort: opts.abort, window: opts.window }, true);
+    let nextListing = Date.now() + Math.max(1, settings.RECONCILE_SECONDS) * 1000;
     let held: Delivery[] = [];
     let failures = 0;
     while (!opts.stop.aborted) {
@@ -107,8 +110,8 @@ async function runNotified(app: App, opts: DaemonOptions): Promise<DaemonResult>
         }
       }
       if (Date.now() >= nextListing && !opts.stop.aborted) {
-        await runOne(app, result, { cycle: cycle++, force: false, stop: opts.stop, abort: opts.abort }, false);
-        nextListing = Date.now() + settings.RECONCILE_SECONDS * 1000;
+        await runOne(app, result, { cycle: cycle++, force: false, stop: opts.stop, abort: opts.abort, window: opts.window }, false);
+        nextListing = Date.now() + Math.max(1, settings.RECONCILE_SECONDS) * 1000;
       }
     }
   } finally {

@@ -8,10 +8,11 @@ import { describeError, IngestError } from './errors.js';
 import { commitGroup, commitStream, isTransientDbError, type CommitContext, type Outcome } from './load/commit.js';
 import { withRetries } from './sources/retry.js';
 import type { UpsertCompiler } from './load/upsert.js';
-import { planCycle, type PlanItem } from './plan.js';
+import { planInto, type Plan, type PlanItem } from './plan.js';
+import { listingFilter, listingPages, type ListingCursor, type TimeWindow } from './listing.js';
 import { bucketId, type Binding } from './registry/binding.js';
 import type { Registry } from './registry/types.js';
-import type { Source, StreamedObject } from './sources/types.js';
+import type { ListedObject, Source, StreamedObject } from './sources/types.js';
 import type { CycleSummary, Telemetry } from './telemetry.js';
 import type { ValidatedFile } from './validate.js';
 
@@ -32,6 +33,8 @@ export interface PipelineContext {
   binding: Binding;
   /** Throws when the database is no longer the one opened (SQLite file deleted or replaced); run before each commit. */
   verifyTarget?: () => void;
+  /** LISTING=ordered: where the next listing starts (kept between cycles); absent: every cycle lists everything. */
+  cursor?: ListingCursor;
 }
 
 export interface CycleOptions {
@@ -48,6 +51,8 @@ export interface CycleOptions {
   keys?: readonly string[];
   /** Told what became of each planned key once its group is committed (or it was left: cancelled, elsewhere). */
   settled?: (key: string, outcome: 'done' | 'failed' | 'unchanged' | 'cancelled' | 'elsewhere') => void;
+  /** `--since` / `--until`: only objects last written in this window. */
+  window?: TimeWindow | undefined;
 }
 
 /** The outcome of fetching, decoding and validating one planned file. */
@@ -69,31 +74,42 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   const started = performance.now();
   // Takes in what changed outside this process: other workers' entries, or reprocess requests.
   await retryDb(ctx, 'reading the registry', () => ctx.registry.refresh(), opts.abort);
-  let keys: readonly string[];
   const via = opts.keys === undefined ? 'listing' : 'notification';
+  const now = Date.now();
+  // Notified keys are each a new version (duplicates were left out before): processed whatever the registry says.
+  const planOpts = { force: opts.force || via === 'notification', now, recheckDoneMs: ctx.settings.RECHECK_DONE_SECONDS * 1000 };
+  const plan: Plan = { todo: [], upToDate: 0, backoff: 0 };
+  const behind = new Map<string, number>();
+  // Keys that may be recorded failed once the cycle is over: those planned or waiting (a key up to date stays done).
+  const watched: string[] = [];
+  const considered = listingFilter(ctx.settings, opts.window);
+  let listed = 0;
+  // Planned page by page as the listing arrives: only the keys to process are kept, never the whole listing.
   try {
-    keys = opts.keys ?? (await retryDb(ctx, 'reading the shared listing', () => ctx.registry.listKeys(ctx.source, opts.abort), opts.abort));
+    const readIndex = (): Promise<string[]> => retryDb(ctx, 'reading the shared listing', () => ctx.registry.listKeys(ctx.source, opts.abort), opts.abort);
+    const pages = opts.keys !== undefined ? givenKeys(opts.keys) : listingPages(ctx.source, readIndex, opts.abort, ctx.cursor ?? null);
+    for await (const page of pages) {
+      for (const o of page) {
+        if (!considered(o, now)) continue;
+        const reason = planInto(plan, o.key, listed++, (k) => ctx.registry.get(k), planOpts, o);
+        if (reason !== 'up-to-date') watched.push(o.key);
+        notePending(ctx, behind, o.key, now);
+      }
+    }
   } catch (err) {
     ctx.telemetry.listingFailed(describeError(err));
     throw err;
   }
-  const now = Date.now();
-  const behind = pendingSince(ctx, keys, now);
-  const plan = planCycle(keys, (k) => ctx.registry.get(k), {
-    force: opts.force || via === 'notification',
-    now,
-    recheckDoneMs: ctx.settings.RECHECK_DONE_SECONDS * 1000,
-  });
   const discovered = via === 'notification' ? plan.todo.length : plan.todo.filter((p) => p.reason === 'new').length;
   const summary: CycleSummary = {
-    listed: keys.length, planned: plan.todo.length, filesDone: 0, filesFailed: 0, filesUnchanged: 0,
+    listed, planned: plan.todo.length, filesDone: 0, filesFailed: 0, filesUnchanged: 0,
     filesUpToDate: plan.upToDate, filesBackoff: plan.backoff, filesCancelled: 0, filesElsewhere: 0, failedListed: 0,
     recordsLoaded: 0, recordsRejected: 0, recordsSkipped: 0, bytes: 0, seconds: 0,
   };
-  ctx.telemetry.cycleStarted({ cycle: opts.cycle, listed: keys.length, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, pending: behind, via, discovered });
+  ctx.telemetry.cycleStarted({ cycle: opts.cycle, listed, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, pending: behind, via, discovered });
 
   await loadAsReady(ctx, opts, plan.todo, summary);
-  for (const key of keys) if (ctx.registry.get(key)?.status === 'failed') summary.failedListed++;
+  for (const key of watched) if (ctx.registry.get(key)?.status === 'failed') summary.failedListed++;
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
 }
@@ -283,6 +299,11 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
   }
 }
 
+/** Notified keys, as a listing's one page of objects with no version (a notification's ETag was compared before). */
+async function* givenKeys(keys: readonly string[]): AsyncGenerator<ListedObject[]> {
+  yield keys.map((key) => ({ key, etag: null, size: null, lastModified: null }));
+}
+
 /** Runs a registry operation, retrying while the database (not the data) is the problem. */
 function retryDb<T>(ctx: PipelineContext, what: string, fn: () => Promise<T>, signal: AbortSignal): Promise<T> {
   return withRetries(
@@ -365,20 +386,16 @@ function report(ctx: PipelineContext, group: readonly Prepared[], outcomes: read
 }
 
 /**
- * Listed keys that are not done (new, failed, marked for reprocessing), with when each was first seen:
- * what "how far behind" means for the pending-files gauges.
+ * Notes a listed key in `pending` if it is not done (new, failed, marked for reprocessing), with when it was first
+ * seen: what "how far behind" means for the pending-files gauges.
  */
-function pendingSince(ctx: PipelineContext, keys: readonly string[], now: number): Map<string, number> {
-  const pending = new Map<string, number>();
-  for (const key of keys) {
-    const entry = ctx.registry.get(key);
-    if (entry === undefined) {
-      let first = ctx.firstListed.get(key);
-      if (first === undefined) ctx.firstListed.set(key, (first = now));
-      pending.set(key, first);
-    } else if (entry.status === 'failed' || entry.reprocess) {
-      pending.set(key, Date.parse(entry.firstSeenAt));
-    }
+function notePending(ctx: PipelineContext, pending: Map<string, number>, key: string, now: number): void {
+  const entry = ctx.registry.get(key);
+  if (entry === undefined) {
+    let first = ctx.firstListed.get(key);
+    if (first === undefined) ctx.firstListed.set(key, (first = now));
+    pending.set(key, first);
+  } else if (entry.status === 'failed' || entry.reprocess) {
+    pending.set(key, Date.parse(entry.firstSeenAt));
   }
-  return pending;
 }

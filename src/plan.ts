@@ -1,4 +1,5 @@
 import type { RegistryEntry } from './registry/entry.js';
+import type { ObjectVersion } from './sources/types.js';
 
 /** Why a key is processed this cycle, or why not. */
 export type PlanReason =
@@ -7,6 +8,7 @@ export type PlanReason =
   | 'reprocess'      // marked by `reprocess`
   | 'retry'          // failed before, backoff elapsed
   | 'recheck'        // done, time to ask the bucket whether it changed
+  | 'changed'        // done, but the listing names another ETag or size
   | 'up-to-date'     // done, checked recently
   | 'backoff';       // failed, next attempt not due yet
 
@@ -29,13 +31,19 @@ export interface PlanOptions {
   recheckDoneMs: number;
 }
 
-/** Decides what one key needs. Pure, so `explain` and the cycle agree by construction. */
-export function planKey(entry: RegistryEntry | undefined, opts: PlanOptions): PlanReason {
+/**
+ * Decides what one key needs. Pure, so `explain` and the cycle agree by construction. `listed` is the version a
+ * listing gave (S3): a done file is then up to date or changed by it, with no request and no recheck timer.
+ */
+export function planKey(entry: RegistryEntry | undefined, opts: PlanOptions, listed?: ObjectVersion): PlanReason {
   if (opts.force) return 'forced';
   if (!entry) return 'new';
   if (entry.reprocess) return 'reprocess';
   if (entry.status === 'failed') {
     return entry.nextAttemptAt === null || Date.parse(entry.nextAttemptAt) <= opts.now ? 'retry' : 'backoff';
+  }
+  if (listed !== undefined && listed.etag !== null && listed.size !== null && entry.etag !== null) {
+    return listed.etag === entry.etag && listed.size === entry.size ? 'up-to-date' : 'changed';
   }
   const checked = entry.checkedAt ?? entry.doneAt;
   return checked === null || Date.parse(checked) + opts.recheckDoneMs <= opts.now ? 'recheck' : 'up-to-date';
@@ -44,14 +52,19 @@ export function planKey(entry: RegistryEntry | undefined, opts: PlanOptions): Pl
 /** Plans a cycle over the listed keys: which to process, in bucket order, and how many wait. */
 export function planCycle(keys: readonly string[], lookup: (key: string) => RegistryEntry | undefined, opts: PlanOptions): Plan {
   const plan: Plan = { todo: [], upToDate: 0, backoff: 0 };
-  for (let index = 0; index < keys.length; index++) {
-    const key = keys[index] as string;
-    const reason = planKey(lookup(key), opts);
-    if (reason === 'up-to-date') plan.upToDate++;
-    else if (reason === 'backoff') plan.backoff++;
-    else plan.todo.push({ key, index, reason });
-  }
+  for (let index = 0; index < keys.length; index++) planInto(plan, keys[index] as string, index, lookup, opts);
   return plan;
+}
+
+/** Plans one listed key into `plan` (a listing planned page by page); returns its reason. */
+export function planInto(
+  plan: Plan, key: string, index: number, lookup: (key: string) => RegistryEntry | undefined, opts: PlanOptions, listed?: ObjectVersion,
+): PlanReason {
+  const reason = planKey(lookup(key), opts, listed);
+  if (reason === 'up-to-date') plan.upToDate++;
+  else if (reason === 'backoff') plan.backoff++;
+  else plan.todo.push({ key, index, reason });
+  return reason;
 }
 
 /** Wait before a failed file is tried again: base × 2^(failures-1), at most an hour. */

@@ -37,8 +37,15 @@ export function redactUrl(raw: string): string {
  */
 export function redactText(text: string): string {
   return maskUserinfo(text)
-    .replace(/([?&](?:password|token|access_token|secret|sig|signature|x-amz-signature|x-amz-security-token)=)[^&\s]*/gi, '$1***');
+    .replace(/([?&](?:password|token|access_token|secret|sig|signature|x-amz-signature|x-amz-security-token)=)[^&\s]*/gi, '$1***')
+    .replace(AWS_SECRET_TEXT, '$1$2***');
 }
+
+/**
+ * An AWS secret named in free text: `AWS_SECRET_ACCESS_KEY=…`, `aws_session_token = …` (a credentials file quoted by an
+ * error), `X-Amz-Security-Token: …` (a header). The name and what stands between it and the value are kept.
+ */
+const AWS_SECRET_TEXT = /\b(aws_secret_access_key|aws_session_token|aws_security_token|x-amz-security-token)(["']?[ \t]*[=:][ \t]*["']?)[^\s"',;&]+/gi;
 
 /** Schemes whose lone user-info (`postgres://ingest@db/x`) is a role name, not a token. */
 const ROLE_SCHEMES = new Set(['postgres', 'postgresql', 'mysql', 'mariadb', 'sqlite', 'sqlite3']);

@@ -40,6 +40,8 @@ describe('redactText', () => {
       ['', 'x?password='],
       ['', 'postgres://user:pa'],
       ['', 'postgres://user:password@db/x '],
+      ['', 'aws_session_token= '],
+      ['', 'AWS_SECRET_ACCESS_KEY'],
     ];
     const times = await timeRedaction(inputs, 1 << 20, 10_000);
     for (const [i, ms] of times.entries()) expect(ms, `input ${JSON.stringify(inputs[i])}`).to.be.below(250);
@@ -48,6 +50,27 @@ describe('redactText', () => {
   it('still masks passwords and secret parameters in ordinary text', () => {
     expect(redactText('see postgres://app:tiger@db/x and http://u:p@h/b?token=x&y=1, ftp://nocreds/x'))
       .to.equal('see postgres://app:***@db/x and http://u:***@h/b?token=***&y=1, ftp://nocreds/x');
+  });
+});
+
+describe('masking AWS secrets', () => {
+  const secret = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY+x=';
+  const token = 'FwoGZXIvYXdzEFQaDEXAMPLE//TOKEN+/=';
+  it('masks AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN as variables, credentials-file lines and headers', () => {
+    const texts = [
+      `AWS_SECRET_ACCESS_KEY=${secret} AWS_SESSION_TOKEN=${token}`,
+      `[default]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = ${secret}\naws_session_token=${token}\n`,
+      `{"aws_secret_access_key": "${secret}", "aws_session_token": "${token}"}`,
+      `x-amz-security-token: ${token}`,
+      `https://b.s3.amazonaws.com/k?X-Amz-Security-Token=${encodeURIComponent(token)}&X-Amz-Signature=abc`,
+    ];
+    for (const text of texts) {
+      const out = redactText(text);
+      for (const s of [secret, token, encodeURIComponent(token), 'abc']) expect(out, text).to.not.contain(s);
+      expect(out).to.contain('***');
+    }
+    // The key id is no secret: it stays, so a person can tell which key was used.
+    expect(redactText(texts[1] as string)).to.contain('aws_access_key_id = AKIAEXAMPLE');
   });
 });
 

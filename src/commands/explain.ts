@@ -84,6 +84,8 @@ function nextAction(reason: PlanReason, e: RegistryEntry, pending: readonly Repr
     case 'recheck':
       return `asks the bucket whether it changed (conditional GET${e.etag ? ` with ETag ${e.etag}` : ''}; RECHECK_DONE_SECONDS=${recheckSeconds} have passed) ` +
         'and loads it again only if it did';
+    case 'changed':
+      return 'loads it again: the bucket lists another ETag or size than the one loaded';
     case 'up-to-date':
       return `up to date — will ask the bucket again after ${until ?? '?'} (RECHECK_DONE_SECONDS=${recheckSeconds})`;
     case 'new':

@@ -99,6 +99,8 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option('concurrency', { ...NUMERIC, describe: 'files fetched at once (CONCURRENCY)' })
       .option('http-port', { ...NUMERIC, describe: 'serve /healthz, /readyz, /metrics and /api on this port (HTTP_PORT; 0 = any free port)' })
       .option('log-format', { choices: ['auto', 'json', 'pretty'] as const, describe: 'log format (LOG_FORMAT; auto = pretty on a terminal, else JSON lines)' })
+      .option('since', { type: 'string', describe: 'only objects last modified at or after this date (ISO-8601; a listed bucket: s3://)' })
+      .option('until', { type: 'string', describe: 'only objects last modified before this date (ISO-8601; a listed bucket: s3://)' })
       .check((argv) => {
         // An option that would be ignored is refused: `run --json` used to start a daemon without a word.
         if (argv.json === true && argv['dry-run'] !== true) {

@@ -11,6 +11,8 @@ import { configFrom } from './common.js';
 import { noteWhatStartCreates } from './created-on-start.js';
 import type { CommonArgs } from './options.js';
 import { dryRunHandler } from './dry-run.js';
+import { IngestError } from '../errors.js';
+import type { TimeWindow } from '../listing.js';
 
 export interface RunArgs extends CommonArgs {
   once?: boolean;
@@ -21,6 +23,24 @@ export interface RunArgs extends CommonArgs {
   concurrency?: number | string;
   'http-port'?: number | string;
   'log-format'?: LogFormat;
+  since?: string;
+  until?: string;
+}
+
+/** `--since` / `--until` as a time window; a date that does not parse is a usage error naming it. */
+export function timeWindow(args: Pick<RunArgs, 'since' | 'until'>): TimeWindow {
+  const at = (name: 'since' | 'until'): number | undefined => {
+    const text = args[name];
+    if (text === undefined) return undefined;
+    const ms = Date.parse(text);
+    if (!Number.isFinite(ms)) throw new IngestError('BI_USAGE', `--${name} ${JSON.stringify(text)}: not a date (expected ISO-8601, e.g. 2026-11-30 or 2026-11-30T12:00:00Z)`);
+    return ms;
+  };
+  const window = { since: at('since'), until: at('until') };
+  if (window.since !== undefined && window.until !== undefined && window.since >= window.until) {
+    throw new IngestError('BI_USAGE', `--since ${args.since} is not before --until ${args.until}`);
+  }
+  return window;
 }
 
 /**
@@ -34,6 +54,7 @@ export interface RunArgs extends CommonArgs {
 export async function runHandler(args: RunArgs): Promise<number> {
   const config = configFrom(args, { CONCURRENCY: args.concurrency, HTTP_PORT: args['http-port'] });
   const { settings } = config;
+  const window = timeWindow(args);
   const level = args.verbose ? 'debug' : settings.LOG_LEVEL;
   // The bar and the logs share the terminal when both go to one: the bar steps aside for every line logged.
   const progress = args.once ? terminalProgress() : null;
@@ -75,8 +96,11 @@ export async function runHandler(args: RunArgs): Promise<number> {
       }, settings.HTTP_HOST, settings.HTTP_PORT);
       telemetry.httpListening(settings.HTTP_HOST, server.port);
     }
+    if ((window.since !== undefined || window.until !== undefined) && !app.source.listObjects) {
+      throw new IngestError('BI_USAGE', `--since and --until select objects by the date a listing gives, and ${app.source.description} is read from its index file (an s3:// bucket without FILES_LIST_KEY is listed)`);
+    }
     telemetry.daemonStarted({ profile: config.profile, bucket: app.source.description, once: Boolean(args.once), pollSeconds: settings.POLL_INTERVAL_SECONDS });
-    const result = await runDaemon(app, { once: Boolean(args.once), force: Boolean(args.force), stop: stop.signal, abort: abort.signal });
+    const result = await runDaemon(app, { once: Boolean(args.once), force: Boolean(args.force), stop: stop.signal, abort: abort.signal, window });
     if (args.once && result.failedListed > 0) {
       telemetry.filesFailed(result.failedListed);
       return 1;

@@ -29,6 +29,9 @@ export interface LoadedConfig {
   catalog: Catalog;
 }
 
+/** Precedence of where a value came from. */
+const RANK = { default: 0, profile: 1, env: 2, flag: 3 } as const;
+
 const PACKAGE_CONFIG = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config.ini');
 
 /**
@@ -73,6 +76,9 @@ export function loadConfig(input: ConfigInput = {}): LoadedConfig {
     throw new ConfigError(`${key}${where}: ${first?.message ?? 'invalid value'}, got ${shown}`);
   }
   const settings = decoded.right;
+  // An S3 bucket is listed, not read from an index, unless FILES_LIST_KEY is set where BUCKET_URL is or above it: the
+  // default names no index there, nor does the key a profile sets for its own bucket when BUCKET_URL comes from elsewhere.
+  if (/^s3:\/\//i.test(settings.BUCKET_URL) && RANK[sources.FILES_LIST_KEY] < Math.max(1, RANK[sources.BUCKET_URL])) settings.FILES_LIST_KEY = '';
   const catalog = catalogOf(settings.SCHEMAS, cwd, { piiKey: settings.PII_HASH_KEY });
   checkRoutes(settings.ROUTES, (type) => catalog.typeFor(type) !== undefined);
   return { profile, configPath, settings, sources, catalog };

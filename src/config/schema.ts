@@ -147,6 +147,29 @@ const CsvDelimiter = new t.Type<string, string, unknown>(
   t.identity,
 );
 
+/** Globs separated by commas (picomatch over the whole key); empty: none. */
+const Globs = new t.Type<string[], string[], unknown>(
+  'Globs',
+  (u): u is string[] => Array.isArray(u),
+  (u, c) => (Array.isArray(u) ? t.success(u as string[]) : typeof u === 'string' ? t.success(u.split(',').map((g) => g.trim()).filter((g) => g !== '')) : t.failure(u, c, 'expected globs separated by commas')),
+  t.identity,
+);
+
+/** `auto` (path-style when S3_ENDPOINT is set), `true` or `false`. */
+const PathStyle = new t.Type<'auto' | boolean, 'auto' | boolean, unknown>(
+  'PathStyle',
+  (u): u is 'auto' | boolean => u === 'auto' || typeof u === 'boolean',
+  (u, c) => {
+    if (typeof u === 'boolean') return t.success(u);
+    const v = typeof u === 'string' ? u.trim().toLowerCase() : '';
+    if (v === 'auto' || v === '') return t.success('auto');
+    if (v === 'true' || v === '1' || v === 'yes') return t.success(true);
+    if (v === 'false' || v === '0' || v === 'no') return t.success(false);
+    return t.failure(u, c, 'expected auto, true or false');
+  },
+  t.identity,
+);
+
 const LogLevel = oneOf('LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 
 /**
@@ -156,8 +179,29 @@ const LogLevel = oneOf('LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 
 export const settingsCodec = t.type({
   /** Where the bucket is: `http(s)://…` or a local directory (a path or `file://` URL). */
   BUCKET_URL: NonEmpty,
-  /** Key of the index object listing the data files, one key per line. */
+  /**
+   * Key of the index object listing the data files, one key per line. An S3 bucket is listed with ListObjectsV2
+   * instead, unless this is set (then its index object is read).
+   */
   FILES_LIST_KEY: NonEmpty,
+  /** S3: the server, for one other than AWS (MinIO, Ceph, R2: `https://host[:port]`); empty: AWS. */
+  S3_ENDPOINT: t.string,
+  /** S3: path-style URLs (`endpoint/bucket/key`): `auto` is true with S3_ENDPOINT, false on AWS. */
+  S3_FORCE_PATH_STYLE: PathStyle,
+  /** S3: the region requests are signed for; empty: AWS_REGION, else us-east-1. */
+  S3_REGION: t.string,
+  /** Only keys matching one of these globs are processed (comma-separated, picomatch); empty: every key. */
+  INCLUDE: Globs,
+  /** Keys matching one of these globs are left out, after INCLUDE. */
+  EXCLUDE: Globs,
+  /** An object written less than this many seconds ago is left for a later cycle (needs a listing: S3). */
+  MIN_AGE_SECONDS: secondsAtLeast('MIN_AGE_SECONDS', 0),
+  /** S3: `full` lists every key every cycle; `ordered` lists after the last key seen (keys written in lexical order). */
+  LISTING: oneOf('LISTING', ['full', 'ordered']),
+  /** LISTING=ordered: how many keys before the last one seen are listed again each cycle. */
+  LOOKBACK_KEYS: intIn('LOOKBACK_KEYS', 0, 1_000_000),
+  /** LISTING=ordered: every this many seconds a cycle lists the whole bucket, catching keys that came below the cursor; with NOTIFY_URL: how often the bucket is listed at all (at least every second), to find what notifications missed. */
+  RECONCILE_SECONDS: secondsAtLeast('RECONCILE_SECONDS', 0),
   /** Directory of the record types' schema files (`*.json`, one type each); default: the bundled MacPaw types. */
   SCHEMAS: NonEmpty,
   /** HMAC-SHA256 key of personal data (`x-pii: "hash"`); a schema with such a property refuses to start without it. Secret. */
@@ -196,8 +240,6 @@ export const settingsCodec = t.type({
   NOTIFY_EXCHANGE: t.string,
   /** The binding's routing key (with NOTIFY_EXCHANGE). */
   NOTIFY_ROUTING_KEY: NonEmpty,
-  /** With NOTIFY_URL: how often the bucket is listed anyway, to find what notifications missed. */
-  RECONCILE_SECONDS: secondsAtLeast('RECONCILE_SECONDS', 1),
   /** How often a done file is asked again whether its ETag or size changed; 0 = every cycle. */
   RECHECK_DONE_SECONDS: secondsAtLeast('RECHECK_DONE_SECONDS', 0),
   /** First wait before a failed file is tried on a later cycle; doubles per failure up to an hour. */
@@ -237,6 +279,15 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
   return {
     BUCKET_URL: 'examples/sample-bucket',
     FILES_LIST_KEY: 'files_list.data',
+    S3_ENDPOINT: '',
+    S3_FORCE_PATH_STYLE: 'auto',
+    S3_REGION: '',
+    INCLUDE: '',
+    EXCLUDE: '',
+    MIN_AGE_SECONDS: '0',
+    LISTING: 'full',
+    LOOKBACK_KEYS: '1000',
+    RECONCILE_SECONDS: '3600',
     SCHEMAS: BUNDLED_SCHEMAS,
     PII_HASH_KEY: '',
     DATABASE_URL: 'sqlite://data/bucket-ingest.sqlite3',
@@ -256,7 +307,6 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     NOTIFY_QUEUE: 'bucket-ingest',
     NOTIFY_EXCHANGE: '',
     NOTIFY_ROUTING_KEY: '#',
-    RECONCILE_SECONDS: '3600',
     RECHECK_DONE_SECONDS: '3600',
     RETRY_FAILED_SECONDS: '60',
     COMMIT_MAX_FILES: '1000',

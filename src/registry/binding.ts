@@ -7,6 +7,7 @@ import type { Settings } from '../config/schema.js';
 import { IngestError } from '../errors.js';
 import { describeDbError, openDatabase, type DatabaseTarget } from '../load/database.js';
 import { DATABASE_TABLE } from '../load/schema.js';
+import { parseS3Url } from '../sources/s3-url.js';
 
 /**
  * What a registry entry is about: the target database (its identity row, written once by the migration that
@@ -25,10 +26,20 @@ export interface Binding {
  * information, no query, one trailing slash), or the real path of a local directory as a `file://` URL, then `#` and
  * the index key. The same bucket gives the same identity however BUCKET_URL spells it; credentials never enter it.
  */
-export function bucketIdentity(settings: Pick<Settings, 'BUCKET_URL' | 'FILES_LIST_KEY'>, cwd = process.cwd()): string {
+export function bucketIdentity(settings: Pick<Settings, 'BUCKET_URL' | 'FILES_LIST_KEY'> & Partial<Pick<Settings, 'S3_ENDPOINT'>>, cwd = process.cwd()): string {
   const raw = settings.BUCKET_URL.trim();
   let base: string;
-  if (/^https?:\/\//i.test(raw)) {
+  if (/^s3:\/\//i.test(raw)) {
+    // s3://bucket/prefix/ on its server (none: AWS), then `#` and the index key, or `#` alone for a listed bucket.
+    const { bucket, prefix } = parseS3Url(raw);
+    const endpoint = settings.S3_ENDPOINT?.trim();
+    let server = '';
+    if (endpoint) {
+      const url = new URL(endpoint);
+      server = ` ${url.protocol}//${url.host}/`;
+    }
+    base = `s3://${bucket}/${prefix}${server}`;
+  } else if (/^https?:\/\//i.test(raw)) {
     const url = new URL(raw);
     url.username = '';
     url.password = '';

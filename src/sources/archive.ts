@@ -10,7 +10,7 @@ import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { describeError, IngestError } from '../errors.js';
 import { isArchive, memberOf, MEMBER_SEPARATOR, type FormatRules } from '../formats/detect.js';
 import { capBytes } from '../formats/gzip.js';
-import type { FetchedObject, FetchOptions, NotModified, ObjectVersion, Source, StreamedObject } from './types.js';
+import type { FetchedObject, FetchOptions, ListedObject, ListOptions, NotModified, ObjectVersion, Source, StreamedObject } from './types.js';
 
 export interface ArchiveOptions {
   /** Which keys are archives (FORMAT, FORMAT_OVERRIDES, `.zip`): see formats/detect.ts. */
@@ -79,8 +79,52 @@ export class ArchiveSource implements Source {
   private copies = 0;
   private clock = 0;
 
+  /** Present where the bucket's source lists page by page (S3): each archive of a page as its members. */
+  readonly listObjects?: (opts?: ListOptions) => AsyncIterable<ListedObject[]>;
+
   constructor(private readonly inner: Source, private readonly opts: ArchiveOptions) {
     this.description = inner.description;
+    if (inner.listObjects) {
+      const pages = inner.listObjects.bind(inner);
+      this.listObjects = (o?: ListOptions) => this.expandPages(pages(o), o?.signal);
+    }
+  }
+
+  /**
+   * A listing's pages with each archive in them as its members: the archive read when its listed ETag and size are
+   * not those of the copy read before (so an unchanged archive costs no request), each member listed with its own
+   * version and the archive's LastModified.
+   */
+  private async *expandPages(pages: AsyncIterable<ListedObject[]>, signal?: AbortSignal): AsyncGenerator<ListedObject[]> {
+    for await (const page of pages) {
+      if (!page.some((o) => isArchive(o.key, this.opts.rules))) {
+        yield page;
+        continue;
+      }
+      const out: ListedObject[] = [];
+      for (const o of page) {
+        if (!isArchive(o.key, this.opts.rules)) {
+          out.push(o);
+          continue;
+        }
+        const known = this.archives.get(o.key);
+        const same = known !== undefined && o.etag !== null && known.version.etag === o.etag && known.version.size === o.size;
+        const keys = same ? keysOf(o.key, known) : await this.membersOf(o.key, signal, true);
+        const archive = this.archives.get(o.key);
+        for (const key of keys) {
+          const m = archive?.members.get(key.slice(o.key.length + 1));
+          out.push(m && key !== o.key ? { key, etag: m.version.etag, size: m.version.size, lastModified: o.lastModified } : { ...o, key });
+        }
+      }
+      yield out;
+    }
+  }
+
+  /** AFTER_LOAD acts on the bucket's files; an archive's members are not files of it, so nothing is done for them. */
+  async afterLoad(key: string, action: { kind: 'delete' } | { kind: 'move'; prefix: string }, signal?: AbortSignal): Promise<void> {
+    if (memberOf(key, this.opts.rules) !== null) return;
+    if (!this.inner.afterLoad) throw new IngestError('BI_CONFIG', `${this.description}: this bucket cannot ${action.kind} its files (AFTER_LOAD)`);
+    await this.inner.afterLoad(key, action, signal);
   }
 
   async listKeys(signal?: AbortSignal): Promise<string[]> {
@@ -128,11 +172,11 @@ export class ArchiveSource implements Source {
    * The keys an archive is listed as: its members', or its own while it cannot be read. A failure to fetch it leaves
    * what was known (or its own key, whose fetch then fails and is recorded) for this cycle.
    */
-  private async membersOf(key: string, signal?: AbortSignal): Promise<string[]> {
+  private async membersOf(key: string, signal?: AbortSignal, fresh = false): Promise<string[]> {
     const known = this.archives.get(key);
     let archive: Archive | 'unchanged';
     try {
-      archive = await this.read(key, known?.version, signal);
+      archive = await this.read(key, fresh ? undefined : known?.version, signal);
     } catch (err) {
       if (err instanceof IngestError && err.code === 'BI_SHUTDOWN') throw err;
       return known ? keysOf(key, known) : [key];

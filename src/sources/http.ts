@@ -157,7 +157,7 @@ export class HttpSource implements Source {
   }
 }
 
-async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+export async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk);
   return Buffer.concat(chunks);
@@ -169,7 +169,7 @@ async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
  * or a cap comes out of the iteration as an IngestError, the file is recorded failed, and the daemon lives on.
  * `destroy` tears the whole chain down, the connection included.
  */
-function streamedBody(body: Readable, key: string, max: number, gzipped: boolean): StreamedObject['stream'] {
+export function streamedBody(body: Readable, key: string, max: number, gzipped: boolean): StreamedObject['stream'] {
   const sent = (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> => capBytes(source, max, (n) => tooLarge(key, n, max));
   const decoded = gzipped ? gunzipStream(key, body, max, sent) : null;
   async function* chunks(): AsyncGenerator<Buffer> {
@@ -200,7 +200,7 @@ function headerText(value: string | string[] | undefined): string | null {
   return (Array.isArray(value) ? value[0] : value) ?? null;
 }
 
-function tooLarge(key: string, bytes: number, max: number): IngestError {
+export function tooLarge(key: string, bytes: number, max: number): IngestError {
   return new IngestError('BI_BODY_TOO_LARGE', `${key}: ${bytes} bytes is over MAX_FILE_MB (${max} bytes)`);
 }
 

@@ -31,6 +31,19 @@ export interface FetchOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** One object as a bucket's listing names it (S3 ListObjectsV2): enough to plan it without a request of its own. */
+export interface ListedObject extends ObjectVersion {
+  key: string;
+  /** When the object was last written (ms since the epoch), or null if the listing does not say. */
+  lastModified: number | null;
+}
+
+export interface ListOptions {
+  signal?: AbortSignal | undefined;
+  /** List only keys after this one (S3 StartAfter): the ordered listing's cursor. */
+  startAfter?: string | undefined;
+}
+
 /**
  * A bucket: an index object listing keys, and the objects themselves. Implementations retry what is worth
  * retrying and throw `IngestError`s with stable codes for the rest.
@@ -40,7 +53,15 @@ export interface Source {
   readonly description: string;
   /** The cleaned keys of the index, in bucket order. */
   listKeys(signal?: AbortSignal): Promise<string[]>;
+  /**
+   * Sources with a listing API (S3 without FILES_LIST_KEY): the objects page by page, in key order, with their
+   * versions. Where present, a cycle lists with it instead of `listKeys`, never holding the whole listing at once, and
+   * plans a done object whose listed ETag and size are the ones loaded as up to date without asking for it.
+   */
+  listObjects?(opts?: ListOptions): AsyncIterable<ListedObject[]>;
   fetch(key: string, opts?: FetchOptions): Promise<FetchedObject | StreamedObject | NotModified>;
+  /** AFTER_LOAD: removes a loaded object, or copies it to `prefix + key` and then removes it. Idempotent: an object already gone (and, for a move, already at its target) is success. */
+  afterLoad?(key: string, action: { kind: 'delete' } | { kind: 'move'; prefix: string }, signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
   /**
    * Notifications: the key of an object an event names (its bucket, if the event says), or null for one that is not

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { DB_PREFIX, RUN_ID } from './run-id.js';
+import { stopS3Server } from './s3.js';
 
 interface Place {
   what: string;
@@ -72,6 +73,7 @@ export async function leftovers(): Promise<string[]> {
 export const mochaHooks: Mocha.RootHookObject = {
   async afterAll(this: Mocha.Context) {
     this.timeout(60_000);
+    await stopS3Server();
     const found = await leftovers();
     if (found.length > 0) throw new Error(`test run ${RUN_ID} left behind (removed now) — ${found.join('; ')}`);
   },
