@@ -165,10 +165,11 @@ describe('bucket notifications over AMQP (integration)', function () {
     bucket.setFile('later.ndjson', song('later'));
     mine.channel.sendToQueue(env.NOTIFY_QUEUE as string, s3Event('later.ndjson', song('later')), { persistent: true });
     await until(() => d.seen('FileDone').find((e) => e.key === 'later.ndjson'), 30_000);
-    await until(async () => ((await after()) === 0 ? true : undefined));
+    // The message of the file in flight, unacknowledged when the broker stopped, comes again: a duplicate by then.
+    await until(() => d.seen('NotificationsSkipped').find((e) => Number(e.duplicate) >= 1), 30_000);
     d.child.kill('SIGTERM');
     expect((await d.finished).code).to.equal(0);
-    expect(await after()).to.equal(0); // the redelivered message was a duplicate, acknowledged
+    expect(await after()).to.equal(0); // nothing left unacknowledged comes back
     expect(d.seen('FileDone').filter((e) => e.key === 'slow.ndjson')).to.have.length(1);
     const tables = await sqliteDump(`${dir}/data/t.sqlite3`);
     expect((tables.songs ?? []).filter((r) => r.source_key === 'slow.ndjson')).to.have.length(50);
