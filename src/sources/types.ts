@@ -41,6 +41,8 @@ export interface Source {
   /** The cleaned keys of the index, in bucket order. */
   listKeys(signal?: AbortSignal): Promise<string[]>;
   fetch(key: string, opts?: FetchOptions): Promise<FetchedObject | StreamedObject | NotModified>;
+  /** AFTER_LOAD: removes a loaded object, or copies it to `prefix + key` and then removes it. Idempotent: an object already gone (and, for a move, already at its target) is success. */
+  afterLoad?(key: string, action: { kind: 'delete' } | { kind: 'move'; prefix: string }, signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 
