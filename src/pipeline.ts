@@ -6,6 +6,8 @@ import type { Decoder } from './formats/threads/pool.js';
 import type { Catalog } from './schemas/catalog.js';
 import { describeError, IngestError } from './errors.js';
 import { commitGroup, commitStream, isTransientDbError, type CommitContext, type Outcome } from './load/commit.js';
+import { AfterLoader, pendingAfterLoad, withoutMoved } from './load/after-load.js';
+import { afterLoadText } from './config/schema.js';
 import { withRetries } from './sources/retry.js';
 import type { UpsertCompiler } from './load/upsert.js';
 import { planCycle, type PlanItem } from './plan.js';
@@ -69,6 +71,7 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
     ctx.telemetry.listingFailed(describeError(err));
     throw err;
   }
+  keys = withoutMoved(keys, ctx.settings.AFTER_LOAD);
   const now = Date.now();
   const behind = pendingSince(ctx, keys, now);
   const plan = planCycle(keys, (k) => ctx.registry.get(k), {
@@ -83,7 +86,25 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   };
   ctx.telemetry.cycleStarted({ cycle: opts.cycle, listed: keys.length, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, pending: behind });
 
-  await loadAsReady(ctx, opts, plan.todo, summary);
+  const after = new AfterLoader({
+    setting: ctx.settings.AFTER_LOAD, source: ctx.source, registry: ctx.registry, telemetry: ctx.telemetry,
+    concurrency: ctx.settings.CONCURRENCY, retryFailedMs: ctx.settings.RETRY_FAILED_SECONDS * 1000,
+  }, opts.abort);
+  try {
+    await loadAsReady(ctx, opts, plan.todo, summary, after);
+    // Then the actions earlier cycles left pending (failed, or cut short by a crash), unless we are stopping.
+    if (!opts.stop.aborted) after.retryDue();
+  } catch (err) {
+    await after.drain(); // nothing left running behind the cycle's own error
+    throw err;
+  }
+  const recordError = await after.drain();
+  if (recordError !== undefined) throw recordError;
+  if (ctx.settings.AFTER_LOAD.kind !== 'keep') {
+    summary.afterLoadDone = after.done;
+    summary.afterLoadFailed = after.failed;
+  }
+  ctx.telemetry.afterLoadPending(pendingAfterLoad(ctx.registry));
   for (const key of keys) if (ctx.registry.get(key)?.status === 'failed') summary.failedListed++;
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
@@ -164,7 +185,7 @@ export const windowRowsOf = (p: Prepared): number => (p.kind === 'stream' ? WIND
  * most COMMIT_MAX_FILES files and about GROUP_MAX_ROWS rows. So a bucket of small files commits hundreds of files
  * at a time (one fsync each group), and a bucket of large files keeps the window it would have had.
  */
-async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: readonly PlanItem[], summary: CycleSummary): Promise<void> {
+async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: readonly PlanItem[], summary: CycleSummary, after: AfterLoader): Promise<void> {
   const limit = pLimit(ctx.settings.CONCURRENCY);
   const maxFiles = ctx.settings.COMMIT_MAX_FILES;
   const maxInFlight = ctx.settings.CONCURRENCY * 2;
@@ -173,6 +194,7 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
     bucket: bucketId(ctx.binding.bucket), ...(ctx.verifyTarget ? { verifyTarget: ctx.verifyTarget } : {}),
     batchGroups: ctx.compiler.dialect !== 'sqlite',
     retryFailedMs: ctx.settings.RETRY_FAILED_SECONDS * 1000,
+    afterLoad: ctx.settings.AFTER_LOAD.kind === 'keep' ? null : afterLoadText(ctx.settings.AFTER_LOAD),
     firstSeen: (key) => ctx.firstListed.get(key) ?? Date.now(),
     onRetry: (info) => ctx.telemetry.databaseRetry(info),
   };
@@ -271,6 +293,8 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
     for (const p of group) if (p.kind === 'stream') outcomes.push(...(await commitStream(commitContext, p)));
     await ctx.registry.release(group.filter((p) => p.kind === 'cancelled').map((p) => p.item.key));
     report(ctx, group, outcomes, summary);
+    // AFTER_LOAD, once the group's entries are recorded: the loader goes on with the next group meanwhile.
+    after.start(outcomes.filter((o) => o.kind === 'done').map((o) => o.p.item.key));
   }
 }
 
@@ -305,6 +329,11 @@ export async function prepare(ctx: Pick<PipelineContext, 'source' | 'registry' |
     return { kind: 'load', item, etag: fetched.etag, size, file, startedAt };
   } catch (err) {
     if (abort.aborted || (err instanceof IngestError && err.code === 'BI_SHUTDOWN')) return { kind: 'cancelled', item };
+    // AFTER_LOAD deleted or moved the loaded version (or is about to): a recheck, `--force` or `reprocess` that finds
+    // the key empty finds nothing new to load, and the rows of the version loaded stay.
+    if (err instanceof IngestError && err.code === 'BI_NOT_FOUND' && entry?.status === 'done' && entry.afterLoad) {
+      return { kind: 'unchanged', item, etag: entry.etag, size: entry.size };
+    }
     return { kind: 'failed', item, error: describeError(err) };
   }
 }
