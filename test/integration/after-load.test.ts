@@ -1,0 +1,220 @@
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { generateFiles, type GeneratedFile } from '../../bench/generate.js';
+import { loadConfig } from '../../src/config/load.js';
+import { openApp } from '../../src/app.js';
+import { createLogger } from '../../src/log.js';
+import { runCycle } from '../../src/pipeline.js';
+import { Telemetry } from '../../src/telemetry.js';
+import type { Source } from '../../src/sources/types.js';
+import type { StatusReport } from '../../src/commands/status.js';
+import { events, runCli, tempDir } from '../helpers/cli.js';
+import { dialects, dump, type Dump, type TestDatabase } from '../helpers/databases.js';
+
+/** A bad file: never done, so never deleted or moved. */
+const BROKEN = 'broken.data';
+
+/**
+ * AFTER_LOAD on a local bucket, on every dialect (SQLite with the JSON registry, PostgreSQL and MySQL with the
+ * database one): done after the commit, never for a failed file, recorded, retried, completed after a crash, and
+ * the moved copies never loaded.
+ */
+describe('AFTER_LOAD: delete or move each file once it is loaded (integration)', function () {
+  this.timeout(180_000);
+  const files: GeneratedFile[] = [...generateFiles({ files: 12, recordsPerFile: 40, seed: 16, invalidRate: 0.05, duplicateRate: 0.05 })];
+  const keys = files.map((f) => f.key);
+  let reference: Dump;
+  const cleanups: Array<() => Promise<void>> = [];
+
+  /** The bucket in `dir/bucket`: the generated files, the broken one, and the index listing them (and `extraIndex`). */
+  const writeBucket = (dir: string, extraIndex: string[] = []): string => {
+    const bucket = join(dir, 'bucket');
+    mkdirSync(bucket, { recursive: true });
+    for (const f of files) writeFileSync(join(bucket, f.key), f.body);
+    writeFileSync(join(bucket, BROKEN), '[{"type": "song", "data": ');
+    writeFileSync(join(bucket, 'files_list.data'), [...keys, BROKEN, ...extraIndex].join('\n'));
+    return bucket;
+  };
+
+  before(async () => {
+    // What loading the bucket and keeping the files gives: every test's tables must end equal to it.
+    const t = await tempDir();
+    cleanups.push(t.cleanup);
+    const bucket = writeBucket(t.dir);
+    const r = await runCli(['run', '--once'], { cwd: t.dir, env: { BUCKET_URL: bucket, DATABASE_URL: 'sqlite://data/ref.sqlite3', REGISTRY_PATH: 'registry/ref.json' } });
+    expect(r.code, r.stderr).to.equal(1); // the broken file
+    const { default: knex } = await import('knex');
+    reference = await dump(knex({ client: 'better-sqlite3', connection: { filename: join(t.dir, 'data', 'ref.sqlite3') }, useNullAsDefault: true }));
+    expect(reference.rejected_records!.length).to.be.greaterThan(0);
+    expect(files.filter((f) => f.invalid > 0).length, 'files with rejections, which are done and so archived too').to.be.greaterThan(0);
+  });
+  after(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  afterEach(async () => {
+    for (const c of cleanups.splice(1).reverse()) await c();
+  });
+
+  for (const dialect of dialects()) {
+    describe(dialect.name, () => {
+      let dir: string;
+      let db: TestDatabase;
+      let bucket: string;
+      beforeEach(async () => {
+        const t = await tempDir();
+        cleanups.push(t.cleanup);
+        const made = await dialect.create(t.dir);
+        cleanups.push(() => made.drop());
+        dir = t.dir;
+        db = made;
+      });
+
+      const env = (extra: Record<string, string>): Record<string, string> => ({
+        BUCKET_URL: bucket, DATABASE_URL: db.url, REGISTRY_PATH: 'registry/t.json', CONCURRENCY: '4', COMMIT_MAX_FILES: '3',
+        RETRY_FAILED_SECONDS: '0', ...extra,
+      });
+      const run = (extra: Record<string, string>) => runCli(['run', '--once'], { cwd: dir, env: env(extra) });
+      const status = async (extra: Record<string, string>): Promise<StatusReport> => {
+        const r = await runCli(['status', '--json'], { cwd: dir, env: env(extra) });
+        expect(r.code, r.stderr).to.equal(0);
+        return JSON.parse(r.stdout) as StatusReport;
+      };
+      const finished = (stdout: string) => events(stdout).find((e) => e.event === 'CycleFinished') as Record<string, unknown>;
+      const named = (stdout: string, event: string) => events(stdout).filter((e) => e.event === event).map((e) => e.key as string);
+
+      it('move:PREFIX moves each loaded file (rejections and all) after its commit, never a failed one; the copies are never loaded, and rechecks of the emptied keys find nothing to do', async () => {
+        // The index lists a key under the prefix too: a moved copy must never be taken for a new file.
+        bucket = writeBucket(dir, [`archive/${keys[0]}`]);
+        const move = { AFTER_LOAD: 'move:archive/' };
+        const first = await run(move);
+        expect(first.code, first.stderr).to.equal(1);
+        expect(finished(first.stdout)).to.include({ filesDone: keys.length, filesFailed: 1, afterLoadDone: keys.length, afterLoadFailed: 0 });
+        expect(named(first.stdout, 'AfterLoadDone')).to.have.members(keys);
+        for (const key of keys) {
+          expect(existsSync(join(bucket, key)), key).to.equal(false);
+          expect(existsSync(join(bucket, 'archive', key)), key).to.equal(true);
+        }
+        expect(existsSync(join(bucket, BROKEN))).to.equal(true);
+        expect(existsSync(join(bucket, 'archive', BROKEN))).to.equal(false);
+        expect(await dump(db.knex())).to.deep.equal(reference);
+        const s = await status(move);
+        expect(s.files).to.deep.equal({ total: keys.length + 1, done: keys.length, failed: 1 });
+        expect(s.afterLoad).to.deep.equal({ done: keys.length, pending: 0, failing: [] });
+
+        // Every key asked again: each is gone from its key, which is what the move left, not a failure.
+        const again = await run({ ...move, RECHECK_DONE_SECONDS: '0' });
+        expect(finished(again.stdout)).to.include({ filesDone: 0, filesFailed: 1, filesUnchanged: keys.length, afterLoadDone: 0 });
+        expect(named(again.stdout, 'FileError')).to.deep.equal([BROKEN]);
+        expect(await dump(db.knex())).to.deep.equal(reference);
+        expect((await status(move)).files.total).to.equal(keys.length + 1);
+        // So does --force: nothing to load at the emptied keys, and their rows stay.
+        const forced = await runCli(['run', '--once', '--force'], { cwd: dir, env: env(move) });
+        expect(finished(forced.stdout)).to.include({ filesDone: 0, filesUnchanged: keys.length });
+        expect(await dump(db.knex())).to.deep.equal(reference);
+      });
+
+      it('delete removes each loaded file, never a failed one; a new file written at the same key later is loaded and deleted in turn', async () => {
+        bucket = writeBucket(dir);
+        const del = { AFTER_LOAD: 'delete' };
+        const first = await run(del);
+        expect(finished(first.stdout)).to.include({ filesDone: keys.length, afterLoadDone: keys.length });
+        expect(readdirSync(bucket).sort()).to.deep.equal([BROKEN, 'files_list.data'].sort());
+        expect(await dump(db.knex())).to.deep.equal(reference);
+
+        const reused = keys[0] as string;
+        writeFileSync(join(bucket, reused), JSON.stringify([{ type: 'song', data: { artist_name: 'After', title: 'Load', year: 2026, release: 'r' } }]));
+        const next = await run({ ...del, RECHECK_DONE_SECONDS: '0' });
+        expect(finished(next.stdout)).to.include({ filesDone: 1, afterLoadDone: 1 });
+        expect(existsSync(join(bucket, reused))).to.equal(false);
+        const k = db.knex();
+        try {
+          expect(await k('songs').where({ artist_name: 'After', title: 'Load' }).select('source_key')).to.deep.equal([{ source_key: reused }]);
+        } finally {
+          await k.destroy();
+        }
+      });
+
+      it('a move that fails is recorded with its error and retried on later cycles without loading the file again, until it succeeds', async () => {
+        bucket = writeBucket(dir);
+        writeFileSync(join(bucket, 'archive'), 'a file where the archive directory should be'); // mkdir fails, even for root
+        const move = { AFTER_LOAD: 'move:archive/' };
+        const first = await run(move);
+        expect(finished(first.stdout)).to.include({ filesDone: keys.length, afterLoadDone: 0, afterLoadFailed: keys.length });
+        expect(named(first.stdout, 'AfterLoadError')).to.have.members(keys);
+        for (const key of keys) expect(existsSync(join(bucket, key)), key).to.equal(true);
+        expect(await dump(db.knex())).to.deep.equal(reference);
+        let s = await status(move);
+        expect(s.afterLoad.pending).to.equal(keys.length);
+        expect(s.afterLoad.failing.map((f) => f.key)).to.have.members(keys);
+        for (const f of s.afterLoad.failing) {
+          expect(f).to.include({ action: 'move:archive/', attempts: 1 });
+          expect(f.error).to.match(/^BI_AFTER_LOAD: .*cannot move it to archive\//);
+        }
+        const plain = await runCli(['status'], { cwd: dir, env: env(move) });
+        expect(plain.stdout).to.contain(`after load: ${keys.length} pending (${keys.length} failed, to be tried again), 0 done`);
+
+        const second = await run(move);
+        expect(finished(second.stdout)).to.include({ filesDone: 0, afterLoadFailed: keys.length });
+        s = await status(move);
+        for (const f of s.afterLoad.failing) expect(f.attempts).to.equal(2);
+
+        rmSync(join(bucket, 'archive'));
+        const third = await run(move);
+        expect(finished(third.stdout)).to.include({ filesDone: 0, afterLoadDone: keys.length, afterLoadFailed: 0 });
+        for (const key of keys) expect(existsSync(join(bucket, 'archive', key)), key).to.equal(true);
+        expect((await status(move)).afterLoad).to.deep.equal({ done: keys.length, pending: 0, failing: [] });
+        expect(await dump(db.knex())).to.deep.equal(reference);
+      });
+
+      it('a crash between the commit and the move leaves the moves pending; the next start completes them and loads nothing twice', async () => {
+        bucket = writeBucket(dir);
+        const settings = env({ AFTER_LOAD: 'move:archive/', LOG_LEVEL: 'silent' });
+        const open = async () => {
+          const config = loadConfig({ env: settings, cwd: dir });
+          return openApp(config, new Telemetry(createLogger({ level: 'silent' })), dir);
+        };
+        // First life: every file is committed, and the process "dies" as the first move starts: no move is done
+        // and none recorded, as after a kill -9 between the commit and the move.
+        const stop = new AbortController();
+        const abort = new AbortController();
+        const app = await open();
+        const real = app.source;
+        let asked = 0;
+        const dying: Source = {
+          description: real.description,
+          listKeys: (signal) => real.listKeys(signal),
+          fetch: (key, opts) => real.fetch(key, opts),
+          close: () => real.close(),
+          afterLoad: (_key, _action, signal) => {
+            asked++;
+            abort.abort();
+            return Promise.reject(signal?.reason ?? new Error('killed'));
+          },
+        };
+        app.source = dying;
+        let firstLife;
+        try {
+          firstLife = await runCycle(app, { cycle: 1, force: false, stop: stop.signal, abort: abort.signal });
+        } finally {
+          await app.close();
+        }
+        expect(asked).to.be.greaterThan(0);
+        expect(firstLife.afterLoadDone).to.equal(0);
+        for (const key of keys) expect(existsSync(join(bucket, key)), key).to.equal(true);
+        const between = await status({ AFTER_LOAD: 'move:archive/' });
+        const doneBefore = between.files.done;
+        expect(doneBefore).to.be.greaterThan(0);
+        expect(between.afterLoad.pending).to.equal(doneBefore);
+        expect(between.afterLoad.failing).to.deep.equal([]); // not a failure: cut short
+
+        // Restart: the pending moves are done; only files the first life had not committed are loaded.
+        const restart = await run({ AFTER_LOAD: 'move:archive/' });
+        expect(finished(restart.stdout)).to.include({ filesDone: keys.length - doneBefore, afterLoadDone: keys.length });
+        for (const key of keys) expect(existsSync(join(bucket, 'archive', key)), key).to.equal(true);
+        expect((await status({ AFTER_LOAD: 'move:archive/' })).afterLoad).to.deep.equal({ done: keys.length, pending: 0, failing: [] });
+        expect(await dump(db.knex())).to.deep.equal(reference);
+      });
+    });
+  }
+});
