@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { generateFiles, type GeneratedFile } from '../../bench/generate.js';
@@ -9,7 +9,7 @@ import { runCycle } from '../../src/pipeline.js';
 import { Telemetry } from '../../src/telemetry.js';
 import type { Source } from '../../src/sources/types.js';
 import type { StatusReport } from '../../src/commands/status.js';
-import { events, runCli, tempDir } from '../helpers/cli.js';
+import { events, runCli, startCli, tempDir, until } from '../helpers/cli.js';
 import { dialects, dump, type Dump, type TestDatabase } from '../helpers/databases.js';
 
 /** A bad file: never done, so never deleted or moved. */
@@ -54,6 +54,86 @@ describe('AFTER_LOAD: delete or move each file once it is loaded (integration)',
   });
   afterEach(async () => {
     for (const c of cleanups.splice(1).reverse()) await c();
+  });
+
+  it('refuses AFTER_LOAD other than keep for an HTTP bucket at start-up: one BI_CONFIG line, exit 2, nothing created', async () => {
+    const t = await tempDir();
+    cleanups.push(t.cleanup);
+    const r = await runCli(['run', '--once'], { cwd: t.dir, env: { BUCKET_URL: 'http://127.0.0.1:1/bucket', AFTER_LOAD: 'delete' } });
+    expect(r.code).to.equal(2);
+    expect(r.stderr.trim().split('\n')).to.deep.equal([
+      'bucket-ingest: BI_CONFIG: AFTER_LOAD in the environment: delete needs a bucket the daemon can delete from (a local directory or S3); ' +
+        'an HTTP bucket http://127.0.0.1:1/bucket is read-only: use AFTER_LOAD=keep',
+    ]);
+    expect(readdirSync(t.dir)).to.deep.equal([]);
+  });
+
+  it('a file rewritten after its load and before its move is left in place and loaded again, then moved', async () => {
+    const t = await tempDir();
+    cleanups.push(t.cleanup);
+    const bucket = writeBucket(t.dir);
+    const env = { BUCKET_URL: bucket, AFTER_LOAD: 'move:archive/', RETRY_FAILED_SECONDS: '0', DATABASE_URL: 'sqlite://data/t.sqlite3', REGISTRY_PATH: 'registry/t.json' };
+    writeFileSync(join(bucket, 'archive'), 'blocks the moves');
+    const first = await runCli(['run', '--once'], { cwd: t.dir, env });
+    expect(events(first.stdout).filter((e) => e.event === 'AfterLoadError')).to.have.length(keys.length);
+    const rewritten = keys[0] as string;
+    writeFileSync(join(bucket, rewritten), JSON.stringify([{ type: 'song', data: { artist_name: 'Second', title: 'Version', year: 1, release: 'r' } }]));
+    rmSync(join(bucket, 'archive'));
+
+    const second = await runCli(['run', '--once'], { cwd: t.dir, env });
+    expect(events(second.stdout).filter((e) => e.event === 'AfterLoadSkipped').map((e) => e.key)).to.deep.equal([rewritten]);
+    expect(existsSync(join(bucket, rewritten))).to.equal(true);
+    expect(readdirSync(join(bucket, 'archive'))).to.have.length(keys.length - 1);
+
+    const third = await runCli(['run', '--once'], { cwd: t.dir, env });
+    expect(events(third.stdout).find((e) => e.event === 'CycleFinished')).to.include({ filesDone: 1, afterLoadDone: 1 });
+    expect(readFileSync(join(bucket, 'archive', rewritten), 'utf8')).to.contain('Second');
+    const { default: knex } = await import('knex');
+    const k = knex({ client: 'better-sqlite3', connection: { filename: join(t.dir, 'data', 't.sqlite3') }, useNullAsDefault: true });
+    try {
+      expect(await k('songs').where({ artist_name: 'Second' }).select('source_key')).to.deep.equal([{ source_key: rewritten }]);
+    } finally {
+      await k.destroy();
+    }
+  });
+
+  it('killed with SIGKILL at any moment and restarted, every file ends moved, none loaded from its copy, and the tables exact', async () => {
+    const t = await tempDir();
+    cleanups.push(t.cleanup);
+    // More, smaller files than the others use, so the kill lands while files are being loaded and moved.
+    const many = [...generateFiles({ files: 400, recordsPerFile: 5, seed: 7, invalidRate: 0.05 })];
+    const bucket = join(t.dir, 'bucket');
+    mkdirSync(bucket);
+    for (const f of many) writeFileSync(join(bucket, f.key), f.body);
+    writeFileSync(join(bucket, 'files_list.data'), many.map((f) => f.key).join('\n'));
+    const ref = await tempDir();
+    cleanups.push(ref.cleanup);
+    const refBucket = join(ref.dir, 'bucket');
+    mkdirSync(refBucket);
+    for (const f of many) writeFileSync(join(refBucket, f.key), f.body);
+    writeFileSync(join(refBucket, 'files_list.data'), many.map((f) => f.key).join('\n'));
+    const base = { DATABASE_URL: 'sqlite://data/t.sqlite3', REGISTRY_PATH: 'registry/t.json', CONCURRENCY: '2', COMMIT_MAX_FILES: '2', DECODE_THREADS: '0' };
+    expect((await runCli(['run', '--once'], { cwd: ref.dir, env: { ...base, BUCKET_URL: refBucket } })).code).to.equal(0);
+    const { default: knex } = await import('knex');
+    const open = (d: string) => knex({ client: 'better-sqlite3', connection: { filename: join(d, 'data', 't.sqlite3') }, useNullAsDefault: true });
+    const expected = await dump(open(ref.dir));
+
+    const env = { ...base, BUCKET_URL: bucket, AFTER_LOAD: 'move:archive/' };
+    const moved = () => (existsSync(join(bucket, 'archive')) ? readdirSync(join(bucket, 'archive')).length : 0);
+    for (const at of [5, 60]) {
+      const run = startCli(['run', '--once'], { cwd: t.dir, env });
+      await until(() => (moved() >= at || run.child.exitCode !== null ? true : undefined), 60_000);
+      run.child.kill('SIGKILL');
+      await run.finished;
+    }
+    expect(moved()).to.be.lessThan(many.length);
+    const restart = await runCli(['run', '--once'], { cwd: t.dir, env });
+    expect(restart.code, restart.stderr).to.equal(0);
+    expect(moved()).to.equal(many.length);
+    expect(readdirSync(bucket).sort()).to.deep.equal(['archive', 'files_list.data']);
+    expect(await dump(open(t.dir))).to.deep.equal(expected);
+    const s = JSON.parse((await runCli(['status', '--json'], { cwd: t.dir, env })).stdout) as StatusReport;
+    expect(s.afterLoad).to.deep.equal({ done: many.length, pending: 0, failing: [] });
   });
 
   for (const dialect of dialects()) {
