@@ -82,7 +82,8 @@ describe('config', () => {
     expect(load({ profile: 'other', env: { AFTER_LOAD: 'move: done/2026/' } }).settings.AFTER_LOAD).to.deep.equal({ kind: 'move', prefix: 'done/2026/' });
     for (const [value, why] of [
       ['move:../elsewhere/', 'leads outside the bucket (..)'], ['move:a/../../b/', 'leads outside the bucket (..)'], ['move:/var/archive/', 'is absolute'],
-      ['move:', 'the prefix is empty'], ['move:a//b/', 'empty segment'], ['move:./a/', '"." segment'], ['archive', 'expected keep, delete or move:PREFIX'],
+      ['move:', 'the prefix is empty'], ['move:a//b/', 'empty segment'], ['move:./a/', '"." segment'], ['move:archive', 'must end with "/" (a folder of the bucket: move:archive/)'],
+      ['archive', 'expected keep, delete or move:PREFIX'],
     ] as const) {
       const err = failure(() => load({ profile: 'other', env: { AFTER_LOAD: value } }));
       expect(err.message, value).to.match(/^AFTER_LOAD in the environment: /).and.contain(why);

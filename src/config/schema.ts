@@ -139,9 +139,9 @@ const CsvDelimiter = new t.Type<string, string, unknown>(
 export type AfterLoadSetting = { kind: 'keep' } | { kind: 'delete' } | { kind: 'move'; prefix: string };
 
 /**
- * Why a move prefix cannot be used, or null: it is a key prefix inside the bucket, so neither absolute nor leading out
- * of it (`..`), and without `.` or empty segments (a local bucket would resolve them, S3 would not: the two would
- * disagree on where the copy is).
+ * Why a move prefix cannot be used, or null: a folder inside the bucket, so neither absolute nor leading out of it
+ * (`..`), without `.` or empty segments (a local bucket would resolve them, S3 would not: the two would disagree on
+ * where the copy is), and ending with `/`.
  */
 export function movePrefixProblem(prefix: string): string | null {
   if (prefix === '') return 'the prefix is empty (move:PREFIX copies each file to PREFIX + its key)';
@@ -153,6 +153,8 @@ export function movePrefixProblem(prefix: string): string | null {
     if (segment === '.') return `the prefix ${JSON.stringify(prefix)} has a "." segment`;
     if (segment === '' && i < segments.length - 1) return `the prefix ${JSON.stringify(prefix)} has an empty segment (//)`;
   }
+  // `move:archive` would put b.json at archiveb.json, beside the files to load, where it may replace one.
+  if (!prefix.endsWith('/')) return `the prefix ${JSON.stringify(prefix)} must end with "/" (a folder of the bucket: move:${prefix}/)`;
   return null;
 }
 

@@ -181,6 +181,9 @@ describe('AFTER_LOAD: delete or move each file once it is loaded (integration)',
         const s = await status(move);
         expect(s.files).to.deep.equal({ total: keys.length + 1, done: keys.length, failed: 1 });
         expect(s.afterLoad).to.deep.equal({ done: keys.length, pending: 0, failing: [] });
+        expect((await runCli(['explain', keys[1] as string], { cwd: dir, env: env(move) })).stdout).to.match(/after load +move:archive\/: done at 20/);
+        const dry = await runCli(['run', '--dry-run'], { cwd: dir, env: env(move) });
+        expect(dry.stdout, dry.stderr).to.contain(`${keys.length + 1} listed`); // not the key under the prefix
 
         // Every key asked again: each is gone from its key, which is what the move left, not a failure.
         const again = await run({ ...move, RECHECK_DONE_SECONDS: '0' });
