@@ -10,7 +10,7 @@ import { Telemetry } from '../../src/telemetry.js';
 import type { Source } from '../../src/sources/types.js';
 import type { StatusReport } from '../../src/commands/status.js';
 import { events, runCli, startCli, tempDir, until } from '../helpers/cli.js';
-import { dialects, dump, type Dump, type TestDatabase } from '../helpers/databases.js';
+import { dialects, dump, postgresDialect, type Dump, type TestDatabase } from '../helpers/databases.js';
 
 /** A bad file: never done, so never deleted or moved. */
 const BROKEN = 'broken.data';
@@ -134,6 +134,25 @@ describe('AFTER_LOAD: delete or move each file once it is loaded (integration)',
     expect(await dump(open(t.dir))).to.deep.equal(expected);
     const s = JSON.parse((await runCli(['status', '--json'], { cwd: t.dir, env })).stdout) as StatusReport;
     expect(s.afterLoad).to.deep.equal({ done: many.length, pending: 0, failing: [] });
+  });
+
+  const pg = postgresDialect();
+  (pg ? it : it.skip)('PostgreSQL: three workers on one bucket move every file once and end with the single-worker tables', async () => {
+    const t = await tempDir();
+    cleanups.push(t.cleanup);
+    const db = await pg!.create(t.dir);
+    cleanups.push(() => db.drop());
+    const bucket = writeBucket(t.dir);
+    const env = { BUCKET_URL: bucket, DATABASE_URL: db.url, CONCURRENCY: '2', COMMIT_MAX_FILES: '2', AFTER_LOAD: 'move:archive/' };
+    const results = await Promise.all([0, 1, 2].map(() => runCli(['run', '--once'], { cwd: t.dir, env })));
+    for (const r of results) expect(r.code, r.stderr).to.be.oneOf([0, 1]); // 1: the broken file, failed by whoever took it
+    const done = results.map((r) => Number(events(r.stdout).find((e) => e.event === 'CycleFinished')?.filesDone ?? 0));
+    expect(done.reduce((a, b) => a + b, 0)).to.equal(keys.length);
+    expect(readdirSync(join(bucket, 'archive')).sort()).to.deep.equal([...keys].sort());
+    expect(readdirSync(bucket).sort()).to.deep.equal(['archive', BROKEN, 'files_list.data'].sort());
+    const s = JSON.parse((await runCli(['status', '--json'], { cwd: t.dir, env })).stdout) as StatusReport;
+    expect(s.afterLoad).to.deep.equal({ done: keys.length, pending: 0, failing: [] });
+    expect(await dump(db.knex())).to.deep.equal(reference);
   });
 
   for (const dialect of dialects()) {
