@@ -48,7 +48,8 @@ export interface CycleOptions {
 /** The outcome of fetching, decoding and validating one planned file. */
 export type Prepared =
   | { kind: 'load'; item: PlanItem; etag: string | null; size: number; file: ValidatedFile; startedAt: number }
-  | { kind: 'unchanged'; item: PlanItem; etag: string | null; size: number | null }
+  /** `emptied`: the key is empty because AFTER_LOAD deleted or moved the version loaded (that action, as text). */
+  | { kind: 'unchanged'; item: PlanItem; etag: string | null; size: number | null; emptied?: string }
   | { kind: 'failed'; item: PlanItem; error: string }
   /** A file too large to hold: loaded in batches as it arrives, in a transaction of its own. */
   | { kind: 'stream'; item: PlanItem; etag: string | null; size: number | null; stream: StreamedObject['stream']; startedAt: number }
@@ -332,7 +333,7 @@ export async function prepare(ctx: Pick<PipelineContext, 'source' | 'registry' |
     // AFTER_LOAD deleted or moved the loaded version (or is about to): a recheck, `--force` or `reprocess` that finds
     // the key empty finds nothing new to load, and the rows of the version loaded stay.
     if (err instanceof IngestError && err.code === 'BI_NOT_FOUND' && entry?.status === 'done' && entry.afterLoad) {
-      return { kind: 'unchanged', item, etag: entry.etag, size: entry.size };
+      return { kind: 'unchanged', item, etag: entry.etag, size: entry.size, emptied: entry.afterLoad.action };
     }
     return { kind: 'failed', item, error: describeError(err) };
   }
@@ -366,6 +367,8 @@ function report(ctx: PipelineContext, group: readonly Prepared[], outcomes: read
       case 'unchanged':
         summary.filesUnchanged++;
         ctx.telemetry.fileUnchanged(key);
+        // Asked for by name (`reprocess`, `--force`): say why nothing was loaded. A recheck finding it so is routine.
+        if (o.p.kind === 'unchanged' && o.p.emptied !== undefined && o.p.item.reason !== 'recheck') ctx.telemetry.fileEmptied(key, o.p.emptied);
         break;
       case 'failed':
         summary.filesFailed++;

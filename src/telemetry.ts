@@ -188,6 +188,11 @@ export class Telemetry {
     this.log.info({ event: 'AfterLoadSkipped', ...f }, `${f.key}: changed since it was loaded; left in place (not AFTER_LOAD=${f.action}) and loaded again at the next cycle`);
   }
 
+  /** A file processed again (`reprocess`, `--force`) is not at its key: AFTER_LOAD took it away once it was loaded. */
+  fileEmptied(key: string, action: string): void {
+    this.log.info({ event: 'FileEmptied', key, action }, `${key}: not at its key any more (AFTER_LOAD=${action} after its load); nothing to load again, its rows stay`);
+  }
+
   /** Loaded files whose AFTER_LOAD action is still to do, at the end of a cycle. */
   afterLoadPending(count: number): void {
     this.m.afterLoadPending.set(count);

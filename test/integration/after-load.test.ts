@@ -213,6 +213,8 @@ describe('AFTER_LOAD: delete or move each file once it is loaded (integration)',
         // So does --force: nothing to load at the emptied keys, and their rows stay.
         const forced = await runCli(['run', '--once', '--force'], { cwd: dir, env: env(move) });
         expect(finished(forced.stdout)).to.include({ filesDone: 0, filesUnchanged: keys.length });
+        expect(named(forced.stdout, 'FileEmptied')).to.have.members(keys);
+        expect(named(again.stdout, 'FileEmptied')).to.deep.equal([]); // a recheck finding it so is routine
         expect(await dump(db.knex())).to.deep.equal(reference);
       });
 
