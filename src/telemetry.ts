@@ -171,10 +171,10 @@ export class Telemetry {
     this.log.info({ event: 'FileRetry', ...f }, `${f.key}: attempt ${f.attempt} failed (${f.reason}); retrying in ${f.delayMs} ms`);
   }
 
-  /** AFTER_LOAD deleted a loaded file, or moved it to `target`. */
+  /** AFTER_LOAD deleted a loaded file, or moved it to `target` (debug, as FileDone: the cycle's summary counts them). */
   afterLoadDone(f: { key: string; action: string; target: string | null }): void {
     this.m.afterLoad.inc({ result: 'done' });
-    this.log.info({ event: 'AfterLoadDone', ...f }, f.target === null ? `${f.key}: deleted (AFTER_LOAD=${f.action})` : `${f.key}: moved to ${f.target} (AFTER_LOAD=${f.action})`);
+    this.log.debug({ event: 'AfterLoadDone', ...f }, f.target === null ? `${f.key}: deleted (AFTER_LOAD=${f.action})` : `${f.key}: moved to ${f.target} (AFTER_LOAD=${f.action})`);
   }
 
   afterLoadFailed(f: { key: string; action: string; error: string; attempts: number; nextAttemptAt: string }): void {
