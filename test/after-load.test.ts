@@ -36,8 +36,9 @@ describe('AFTER_LOAD step', () => {
     let cleanup: () => Promise<void>;
     let registry: JsonRegistry;
     let source: LocalSource;
-    const telemetry = new Telemetry(createLogger({ level: 'silent' }));
+    let telemetry: Telemetry;
     beforeEach(async () => {
+      telemetry = new Telemetry(createLogger({ level: 'silent' }));
       ({ dir, cleanup } = await tempDir());
       mkdirSync(join(dir, 'bucket'));
       writeFileSync(join(dir, 'bucket', 'a.json'), '[]');
@@ -66,6 +67,7 @@ describe('AFTER_LOAD step', () => {
       expect(a).to.include({ state: 'pending', attempts: 1 });
       expect(a?.error).to.match(/^BI_AFTER_LOAD: a\.json: cannot move it to archive\/a\.json/);
       expect(Date.parse(a?.nextAttemptAt ?? '') - t0).to.be.within(60_000 - 1000, 60_000 + 5000);
+      expect(await telemetry.metrics.getSingleMetricAsString('bucket_ingest_after_load_total')).to.match(/result="failed"} 1$/m);
 
       const early = loader();
       early.retryDue();
