@@ -14,7 +14,7 @@ import { bucketIdentity, readDatabaseId, type Binding } from './registry/binding
 import { DbRegistry } from './registry/db-registry.js';
 import { JsonRegistry } from './registry/json-registry.js';
 import type { Registry } from './registry/types.js';
-import { createSource } from './sources/index.js';
+import { checkAfterLoad, createSource } from './sources/index.js';
 import { ListingCursor } from './listing.js';
 import type { Telemetry } from './telemetry.js';
 
@@ -112,6 +112,12 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
       onRetry: (e) => telemetry.fileRetry(e),
       onResponse: (status) => telemetry.httpResponse(status),
     });
+    try {
+      checkAfterLoad(settings, source);
+    } catch (err) {
+      await source.close();
+      throw err;
+    }
     const openedRegistry = registry;
     // Remember which file we opened: commits stop, and readiness says so, if it is deleted or replaced underneath us.
     const identity = target.filename && target.filename !== ':memory:' ? statSync(target.filename) : undefined;

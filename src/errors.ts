@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'BI_DATABASE'
   /** A bucket notification that is not an S3 event, or the broker it comes from refusing us. */
   | 'BI_NOTIFY'
+  /** AFTER_LOAD could not delete or move a loaded file; its rows stay, and the action is tried again on a later cycle. */
+  | 'BI_AFTER_LOAD'
   /** The HTTP endpoints cannot listen where HTTP_HOST/HTTP_PORT say (port in use, no permission, no such address). */
   | 'BI_HTTP_LISTEN'
   /** A record-type schema file (SCHEMAS directory) uses something the compiler does not support, or is not valid. */

@@ -6,6 +6,8 @@ import type { Decoder } from './formats/threads/pool.js';
 import type { Catalog } from './schemas/catalog.js';
 import { describeError, IngestError } from './errors.js';
 import { commitGroup, commitStream, isTransientDbError, type CommitContext, type Outcome } from './load/commit.js';
+import { AfterLoader, pendingAfterLoad } from './load/after-load.js';
+import { afterLoadText } from './config/schema.js';
 import { withRetries } from './sources/retry.js';
 import type { UpsertCompiler } from './load/upsert.js';
 import { planInto, type Plan, type PlanItem } from './plan.js';
@@ -58,7 +60,8 @@ export interface CycleOptions {
 /** The outcome of fetching, decoding and validating one planned file. */
 export type Prepared =
   | { kind: 'load'; item: PlanItem; etag: string | null; size: number; file: ValidatedFile; startedAt: number }
-  | { kind: 'unchanged'; item: PlanItem; etag: string | null; size: number | null }
+  /** `emptied`: the key is empty because AFTER_LOAD deleted or moved the version loaded (that action, as text). */
+  | { kind: 'unchanged'; item: PlanItem; etag: string | null; size: number | null; emptied?: string }
   | { kind: 'failed'; item: PlanItem; error: string }
   /** A file too large to hold: loaded in batches as it arrives, in a transaction of its own. */
   | { kind: 'stream'; item: PlanItem; etag: string | null; size: number | null; stream: StreamedObject['stream']; startedAt: number }
@@ -83,6 +86,9 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   // Keys that may be recorded failed once the cycle is over: those planned or waiting (a key up to date stays done).
   const watched: string[] = [];
   const considered = listingFilter(ctx.settings, opts.window);
+  // AFTER_LOAD=move:PREFIX: the moved copies are never files to load.
+  const moved = ctx.settings.AFTER_LOAD;
+  const movedCopy = (key: string): boolean => moved.kind === 'move' && key.startsWith(moved.prefix);
   let listed = 0;
   // Planned page by page as the listing arrives: only the keys to process are kept, never the whole listing.
   try {
@@ -90,7 +96,7 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
     const pages = opts.keys !== undefined ? givenKeys(opts.keys) : listingPages(ctx.source, readIndex, opts.abort, ctx.cursor ?? null);
     for await (const page of pages) {
       for (const o of page) {
-        if (!considered(o, now)) continue;
+        if (!considered(o, now) || movedCopy(o.key)) continue;
         const reason = planInto(plan, o.key, listed++, (k) => ctx.registry.get(k), planOpts, o);
         if (reason !== 'up-to-date') watched.push(o.key);
         notePending(ctx, behind, o.key, now);
@@ -108,7 +114,25 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   };
   ctx.telemetry.cycleStarted({ cycle: opts.cycle, listed, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, pending: behind, via, discovered });
 
-  await loadAsReady(ctx, opts, plan.todo, summary);
+  const after = new AfterLoader({
+    setting: ctx.settings.AFTER_LOAD, source: ctx.source, registry: ctx.registry, telemetry: ctx.telemetry,
+    concurrency: ctx.settings.CONCURRENCY, retryFailedMs: ctx.settings.RETRY_FAILED_SECONDS * 1000,
+  }, opts.abort);
+  try {
+    await loadAsReady(ctx, opts, plan.todo, summary, after);
+    // Then the actions earlier cycles left pending (failed, or cut short by a crash), unless we are stopping.
+    if (!opts.stop.aborted) after.retryDue();
+  } catch (err) {
+    await after.drain(); // nothing left running behind the cycle's own error
+    throw err;
+  }
+  const recordError = await after.drain();
+  if (recordError !== undefined) throw recordError;
+  if (ctx.settings.AFTER_LOAD.kind !== 'keep') {
+    summary.afterLoadDone = after.done;
+    summary.afterLoadFailed = after.failed;
+  }
+  ctx.telemetry.afterLoadPending(pendingAfterLoad(ctx.registry));
   for (const key of watched) if (ctx.registry.get(key)?.status === 'failed') summary.failedListed++;
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
@@ -189,7 +213,7 @@ export const windowRowsOf = (p: Prepared): number => (p.kind === 'stream' ? WIND
  * most COMMIT_MAX_FILES files and about GROUP_MAX_ROWS rows. So a bucket of small files commits hundreds of files
  * at a time (one fsync each group), and a bucket of large files keeps the window it would have had.
  */
-async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: readonly PlanItem[], summary: CycleSummary): Promise<void> {
+async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: readonly PlanItem[], summary: CycleSummary, after: AfterLoader): Promise<void> {
   const limit = pLimit(ctx.settings.CONCURRENCY);
   const maxFiles = ctx.settings.COMMIT_MAX_FILES;
   const maxInFlight = ctx.settings.CONCURRENCY * 2;
@@ -198,6 +222,7 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
     bucket: bucketId(ctx.binding.bucket), ...(ctx.verifyTarget ? { verifyTarget: ctx.verifyTarget } : {}),
     batchGroups: ctx.compiler.dialect !== 'sqlite',
     retryFailedMs: ctx.settings.RETRY_FAILED_SECONDS * 1000,
+    afterLoad: ctx.settings.AFTER_LOAD.kind === 'keep' ? null : afterLoadText(ctx.settings.AFTER_LOAD),
     firstSeen: (key) => ctx.firstListed.get(key) ?? Date.now(),
     onRetry: (info) => ctx.telemetry.databaseRetry(info),
   };
@@ -296,6 +321,8 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
     for (const p of group) if (p.kind === 'stream') outcomes.push(...(await commitStream(commitContext, p)));
     await ctx.registry.release(group.filter((p) => p.kind === 'cancelled').map((p) => p.item.key));
     report(ctx, group, outcomes, summary, opts.settled);
+    // AFTER_LOAD, once the group's entries are recorded: the loader goes on with the next group meanwhile.
+    after.start(outcomes.filter((o) => o.kind === 'done').map((o) => o.p.item.key));
   }
 }
 
@@ -335,6 +362,11 @@ export async function prepare(ctx: Pick<PipelineContext, 'source' | 'registry' |
     return { kind: 'load', item, etag: fetched.etag, size, file, startedAt };
   } catch (err) {
     if (abort.aborted || (err instanceof IngestError && err.code === 'BI_SHUTDOWN')) return { kind: 'cancelled', item };
+    // AFTER_LOAD deleted or moved the loaded version (or is about to): a recheck, `--force` or `reprocess` that finds
+    // the key empty finds nothing new to load, and the rows of the version loaded stay.
+    if (err instanceof IngestError && err.code === 'BI_NOT_FOUND' && entry?.status === 'done' && entry.afterLoad) {
+      return { kind: 'unchanged', item, etag: entry.etag, size: entry.size, emptied: entry.afterLoad.action };
+    }
     return { kind: 'failed', item, error: describeError(err) };
   }
 }
@@ -370,6 +402,8 @@ function report(ctx: PipelineContext, group: readonly Prepared[], outcomes: read
       case 'unchanged':
         summary.filesUnchanged++;
         ctx.telemetry.fileUnchanged(key);
+        // Asked for by name (`reprocess`, `--force`): say why nothing was loaded. A recheck finding it so is routine.
+        if (o.p.kind === 'unchanged' && o.p.emptied !== undefined && o.p.item.reason !== 'recheck') ctx.telemetry.fileEmptied(key, o.p.emptied);
         break;
       case 'failed':
         summary.filesFailed++;

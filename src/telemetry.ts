@@ -20,6 +20,9 @@ export interface CycleSummary {
   recordsSkipped: number;
   bytes: number;
   seconds: number;
+  /** AFTER_LOAD actions done this cycle (files deleted or moved), and those that failed (tried again later). */
+  afterLoadDone?: number;
+  afterLoadFailed?: number;
 }
 
 export interface FileDoneEvent { key: string; loaded: number; rejected: number; skipped: number; bytes: number; ms: number }
@@ -50,6 +53,8 @@ function createMetrics(registry: Registry, pendingAge: () => number) {
     }),
     notifications: new Counter({ name: 'bucket_ingest_notifications_total', help: 'Bucket event notifications by outcome: created (to process), duplicate (that version already done), removed (counted, not acted on), ignored (another bucket, or outside it), malformed (not an S3 event)', labelNames: ['outcome'] as const, registers: [registry] }),
     discovered: new Counter({ name: 'bucket_ingest_files_discovered_total', help: 'Files to process found by each path: a notification, or the listing (new keys)', labelNames: ['via'] as const, registers: [registry] }),
+    afterLoad: new Counter({ name: 'bucket_ingest_after_load_total', help: 'AFTER_LOAD actions by result: done (file deleted or moved), failed (tried again later), skipped (file changed since it was loaded: left in place, loaded again)', labelNames: ['result'] as const, registers: [registry] }),
+    afterLoadPending: new Gauge({ name: 'bucket_ingest_after_load_pending', help: 'Loaded files whose AFTER_LOAD action is still to do (failed, or not reached yet)', registers: [registry] }),
     lastSuccess: new Gauge({ name: 'bucket_ingest_last_success_timestamp_seconds', help: 'Unix time the last cycle finished without error', registers: [registry] }),
   };
   // Start every labelled series at 0, so dashboards and rate() see them before the first event.
@@ -59,6 +64,7 @@ function createMetrics(registry: Registry, pendingAge: () => number) {
   for (const outcome of ['ok', 'error']) m.cycles.inc({ outcome }, 0);
   for (const outcome of ['created', 'duplicate', 'removed', 'ignored', 'malformed']) m.notifications.inc({ outcome }, 0);
   for (const via of ['notification', 'listing']) m.discovered.inc({ via }, 0);
+  for (const result of ['done', 'failed', 'skipped']) m.afterLoad.inc({ result }, 0);
   collectDefaultMetrics({ register: registry });
   return m;
 }
@@ -127,7 +133,8 @@ export class Telemetry {
       { event: 'CycleFinished', cycle, ...s },
       `cycle ${cycle} finished: files ${s.filesDone} done, ${s.filesFailed} failed, ${s.filesUnchanged + s.filesUpToDate} unchanged` +
         `${s.filesCancelled > 0 ? `, ${s.filesCancelled} abandoned (left for the next run)` : ''}; ` +
-        `records ${s.recordsLoaded} loaded, ${s.recordsRejected} rejected, ${s.recordsSkipped} skipped; ${s.seconds.toFixed(2)} s`,
+        `records ${s.recordsLoaded} loaded, ${s.recordsRejected} rejected, ${s.recordsSkipped} skipped; ` +
+        `${s.afterLoadDone === undefined ? '' : `after load ${s.afterLoadDone} done, ${s.afterLoadFailed ?? 0} failed; `}${s.seconds.toFixed(2)} s`,
     );
     for (const l of this.listeners) l.cycleEnded?.();
   }
@@ -176,6 +183,33 @@ export class Telemetry {
   fileRetry(f: { key: string; attempt: number; delayMs: number; reason: string }): void {
     this.m.retries.inc({ kind: 'fetch' });
     this.log.info({ event: 'FileRetry', ...f }, `${f.key}: attempt ${f.attempt} failed (${f.reason}); retrying in ${f.delayMs} ms`);
+  }
+
+  /** AFTER_LOAD deleted a loaded file, or moved it to `target` (debug, as FileDone: the cycle's summary counts them). */
+  afterLoadDone(f: { key: string; action: string; target: string | null }): void {
+    this.m.afterLoad.inc({ result: 'done' });
+    this.log.debug({ event: 'AfterLoadDone', ...f }, f.target === null ? `${f.key}: deleted (AFTER_LOAD=${f.action})` : `${f.key}: moved to ${f.target} (AFTER_LOAD=${f.action})`);
+  }
+
+  afterLoadFailed(f: { key: string; action: string; error: string; attempts: number; nextAttemptAt: string }): void {
+    this.m.afterLoad.inc({ result: 'failed' });
+    this.log.warn({ event: 'AfterLoadError', ...f }, `${f.key}: AFTER_LOAD=${f.action} failed (${f.error}); its rows stay loaded; next try after ${f.nextAttemptAt}`);
+  }
+
+  /** The file changed after it was loaded: not deleted or moved, but loaded again at the next cycle. */
+  afterLoadSkipped(f: { key: string; action: string }): void {
+    this.m.afterLoad.inc({ result: 'skipped' });
+    this.log.info({ event: 'AfterLoadSkipped', ...f }, `${f.key}: changed since it was loaded; left in place (not AFTER_LOAD=${f.action}) and loaded again at the next cycle`);
+  }
+
+  /** A file processed again (`reprocess`, `--force`) is not at its key: AFTER_LOAD took it away once it was loaded. */
+  fileEmptied(key: string, action: string): void {
+    this.log.info({ event: 'FileEmptied', key, action }, `${key}: not at its key any more (AFTER_LOAD=${action} after its load); nothing to load again, its rows stay`);
+  }
+
+  /** Loaded files whose AFTER_LOAD action is still to do, at the end of a cycle. */
+  afterLoadPending(count: number): void {
+    this.m.afterLoadPending.set(count);
   }
 
   daemonStarted(f: { profile: string; bucket: string; once: boolean; pollSeconds: number }): void {

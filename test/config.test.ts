@@ -76,6 +76,29 @@ describe('config', () => {
     expect(failure(() => load({ overrides: { CONCURRENCY: 0 } })).message).to.contain('CONCURRENCY on the command line');
   });
 
+  it('AFTER_LOAD: keep by default; delete; move:PREFIX with a prefix inside the bucket; anything else refused naming the key', () => {
+    expect(load({ profile: 'other' }).settings.AFTER_LOAD).to.deep.equal({ kind: 'keep' });
+    expect(load({ profile: 'other', env: { AFTER_LOAD: 'delete' } }).settings.AFTER_LOAD).to.deep.equal({ kind: 'delete' });
+    expect(load({ profile: 'other', env: { AFTER_LOAD: 'move: done/2026/' } }).settings.AFTER_LOAD).to.deep.equal({ kind: 'move', prefix: 'done/2026/' });
+    for (const [value, why] of [
+      ['move:../elsewhere/', 'leads outside the bucket (..)'], ['move:a/../../b/', 'leads outside the bucket (..)'], ['move:/var/archive/', 'is absolute'],
+      ['move:', 'the prefix is empty'], ['move:a//b/', 'empty segment'], ['move:./a/', '"." segment'], ['move:archive', 'must end with "/" (a folder of the bucket: move:archive/)'],
+      ['archive', 'expected keep, delete or move:PREFIX'],
+    ] as const) {
+      const err = failure(() => load({ profile: 'other', env: { AFTER_LOAD: value } }));
+      expect(err.message, value).to.match(/^AFTER_LOAD in the environment: /).and.contain(why);
+      expect(err.message.split('\n'), value).to.have.length(1);
+    }
+  });
+
+  it('AFTER_LOAD other than keep is refused for an HTTP bucket, which cannot delete, in one line', () => {
+    const err = failure(() => load({ env: { AFTER_LOAD: 'move:archive/' } }));
+    expect(err.code).to.equal('BI_CONFIG');
+    expect(err.message).to.equal('AFTER_LOAD in the environment: move:archive/ needs a bucket the daemon can delete from (a local directory or S3); ' +
+      'an HTTP bucket http://127.0.0.1:1/bucket is read-only: use AFTER_LOAD=keep');
+    expect(load({ env: { AFTER_LOAD: 'keep' } }).settings.AFTER_LOAD.kind).to.equal('keep');
+  });
+
   it('never repeats a password from a URL in an error', () => {
     const err = failure(() => load({ profile: 'secret', env: { BUCKET_URL: 'https://u:hunter2@x.invalid', MAX_ATTEMPTS: 'x' } }));
     expect(err.message).to.not.contain('hunter2');

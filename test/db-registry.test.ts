@@ -199,3 +199,41 @@ describe('database registry: the shared listing', function () {
     }));
   }
 });
+
+describe('database registry: AFTER_LOAD state', function () {
+  this.timeout(60_000);
+  for (const dialect of dialects()) {
+    it(`${dialect.name}: the pending action is staged with the done entry, recorded done only for the version it was about, and read back by another worker`, () => withMigratedDatabase(dialect, async (db) => {
+      const worker = (host: string): DbRegistry => new DbRegistry(db, { dialect: dialect.name, leaseMs: 60_000, listingFreshMs: 0, host, bucket: 'file:///bucket/#files_list.data' });
+      const a = worker('host-a');
+      await a.refresh();
+      await a.claim([{ key: 'k.data', index: 0, reason: 'new' }]);
+      const loaded = entry({ doneAt: '2026-01-01T00:00:00.000Z', afterLoad: { action: 'delete', state: 'pending', attempts: 0, error: null, nextAttemptAt: null, doneAt: null } });
+      await db.transaction(async (trx) => {
+        await a.lockEntries(trx, ['k.data']);
+        await a.stage(trx, new Map([['k.data', loaded]]));
+      });
+      await a.committed(new Map([['k.data', loaded]]));
+      const b = worker('host-b');
+      await b.refresh();
+      expect(b.get('k.data')?.afterLoad).to.deep.equal(loaded.afterLoad);
+
+      // A failure, then the action about an older version (another doneAt): the second is not recorded.
+      const failed = { ...loaded, updatedAt: '2026-01-01T00:01:00.000Z', afterLoad: { ...loaded.afterLoad!, attempts: 1, error: 'BI_AFTER_LOAD: x', nextAttemptAt: '2026-01-01T00:02:00.000Z' } };
+      await b.recordAfterLoad(new Map([['k.data', failed]]));
+      await b.recordAfterLoad(new Map([['k.data', { ...failed, doneAt: '2025-12-31T00:00:00.000Z', afterLoad: { ...failed.afterLoad, state: 'done' as const } }]]));
+      await a.refresh();
+      expect(a.get('k.data')?.afterLoad).to.deep.equal(failed.afterLoad);
+      const done = { ...failed, updatedAt: '2026-01-01T00:03:00.000Z', afterLoad: { ...failed.afterLoad, state: 'done' as const, attempts: 2, error: null, nextAttemptAt: null, doneAt: '2026-01-01T00:03:00.000Z' } };
+      await a.recordAfterLoad(new Map([['k.data', done]]));
+      await b.refresh();
+      expect(b.get('k.data')?.afterLoad).to.deep.equal(done.afterLoad);
+      // Done is done: a late failure report from a slower worker changes nothing.
+      await b.recordAfterLoad(new Map([['k.data', failed]]));
+      await a.refresh();
+      expect(a.get('k.data')?.afterLoad?.state).to.equal('done');
+      await a.close();
+      await b.close();
+    }));
+  }
+});

@@ -5,6 +5,7 @@ import { parseDatabaseUrl } from '../load/database.js';
 import { decodeStream, formatRules, validateBatch, type FormatRules } from '../formats/index.js';
 import type { Catalog } from '../schemas/catalog.js';
 import { planCycle, type PlanReason } from '../plan.js';
+import { withoutMoved } from '../load/after-load.js';
 import { prepare, type Prepared } from '../pipeline.js';
 import { redactText } from '../redact.js';
 import { readReprocessRequests } from '../registry/requests.js';
@@ -64,7 +65,7 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
     onRetry: (e) => process.stderr.write(`${redactText(`${e.key}: attempt ${e.attempt} failed (${e.reason}); retrying in ${e.delayMs} ms`)}\n`),
   });
   try {
-    const keys = await source.listKeys();
+    const keys = withoutMoved(await source.listKeys(), settings.AFTER_LOAD); // as the cycle lists them
     const plan = planCycle(keys, lookup, { force: Boolean(args.force), now: Date.now(), recheckDoneMs: settings.RECHECK_DONE_SECONDS * 1000 });
     const report: DryRunReport = {
       profile: config.profile, bucket: source.description, database, registry: registry.description,

@@ -115,6 +115,9 @@ export function formatExplanation(x: Explanation): string {
     field('checked', e.checkedAt ?? '-');
     field('next attempt', e.nextAttemptAt ?? '-');
     field('reprocess', e.reprocess ? 'marked' : x.pendingRequests.length > 0 ? 'requested, not yet applied' : 'no');
+    const a = e.afterLoad;
+    field('after load', a === undefined ? '-' : a.state === 'done' ? `${a.action}: done at ${a.doneAt ?? '?'}`
+      : a.attempts === 0 ? `${a.action}: pending` : `${a.action}: pending, ${a.attempts} failed attempt(s), last error ${a.error ?? '?'}, next try after ${a.nextAttemptAt ?? 'next cycle'}`);
   }
   for (const r of x.pendingRequests) lines.push(`  reprocess requested at ${r.requestedAt}`);
   lines.push(x.summary);

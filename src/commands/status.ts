@@ -30,6 +30,15 @@ export interface StatusReport {
    * the registry does not know is processed anyway as new) or `marked` (`reprocess` set in the registry).
    */
   reprocess: Array<{ key: string; state: 'requested' | 'marked'; requestedAt: string | null }>;
+  /**
+   * AFTER_LOAD's actions on done files: how many are done, how many still to do (`pending`: not reached yet, or
+   * failed), and each that failed with its error and next try.
+   */
+  afterLoad: {
+    done: number;
+    pending: number;
+    failing: Array<{ key: string; action: string; error: string | null; attempts: number; nextAttemptAt: string | null }>;
+  };
 }
 
 /** Reads the registry (never writes it, so it is safe next to a running daemon) and sums it up. */
@@ -40,7 +49,7 @@ export async function statusReport(args: CommonArgs): Promise<StatusReport> {
   const report: StatusReport = {
     profile: config.profile, registry: registry.description, untrusted: registry.untrusted,
     files: { total: 0, done: 0, failed: 0 }, records: { loaded: 0, rejected: 0, skipped: 0 }, failed: [], lastDoneAt: null,
-    lastCycle: null, lastCycleError: null, lastCycleIgnored: null, reprocess: [],
+    lastCycle: null, lastCycleError: null, lastCycleIgnored: null, reprocess: [], afterLoad: { done: 0, pending: 0, failing: [] },
   };
   try {
     const last = await readLastCycle(path);
@@ -60,6 +69,12 @@ export async function statusReport(args: CommonArgs): Promise<StatusReport> {
       report.records.rejected += e.rejected;
       report.records.skipped += e.skipped;
       if (e.doneAt && (report.lastDoneAt === null || e.doneAt > report.lastDoneAt)) report.lastDoneAt = e.doneAt;
+      const a = e.afterLoad;
+      if (a?.state === 'done') report.afterLoad.done++;
+      else if (a?.state === 'pending') {
+        report.afterLoad.pending++;
+        if (a.attempts > 0) report.afterLoad.failing.push({ key, action: a.action, error: a.error, attempts: a.attempts, nextAttemptAt: a.nextAttemptAt });
+      }
     } else {
       report.failed.push({ key, error: e.error, attempts: e.attempts, nextAttemptAt: e.nextAttemptAt });
     }
@@ -89,6 +104,13 @@ export function formatStatus(r: StatusReport): string {
   if (r.failed.length > 0) {
     lines.push('failed files:');
     for (const f of r.failed) lines.push(`  ${f.key}: ${f.error ?? 'unknown error'} (attempts ${f.attempts}, next try after ${f.nextAttemptAt ?? 'next cycle'})`);
+  }
+  const a = r.afterLoad;
+  if (a.done + a.pending > 0) {
+    lines.push(`after load: ${a.pending} pending${a.failing.length > 0 ? ` (${a.failing.length} failed, to be tried again)` : ''}, ${a.done} done`);
+    for (const f of a.failing) {
+      lines.push(`  ${f.key}: AFTER_LOAD=${f.action} failed: ${f.error ?? 'unknown error'} (attempts ${f.attempts}, next try after ${f.nextAttemptAt ?? 'next cycle'})`);
+    }
   }
   if (r.reprocess.length > 0) {
     lines.push(`reprocess pending: ${r.reprocess.length} file(s)`);

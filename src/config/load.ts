@@ -6,7 +6,7 @@ import { ConfigError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { catalogOf, type Catalog } from '../schemas/catalog.js';
 import { checkRoutes } from '../formats/routes.js';
-import { defaultSettings, SECRET_SETTINGS, SETTING_KEYS, settingsCodec, type SettingKey, type Settings } from './schema.js';
+import { afterLoadText, defaultSettings, SECRET_SETTINGS, SETTING_KEYS, settingsCodec, type SettingKey, type Settings } from './schema.js';
 
 export interface ConfigInput {
   /** `--config`; when absent, ./config.ini, else the config.ini shipped with the package. */
@@ -81,6 +81,11 @@ export function loadConfig(input: ConfigInput = {}): LoadedConfig {
   if (/^s3:\/\//i.test(settings.BUCKET_URL) && RANK[sources.FILES_LIST_KEY] < Math.max(1, RANK[sources.BUCKET_URL])) settings.FILES_LIST_KEY = '';
   const catalog = catalogOf(settings.SCHEMAS, cwd, { piiKey: settings.PII_HASH_KEY });
   checkRoutes(settings.ROUTES, (type) => catalog.typeFor(type) !== undefined);
+  if (settings.AFTER_LOAD.kind !== 'keep' && /^https?:\/\//i.test(settings.BUCKET_URL)) {
+    const where = sources.AFTER_LOAD === 'profile' ? ` in [${profile}] of ${configPath}` : sources.AFTER_LOAD === 'env' ? ' in the environment' : ' on the command line';
+    throw new ConfigError(`AFTER_LOAD${where}: ${afterLoadText(settings.AFTER_LOAD)} needs a bucket the daemon can delete from (a local directory or S3); ` +
+      `an HTTP bucket ${redactText(settings.BUCKET_URL)} is read-only: use AFTER_LOAD=keep`);
+  }
   return { profile, configPath, settings, sources, catalog };
 }
 

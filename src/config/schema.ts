@@ -170,6 +170,54 @@ const PathStyle = new t.Type<'auto' | boolean, 'auto' | boolean, unknown>(
   t.identity,
 );
 
+/** What AFTER_LOAD does with a file once its rows are committed (see src/load/after-load.ts). */
+export type AfterLoadSetting = { kind: 'keep' } | { kind: 'delete' } | { kind: 'move'; prefix: string };
+
+/**
+ * Why a move prefix cannot be used, or null: a folder inside the bucket, so neither absolute nor leading out of it
+ * (`..`), without `.` or empty segments (a local bucket would resolve them, S3 would not: the two would disagree on
+ * where the copy is), and ending with `/`.
+ */
+export function movePrefixProblem(prefix: string): string | null {
+  if (prefix === '') return 'the prefix is empty (move:PREFIX copies each file to PREFIX + its key)';
+  if (prefix.startsWith('/') || prefix.startsWith('\\') || /^[a-z]:/i.test(prefix)) return `the prefix ${JSON.stringify(prefix)} is absolute; it must be a key prefix inside the bucket`;
+  if (prefix.includes('\0')) return 'the prefix holds a NUL character';
+  const segments = prefix.split('/');
+  for (const [i, segment] of segments.entries()) {
+    if (segment === '..') return `the prefix ${JSON.stringify(prefix)} leads outside the bucket (..)`;
+    if (segment === '.') return `the prefix ${JSON.stringify(prefix)} has a "." segment`;
+    if (segment === '' && i < segments.length - 1) return `the prefix ${JSON.stringify(prefix)} has an empty segment (//)`;
+  }
+  // `move:archive` would put b.json at archiveb.json, beside the files to load, where it may replace one.
+  if (!prefix.endsWith('/')) return `the prefix ${JSON.stringify(prefix)} must end with "/" (a folder of the bucket: move:${prefix}/)`;
+  return null;
+}
+
+/** AFTER_LOAD: `keep`, `delete` or `move:PREFIX` (PREFIX as movePrefixProblem allows). */
+const AfterLoad = new t.Type<AfterLoadSetting, AfterLoadSetting, unknown>(
+  'AfterLoad',
+  (u): u is AfterLoadSetting => typeof u === 'object' && u !== null && 'kind' in u,
+  (u, c) => {
+    if (typeof u === 'object' && u !== null && 'kind' in u) return t.success(u as AfterLoadSetting);
+    if (typeof u !== 'string') return t.failure(u, c, 'expected keep, delete or move:PREFIX');
+    const v = u.trim();
+    if (v.toLowerCase() === 'keep') return t.success({ kind: 'keep' });
+    if (v.toLowerCase() === 'delete') return t.success({ kind: 'delete' });
+    if (/^move:/i.test(v)) {
+      const prefix = v.slice('move:'.length).trim();
+      const problem = movePrefixProblem(prefix);
+      return problem === null ? t.success({ kind: 'move', prefix }) : t.failure(u, c, problem);
+    }
+    return t.failure(u, c, 'expected keep, delete or move:PREFIX');
+  },
+  t.identity,
+);
+
+/** AFTER_LOAD as written: `keep`, `delete`, `move:PREFIX`; what the registry records of a pending or done action. */
+export function afterLoadText(a: AfterLoadSetting): string {
+  return a.kind === 'move' ? `move:${a.prefix}` : a.kind;
+}
+
 const LogLevel = oneOf('LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 
 /**
@@ -244,6 +292,8 @@ export const settingsCodec = t.type({
   RECHECK_DONE_SECONDS: secondsAtLeast('RECHECK_DONE_SECONDS', 0),
   /** First wait before a failed file is tried on a later cycle; doubles per failure up to an hour. */
   RETRY_FAILED_SECONDS: secondsAtLeast('RETRY_FAILED_SECONDS', 0),
+  /** What is done with a file once its rows are committed: `keep` it, `delete` it, or `move:PREFIX` (to PREFIX + its key). */
+  AFTER_LOAD: AfterLoad,
   /** Most files committed in one database transaction (one fsync per group, see README). */
   COMMIT_MAX_FILES: intIn('COMMIT_MAX_FILES', 1, 10_000),
   /** Threads that parse and validate whole files beside the main thread; 0: in the main thread; `auto`: cores − 1, at most 4. */
@@ -310,6 +360,7 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     RECHECK_DONE_SECONDS: '3600',
     RETRY_FAILED_SECONDS: '60',
     COMMIT_MAX_FILES: '1000',
+    AFTER_LOAD: 'keep',
     DECODE_THREADS: 'auto',
     LOG_LEVEL: 'info',
     LOG_FORMAT: 'auto',

@@ -28,6 +28,8 @@ export interface CommitContext {
   compiler: UpsertCompiler;
   maxAttempts: number;
   retryFailedMs: number;
+  /** AFTER_LOAD's action as text (`delete`, `move:PREFIX`), recorded pending with each file done; null for `keep`. */
+  afterLoad?: string | null;
   firstSeen(key: string): number;
   onRetry(info: { attempt: number; delayMs: number; reason: string }): void;
 }
@@ -227,25 +229,30 @@ function decide(ctx: CommitContext, p: Prepared, prev: RegistryEntry | undefined
     status: 'failed', etag: null, size: null, attempts: 0, failures: 0, loaded: 0, rejected: 0, skipped: 0, error: null,
     firstSeenAt: new Date(ctx.firstSeen(p.item.key)).toISOString(), updatedAt: nowIso, doneAt: null, checkedAt: null, nextAttemptAt: null,
   };
-  const { reprocess: _served, ...rest } = base;
+  const { reprocess: _served, afterLoad, ...rest } = base;
   void _served;
-  if (p.kind === 'unchanged') return { kind: 'unchanged', p, entry: { ...rest, checkedAt: nowIso, updatedAt: nowIso } };
+  // The loaded version's AFTER_LOAD action stays with it while that version stays loaded (unchanged, or a recheck
+  // that failed); a failed file has none, and a file loaded again gets the action AFTER_LOAD names now.
+  const kept = afterLoad ? { afterLoad } : {};
+  if (p.kind === 'unchanged') return { kind: 'unchanged', p, entry: { ...rest, ...kept, checkedAt: nowIso, updatedAt: nowIso } };
   const error = p.kind === 'failed' ? p.error : loadError;
   if (error !== null) {
     if (p.item.reason === 'recheck' && prev?.status === 'done') {
-      return { kind: 'recheck-failed', p, error, entry: { ...rest, checkedAt: nowIso, updatedAt: nowIso } };
+      return { kind: 'recheck-failed', p, error, entry: { ...rest, ...kept, checkedAt: nowIso, updatedAt: nowIso } };
     }
     const failures = base.failures + 1;
     const nextAttemptAt = new Date(now.getTime() + failedBackoffMs(ctx.retryFailedMs, failures)).toISOString();
     return { kind: 'failed', p, error, entry: { ...rest, status: 'failed', attempts: base.attempts + 1, failures, error, updatedAt: nowIso, nextAttemptAt } };
   }
   if (loaded === null) throw new Error(`unexpected ${p.kind} outcome for ${p.item.key}`);
+  const action = ctx.afterLoad ?? null;
   return {
     kind: 'done', p, startedAt: loaded.startedAt, erased,
     entry: {
       ...rest, status: 'done', etag: loaded.etag, size: loaded.size, attempts: base.attempts + 1, failures: 0,
       loaded: loaded.loaded, rejected: loaded.rejected, skipped: loaded.skipped, error: null,
       updatedAt: nowIso, doneAt: nowIso, checkedAt: nowIso, nextAttemptAt: null,
+      ...(action === null ? {} : { afterLoad: { action, state: 'pending', attempts: 0, error: null, nextAttemptAt: null, doneAt: null } }),
     },
   };
 }

@@ -321,6 +321,27 @@ const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Kne
       });
     },
   },
+  /**
+   * AFTER_LOAD (src/load/after-load.ts): the action on a loaded file, recorded pending in the file's own transaction,
+   * then done (or its failure, and when to try again). NULL state: nothing to do (AFTER_LOAD=keep, or loaded before).
+   */
+  '008_after_load': {
+    async up(knex) {
+      await knex.schema.alterTable(FILES_TABLE, (table) => {
+        table.string('after_load_action', 600).nullable();
+        table.string('after_load_state', 16).nullable(); // pending | done
+        table.integer('after_load_attempts').notNullable().defaultTo(0);
+        table.text('after_load_error').nullable();
+        table.string('after_load_next_at', 32).nullable();
+        table.string('after_load_done_at', 32).nullable();
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable(FILES_TABLE, (table) => {
+        table.dropColumns('after_load_action', 'after_load_state', 'after_load_attempts', 'after_load_error', 'after_load_next_at', 'after_load_done_at');
+      });
+    },
+  },
 };
 
 /** The migrations in order, for knex's migrator (exported for the schema tests). */

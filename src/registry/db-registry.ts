@@ -31,6 +31,32 @@ interface FileRow {
   reprocess: boolean | number;
   claimed_by: string | null;
   lease_expires_at: number | null;
+  after_load_action: string | null;
+  after_load_state: string | null;
+  after_load_attempts: number;
+  after_load_error: string | null;
+  after_load_next_at: string | null;
+  after_load_done_at: string | null;
+}
+
+/** The `afterLoad` of a row: none while `after_load_state` is NULL (AFTER_LOAD=keep, or rows from before migration 008). */
+function afterLoadOf(r: FileRow): Pick<RegistryEntry, 'afterLoad'> {
+  if (r.after_load_state !== 'pending' && r.after_load_state !== 'done') return {};
+  return {
+    afterLoad: {
+      action: r.after_load_action ?? '', state: r.after_load_state, attempts: Number(r.after_load_attempts), error: r.after_load_error,
+      nextAttemptAt: r.after_load_next_at, doneAt: r.after_load_done_at,
+    },
+  };
+}
+
+/** The after-load columns of an entry: all NULL (and no attempts) without one. */
+function afterLoadColumns(e: RegistryEntry): Pick<FileRow, 'after_load_action' | 'after_load_state' | 'after_load_attempts' | 'after_load_error' | 'after_load_next_at' | 'after_load_done_at'> {
+  const a = e.afterLoad;
+  return {
+    after_load_action: a?.action ?? null, after_load_state: a?.state ?? null, after_load_attempts: a?.attempts ?? 0,
+    after_load_error: a?.error ?? null, after_load_next_at: a?.nextAttemptAt ?? null, after_load_done_at: a?.doneAt ?? null,
+  };
 }
 
 function toEntry(r: FileRow): RegistryEntry | undefined {
@@ -40,6 +66,7 @@ function toEntry(r: FileRow): RegistryEntry | undefined {
     loaded: Number(r.loaded), rejected: Number(r.rejected), skipped: Number(r.skipped), error: r.error,
     firstSeenAt: r.first_seen_at, updatedAt: r.updated_at, doneAt: r.done_at, checkedAt: r.checked_at, nextAttemptAt: r.next_attempt_at,
     ...(r.reprocess ? { reprocess: true } : {}),
+    ...afterLoadOf(r),
   };
 }
 
@@ -47,13 +74,13 @@ function toColumns(e: RegistryEntry): Partial<FileRow> {
   return {
     status: e.status, etag: e.etag, size: e.size, attempts: e.attempts, failures: e.failures, loaded: e.loaded, rejected: e.rejected,
     skipped: e.skipped, error: e.error, first_seen_at: e.firstSeenAt, updated_at: e.updatedAt, done_at: e.doneAt, checked_at: e.checkedAt,
-    next_attempt_at: e.nextAttemptAt, reprocess: Boolean(e.reprocess),
+    next_attempt_at: e.nextAttemptAt, reprocess: Boolean(e.reprocess), ...afterLoadColumns(e),
   };
 }
 
-/** Keys per claim statement (6 bindings each), and entries per staging statement (16 bindings each). */
+/** Keys per claim statement (6 bindings each), and entries per staging statement (22 bindings each). */
 const CLAIMS_PER_STATEMENT = 500;
-const STAGES_PER_STATEMENT = 500;
+const STAGES_PER_STATEMENT = 400;
 
 /** What `stage` writes, with the SQL type each value is cast to inside `VALUES` (PostgreSQL infers none there). */
 const STAGED: ReadonlyArray<{ name: keyof FileRow; type: string }> = [
@@ -62,6 +89,9 @@ const STAGED: ReadonlyArray<{ name: keyof FileRow; type: string }> = [
   { name: 'rejected', type: 'bigint' }, { name: 'skipped', type: 'bigint' }, { name: 'error', type: 'text' },
   { name: 'first_seen_at', type: 'text' }, { name: 'updated_at', type: 'text' }, { name: 'done_at', type: 'text' },
   { name: 'checked_at', type: 'text' }, { name: 'next_attempt_at', type: 'text' }, { name: 'reprocess', type: 'boolean' },
+  // AFTER_LOAD's pending action is written in the file's own transaction: a crash right after the commit leaves it to do.
+  { name: 'after_load_action', type: 'text' }, { name: 'after_load_state', type: 'text' }, { name: 'after_load_attempts', type: 'integer' },
+  { name: 'after_load_error', type: 'text' }, { name: 'after_load_next_at', type: 'text' }, { name: 'after_load_done_at', type: 'text' },
 ];
 
 /** What `RETURNING "key"` gives through knex's raw: pg's result object, or better-sqlite3's rows. */
@@ -397,6 +427,20 @@ export class DbRegistry implements Registry {
       this.held.delete(key);
     }
     if (this.held.size === 0) this.stopHeartbeat();
+  }
+
+  /**
+   * One conditional UPDATE per key (AFTER_LOAD acts on files one at a time anyway): only where the row still holds
+   * the loaded version the action was about (`done_at`) and its action is pending. `updated_at` moves, so the other
+   * workers' refresh sees the change.
+   */
+  async recordAfterLoad(changes: ReadonlyMap<string, RegistryEntry>): Promise<void> {
+    for (const [key, entry] of changes) {
+      const updated = await this.rows()
+        .where({ key, status: 'done', done_at: entry.doneAt, after_load_state: 'pending' })
+        .update({ ...afterLoadColumns(entry), updated_at: entry.updatedAt, reprocess: Boolean(entry.reprocess) });
+      if (Number(updated) === 1) this.entries.set(key, entry);
+    }
   }
 
   async markReprocess(keys: readonly string[]): Promise<number> {

@@ -32,6 +32,8 @@ export class JsonRegistry implements Registry {
   private journal: FileHandle | null = null;
   private journalLines = 0;
   private lockHeld = false;
+  /** The last `commit` under way: the next one starts after it. */
+  private writing: Promise<void> = Promise.resolve();
   private entries: Map<string, RegistryEntry>;
   /** What the snapshot says it is bound to; after `bind`, what this run is bound to. */
   private binding: Binding | undefined;
@@ -177,6 +179,15 @@ export class JsonRegistry implements Registry {
     return this.commit(changes);
   }
 
+  async recordAfterLoad(changes: ReadonlyMap<string, RegistryEntry>): Promise<void> {
+    const still = new Map<string, RegistryEntry>();
+    for (const [key, entry] of changes) {
+      const now = this.entries.get(key);
+      if (now?.status === 'done' && now.doneAt === entry.doneAt && now.afterLoad?.state === 'pending') still.set(key, entry);
+    }
+    await this.commit(still);
+  }
+
   async markReprocess(keys: readonly string[]): Promise<number> {
     const changes = new Map<string, RegistryEntry>();
     for (const key of keys) {
@@ -199,8 +210,17 @@ export class JsonRegistry implements Registry {
     return this.entries.entries();
   }
 
-  /** Records changes durably: appended to the journal and fsync'ed before this resolves. */
-  async commit(changes: ReadonlyMap<string, RegistryEntry>): Promise<void> {
+  /**
+   * Records changes durably: appended to the journal and fsync'ed before this resolves. Calls are taken one at a
+   * time (AFTER_LOAD's results are recorded while the loader commits other groups): appends and a fold never interleave.
+   */
+  commit(changes: ReadonlyMap<string, RegistryEntry>): Promise<void> {
+    const run = this.writing.then(() => this.commitNow(changes));
+    this.writing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async commitNow(changes: ReadonlyMap<string, RegistryEntry>): Promise<void> {
     if (changes.size === 0) return;
     if (!this.journal) throw new IngestError('BI_REGISTRY_IO', `registry ${this.path} was opened read-only`);
     let text = '';
@@ -236,6 +256,7 @@ export class JsonRegistry implements Registry {
 
   /** Folds the journal into the snapshot if it has anything, then releases the lock. */
   async close(): Promise<void> {
+    await this.writing;
     if (this.journal && this.journalLines > 0) await this.compact();
     await this.journal?.close();
     this.journal = null;

@@ -48,6 +48,13 @@ export interface Registry {
   stage(trx: Knex.Transaction, entries: ReadonlyMap<string, RegistryEntry>): Promise<void>;
   /** After the commit: make the group's entries durable (JSON) and visible to `get`. */
   committed(changes: ReadonlyMap<string, RegistryEntry>): Promise<void>;
+  /**
+   * After AFTER_LOAD actions (src/load/after-load.ts), outside any group transaction: the keys' entries with their new
+   * `afterLoad` state (and `reprocess`, for a file found changed before its action), durable when this resolves. An
+   * entry whose action is no longer pending, or whose file was loaded again meanwhile (another `doneAt`), is left as
+   * it is: the action was about a version that is not the one recorded now.
+   */
+  recordAfterLoad(changes: ReadonlyMap<string, RegistryEntry>): Promise<void>;
   /** Marks keys so the next cycle processes them again; returns how many entries it marked. */
   markReprocess(keys: readonly string[]): Promise<number>;
   close(): Promise<void>;

@@ -81,12 +81,23 @@ export class ArchiveSource implements Source {
 
   /** Present where the bucket's source lists page by page (S3): each archive of a page as its members. */
   readonly listObjects?: (opts?: ListOptions) => AsyncIterable<ListedObject[]>;
+  /**
+   * Present where the bucket's source can delete (AFTER_LOAD). An archive's members are not files of the bucket, so
+   * nothing is done for them; the archive stays.
+   */
+  readonly afterLoad?: (key: string, action: { kind: 'delete' } | { kind: 'move'; prefix: string }, signal?: AbortSignal) => Promise<void>;
 
   constructor(private readonly inner: Source, private readonly opts: ArchiveOptions) {
     this.description = inner.description;
     if (inner.listObjects) {
       const pages = inner.listObjects.bind(inner);
       this.listObjects = (o?: ListOptions) => this.expandPages(pages(o), o?.signal);
+    }
+    if (inner.afterLoad) {
+      const act = inner.afterLoad.bind(inner);
+      this.afterLoad = async (key, action, signal) => {
+        if (memberOf(key, this.opts.rules) === null) await act(key, action, signal);
+      };
     }
   }
 
@@ -118,13 +129,6 @@ export class ArchiveSource implements Source {
       }
       yield out;
     }
-  }
-
-  /** AFTER_LOAD acts on the bucket's files; an archive's members are not files of it, so nothing is done for them. */
-  async afterLoad(key: string, action: { kind: 'delete' } | { kind: 'move'; prefix: string }, signal?: AbortSignal): Promise<void> {
-    if (memberOf(key, this.opts.rules) !== null) return;
-    if (!this.inner.afterLoad) throw new IngestError('BI_CONFIG', `${this.description}: this bucket cannot ${action.kind} its files (AFTER_LOAD)`);
-    await this.inner.afterLoad(key, action, signal);
   }
 
   async listKeys(signal?: AbortSignal): Promise<string[]> {

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { redactUrl } from '../redact.js';
-import type { Settings } from '../config/schema.js';
+import { afterLoadText, type Settings } from '../config/schema.js';
 import { formatRules } from '../formats/index.js';
 import { ArchiveSource } from './archive.js';
 import { HttpSource } from './http.js';
@@ -72,4 +72,11 @@ function bucketSource(settings: Settings, hooks: { onRetry?: RetryListener; onRe
   }
   const dir = /^file:/i.test(url) ? fileURLToPath(url) : url;
   return new LocalSource(dir, settings.FILES_LIST_KEY, maxBytes, streamAboveBytes);
+}
+
+/** AFTER_LOAD other than `keep` needs a source that can delete (config/load.ts refuses it for HTTP buckets already). */
+export function checkAfterLoad(settings: Settings, source: Source): void {
+  if (settings.AFTER_LOAD.kind !== 'keep' && !source.afterLoad) {
+    throw new ConfigError(`AFTER_LOAD: ${afterLoadText(settings.AFTER_LOAD)} needs a bucket the daemon can delete from; ${source.description} cannot: use AFTER_LOAD=keep`);
+  }
 }

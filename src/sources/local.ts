@@ -1,5 +1,5 @@
-import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { copyFile, constants as fsConstants, lstat, mkdir, open, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { IngestError } from '../errors.js';
 import { cleanIndex, indexText } from './index-file.js';
 import type { FetchedObject, FetchOptions, NotModified, Source, StreamedObject } from './types.js';
@@ -85,6 +85,55 @@ export class LocalSource implements Source {
     }
   }
 
+  /**
+   * AFTER_LOAD for a file of the directory. `delete` unlinks it (a symbolic link is removed, never what it points to);
+   * `move` renames it to `prefix + key`, creating the directories on the way (a rename within the bucket directory:
+   * atomic, and nothing is copied; across file systems, a copy then the unlink). Idempotent: a file already gone is
+   * deleted, and one gone from its key but at its target is moved. Nothing outside the bucket directory is touched:
+   * the directory each path is in must resolve inside it, links included.
+   */
+  async afterLoad(key: string, action: { kind: 'delete' } | { kind: 'move'; prefix: string }): Promise<void> {
+    const from = this.pathOf(key);
+    try {
+      // Its directory gone, the file is too: for a move, whether it is at the target is told below.
+      const present = await exists(dirname(from));
+      if (present) await this.checkDirInside(dirname(from), key);
+      if (action.kind === 'delete') {
+        if (present) await unlink(from).catch(ignoreMissing);
+        return;
+      }
+      const targetKey = action.prefix + key;
+      const to = this.pathOf(targetKey);
+      await this.checkDirInside(await nearestExisting(dirname(to)), targetKey);
+      await mkdir(dirname(to), { recursive: true });
+      await this.checkDirInside(dirname(to), targetKey);
+      try {
+        await rename(from, to);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') {
+          if (await exists(to)) return; // moved before (a crash between the move and its record)
+          throw new IngestError('BI_AFTER_LOAD', `${key}: cannot move it to ${targetKey}: it is neither at its key nor at the target`);
+        }
+        if (code !== 'EXDEV') throw err;
+        await copyFile(from, to, fsConstants.COPYFILE_FICLONE);
+        await unlink(from).catch(ignoreMissing);
+      }
+    } catch (err) {
+      if (err instanceof IngestError) throw err;
+      const what = action.kind === 'delete' ? 'delete it' : `move it to ${action.prefix + key}`;
+      throw new IngestError('BI_AFTER_LOAD', `${key}: cannot ${what} in ${this.description}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Refuses (BI_BAD_KEY) a directory that resolves outside the bucket directory, through a symbolic link. */
+  private async checkDirInside(dir: string, key: string): Promise<void> {
+    const [real, root] = await Promise.all([realpath(dir), realpath(this.root)]);
+    if (real !== root && !isInside(root, real)) {
+      throw new IngestError('BI_BAD_KEY', `${key}: a symbolic link leads outside the bucket directory ${this.description} (to ${real}); refused`);
+    }
+  }
+
   /** Resolves a key inside the bucket directory; a key that escapes it (`../x`, `/etc/passwd`) is refused. */
   private pathOf(key: string): string {
     const path = resolve(this.root, key);
@@ -101,6 +150,29 @@ export class LocalSource implements Source {
 function isInside(root: string, path: string): boolean {
   const rel = relative(root, path);
   return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+}
+
+/** `dir`, or its nearest ancestor that exists. */
+async function nearestExisting(dir: string): Promise<string> {
+  for (let d = dir; ; d = dirname(d)) {
+    if (await exists(d)) return d;
+    if (dirname(d) === d) return d;
+  }
+}
+
+/** Whether something (a file, a directory, a link, even a broken one) is at `path`. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return false;
+    throw err;
+  }
+}
+
+function ignoreMissing(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err;
 }
 
 function openError(key: string, err: unknown, where: string): IngestError {
