@@ -129,10 +129,22 @@ function nowView(): void {
       h('p', { 'data-field': 'current.text', class: 'current' }, ['–']),
       h('progress', { id: 'cycle-progress', max: '1', value: '0', 'aria-labelledby': 'cycle-h' }),
     ]),
+    h('section', { 'aria-labelledby': 'attention-h', class: 'panel attention' }, [
+      h('h3', { id: 'attention-h' }, ['Needs attention']),
+      h('p', { 'data-field': 'attention' }, ['–']),
+      h('p', {}, [link(href('problems'), 'Open Problems')]),
+    ]),
+    h('h3', {}, ['Files']),
     h('dl', { class: 'stats' }, [
-      field('files.total', 'Files known'), field('files.done', 'Files done'), field('files.failed', 'Files failed'),
-      field('pending.files', 'Pending files', 'listed, not done yet: new, failed or waiting to retry'), field('pending.oldest', 'Oldest pending'),
-      field('records.loaded', 'Records loaded'), field('records.rejected', 'Records rejected'), field('records.skipped', 'Records skipped', 'of types no schema declares'),
+      field('files.total', 'Known'), field('files.done', 'Done'), field('files.failed', 'Failed'),
+      field('pending.files', 'Pending', 'listed, not done yet: new, failed or waiting to retry'), field('pending.oldest', 'Longest wait of a pending file'),
+    ]),
+    h('h3', {}, ['Records in done files']),
+    h('dl', { class: 'stats' }, [
+      field('records.loaded', 'Loaded'), field('records.rejected', 'Rejected', 'kept in rejected_records with their reason'), field('records.skipped', 'Skipped', 'of types no schema declares'),
+    ]),
+    h('h3', {}, ['Recently']),
+    h('dl', { class: 'stats' }, [
       field('lastSuccessAt', 'Last successful cycle'), field('lastDoneAt', 'Last file done'), field('reprocess', 'Waiting to be reprocessed'),
     ]),
     h('p', { 'data-field': 'lastCycle', class: 'last-cycle' }, ['–']),
@@ -169,9 +181,14 @@ function fillNow(): void {
     bar.max = Math.max(1, c?.planned ?? 1);
     bar.value = c ? settled : 0;
     bar.classList.toggle('idle', c === null);
-    setField('current.text', c === null ? 'waiting for the next cycle (the daemon polls the bucket every few seconds or minutes)'
+    setField('current.text', c === null ? `waiting for the next cycle (one starts ${duration(o.pollSeconds)} after the last one ended)`
       : `cycle #${c.cycle}: ${num(settled)} of ${num(c.planned)} file(s) — ${num(c.done)} done, ${num(c.failed)} failed, ${num(c.unchanged)} unchanged; ${num(c.records)} records, since ${ago(c.startedAt)}`);
   }
+  const rejected = s.records.rejected;
+  const first = s.failed[0];
+  setField('attention', s.files.failed === 0 && rejected === 0 ? 'Nothing: no failed file, no rejected record.'
+    : [s.files.failed === 0 ? '' : `${num(s.files.failed)} failed file(s)${first ? `, e.g. ${first.key}: ${first.error ?? 'unknown error'}` : ''}.`,
+      rejected === 0 ? '' : `${num(rejected)} rejected record(s).`].filter((t) => t !== '').join(' '));
   const l = s.lastCycle;
   setField('lastCycle', l === null ? (s.lastCycleError ?? 'no cycle recorded yet')
     : `last cycle #${l.cycle} ${l.ok ? 'ok' : 'failed'}, finished ${ago(l.finishedAt)}${l.summary ? `: ${num(l.summary.listed)} listed, ${duration(l.summary.seconds)}` : ''}${l.error ? ` — ${l.error}` : ''}`);

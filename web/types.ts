@@ -26,6 +26,7 @@ export interface Overview {
   bucket: string;
   database: string;
   actions: boolean;
+  pollSeconds: number;
   status: {
     files: { total: number; done: number; failed: number };
     records: { loaded: number; rejected: number; skipped: number };

@@ -76,6 +76,8 @@ export interface Overview {
   database: string;
   /** Whether action endpoints answer (DASHBOARD_TOKEN is set); the token itself never leaves the daemon. */
   actions: boolean;
+  /** POLL_INTERVAL_SECONDS: the pause between cycles. */
+  pollSeconds: number;
   /** `status --json`, computed from the daemon's own registry. */
   status: StatusReport;
   pending: { files: number; oldestAgeSeconds: number };
@@ -138,7 +140,7 @@ export async function overview(src: DashboardSources, live: LiveCycle): Promise<
   }
   return {
     state: src.alive() ? 'running' : 'draining', profile: d.config.profile, bucket: d.bucket, database: d.target.display,
-    actions: d.token !== null, status, pending: src.telemetry.pendingFiles(), lastSuccessAt: src.telemetry.state.lastCycleAt,
+    actions: d.token !== null, pollSeconds: d.config.settings.POLL_INTERVAL_SECONDS, status, pending: src.telemetry.pendingFiles(), lastSuccessAt: src.telemetry.state.lastCycleAt,
     current: live.current, history, historyError, generatedAt: new Date().toISOString(),
   };
 }

@@ -252,9 +252,13 @@ describe('dashboard in a real browser (integration)', function () {
       const done = (await cli<Status>('status')).files.done;
       await until(async () => ((await text(page, 'files.done')) === fmt(done) ? true : undefined), 10_000);
       await page.evaluate('window.__notReloaded = true');
+      // Where each box of the view is: an update changes the text in them, never where they are (no layout jump).
+      const boxes = (): Promise<unknown> => page.evaluate('[...document.querySelectorAll("main .panel, main .stat, main .last-cycle")].map((e) => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })');
+      const before = await boxes();
       bucket.setIndex([...baseIndex, ...extra.keys].join('\n'));
       await until(async () => ((await text(page, 'files.done')) === fmt(done + 1) ? true : undefined), 20_000);
       expect(await page.evaluate('window.__notReloaded')).to.equal(true);
+      expect(await boxes()).to.deep.equal(before);
       const status = await cli<Status>('status');
       expect(await text(page, 'records.loaded')).to.equal(fmt(status.records.loaded));
     });
@@ -290,6 +294,14 @@ describe('dashboard in a real browser (integration)', function () {
       await page.keyboard.press('Enter');
       await page.waitForFunction('location.hash === "#/problems" && document.activeElement.tagName === "H2"');
       await page.locator('#failed tr[data-key="broken.data"]').waitFor();
+      // Every control has a name a screen reader can say, and every view one heading under the page's.
+      const unnamed = await page.evaluate(`[...document.querySelectorAll('a, button, input, progress, [role=region]')]
+        .filter((e) => !e.hidden && e.offsetParent !== null)
+        .filter((e) => !((e.getAttribute('aria-label') || e.textContent || '').trim() || e.labels?.length || e.getAttribute('aria-labelledby')))
+        .map((e) => e.outerHTML.slice(0, 80))`);
+      expect(unnamed).to.deep.equal([]);
+      expect(await page.locator('h1').count()).to.equal(1);
+      expect(await page.locator('main h2').count()).to.equal(1);
       await shot(page, 'problems-390');
       await page.goto(`${base}/#/now`);
       await page.locator('[data-field="files.done"]').waitFor();
