@@ -192,14 +192,15 @@ export function requiredParam(value: string | null, name: string): string {
 
 /**
  * Server-sent events of the overview: one at once, then after every change (at most one per `throttleMs`) and at
- * least every `heartbeatMs` (pending ages grow by themselves). One overview is computed per event for all clients.
+ * least every `heartbeatMs` (pending ages grow by themselves). One overview is computed per event for all clients,
+ * and none while no page is open: a registry of 100,000 files costs its walk once a second only while someone looks.
  */
 export class OverviewEvents {
   private readonly clients = new Set<ServerResponse>();
   private scheduled: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
 
-  constructor(private readonly make: () => Promise<Overview>, private readonly throttleMs = 250, private readonly heartbeatMs = 5000) {}
+  constructor(private readonly make: () => Promise<Overview>, private readonly throttleMs = 1000, private readonly heartbeatMs = 5000) {}
 
   add(res: ServerResponse): void {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
