@@ -30,6 +30,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig*.json ./
 COPY src ./src
 COPY scripts ./scripts
+COPY web ./web
 # tsc, then esbuild links dist/bundle/ (the CLI the image runs; the database drivers stay in node_modules).
 RUN npm run build \
     && npm prune --omit=dev --no-audit --no-fund

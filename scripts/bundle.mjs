@@ -11,10 +11,13 @@
  * a real `require` (createRequire) for Node's built-ins and those drivers.
  *
  * esbuild reads tsc's source maps, so dist/bundle/*.js.map lead back to src/*.ts (`NODE_OPTIONS=--enable-source-maps`).
+ *
+ * Then the dashboard (web/): its script and styles, uPlot included, into dist/dashboard/ under names that carry their
+ * content's hash (served as immutable by src/http/assets.ts), and web/index.html with those names filled in.
  */
 import { build } from 'esbuild';
-import { rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -45,3 +48,29 @@ const result = await build({
 });
 const inputs = Object.keys(result.metafile.inputs).length;
 process.stdout.write(`bundle: ${inputs} modules into ${Object.keys(result.metafile.outputs).filter((f) => f.endsWith('.js')).length} files in dist/bundle\n`);
+
+const webdir = join(root, 'dist', 'dashboard');
+await rm(webdir, { recursive: true, force: true });
+const web = await build({
+  absWorkingDir: root,
+  entryPoints: { app: 'web/app.ts' },
+  outdir: webdir,
+  entryNames: '[name]-[hash]',
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: ['chrome100', 'firefox100', 'safari15'],
+  minify: true,
+  sourcemap: true,
+  logLevel: 'warning',
+  metafile: true,
+});
+const built = Object.keys(web.metafile.outputs).map((f) => basename(f));
+const named = (ext) => {
+  const file = built.find((f) => f.startsWith('app-') && f.endsWith(ext));
+  if (!file) throw new Error(`bundle: the dashboard build wrote no app-*${ext}`);
+  return file;
+};
+const page = (await readFile(join(root, 'web', 'index.html'), 'utf8')).replace('{{app.js}}', named('.js')).replace('{{app.css}}', named('.css'));
+await writeFile(join(webdir, 'index.html'), page);
+process.stdout.write(`bundle: the dashboard into ${built.filter((f) => !f.endsWith('.map')).length + 1} files in dist/dashboard\n`);

@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { resolve } from 'node:path';
 import type { App } from './app.js';
 import { readLastCycle, writeLastCycle, type LastCycle } from './registry/last-cycle.js';
-import { bindingMismatch } from './registry/binding.js';
+import { bindingMismatch, type Binding } from './registry/binding.js';
+import { appendCycleHistory } from './registry/cycle-history.js';
 import { describeError } from './errors.js';
 import { runCycle, type CycleOptions } from './pipeline.js';
 import type { RegistryEntry } from './registry/entry.js';
@@ -191,10 +192,11 @@ async function previousCycle(app: App): Promise<number> {
   }
 }
 
-/** Keeps the last cycle for `status`; losing it is not worth stopping the daemon for. */
-async function recordCycle(app: App, cycle: LastCycle): Promise<void> {
+/** Keeps the last cycle for `status`, and in the history the dashboard plots; losing them is not worth stopping the daemon for. */
+async function recordCycle(app: App, cycle: LastCycle & { binding: Binding }): Promise<void> {
   try {
     await writeLastCycle(resolve(app.settings.REGISTRY_PATH), cycle);
+    await appendCycleHistory(resolve(app.settings.REGISTRY_PATH), cycle);
   } catch (err) {
     app.telemetry.cycleRecordFailed(describeError(err));
   }

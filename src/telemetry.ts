@@ -88,11 +88,14 @@ export class Telemetry {
   };
 
   constructor(readonly log: Logger) {
-    this.m = createMetrics(this.metrics, () => {
-      let oldest = Infinity;
-      for (const t of this.pending.values()) if (t < oldest) oldest = t;
-      return oldest === Infinity ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
-    });
+    this.m = createMetrics(this.metrics, () => this.pendingFiles().oldestAgeSeconds);
+  }
+
+  /** Listed files not done yet, and how long the oldest of them has waited (the pending gauges, for the dashboard). */
+  pendingFiles(): { files: number; oldestAgeSeconds: number } {
+    let oldest = Infinity;
+    for (const t of this.pending.values()) if (t < oldest) oldest = t;
+    return { files: this.pending.size, oldestAgeSeconds: oldest === Infinity ? 0 : Math.max(0, (Date.now() - oldest) / 1000) };
   }
 
   subscribe(listener: ProgressListener): () => void {
@@ -222,7 +225,12 @@ export class Telemetry {
   }
 
   httpListening(host: string, port: number): void {
-    this.log.info({ event: 'HttpListening', host, port }, `serving /healthz, /readyz, /metrics and /api on http://${host}:${port}`);
+    this.log.info({ event: 'HttpListening', host, port }, `serving the dashboard, /healthz, /readyz, /metrics and /api on http://${host}:${port}/`);
+  }
+
+  /** An operator's action from the dashboard (DASHBOARD_TOKEN), with what it did. */
+  dashboardAction(action: 'reprocess' | 'replay', outcome: string): void {
+    this.log.info({ event: 'DashboardAction', action, outcome: redactText(outcome) }, `dashboard: ${action}: ${redactText(outcome)}`);
   }
 
   shutdownRequested(signal: string, timeoutSeconds: number): void {

@@ -1,4 +1,6 @@
-import { suggest } from '../config/load.js';
+import { suggest, type LoadedConfig } from '../config/load.js';
+import type { Binding } from '../registry/binding.js';
+import type { Registry } from '../registry/types.js';
 import { planKey, type PlanReason } from '../plan.js';
 import type { RegistryEntry } from '../registry/entry.js';
 import { readReprocessRequests, type ReprocessRequest } from '../registry/requests.js';
@@ -38,7 +40,11 @@ export async function explainKey(args: ExplainArgs, now: number = Date.now()): P
   const config = configFrom(args);
   const { registry, path, binding, close } = await openRegistryForReading(config);
   await close(); // everything below reads the entries already in memory
-  const key = args.key;
+  return explainWith(config, registry, path, binding, args.key, now);
+}
+
+/** `explainKey` on a registry already open (the dashboard's file page reads the daemon's own). */
+export async function explainWith(config: LoadedConfig, registry: Registry, path: string, binding: Binding, key: string, now: number = Date.now()): Promise<Explanation> {
   const entry = registry.get(key) ?? null;
   const pendingRequests = (await readReprocessRequests(path, binding)).filter((r) => r.key === key);
   // A pending request is applied at the start of the next cycle, before planning: plan as if it were.

@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
+import type { Knex } from 'knex';
+import type { LoadedConfig } from '../config/load.js';
 import { IngestError } from '../errors.js';
-import { openDatabase, parseDatabaseUrl, startupStep } from '../load/database.js';
+import { openDatabase, parseDatabaseUrl, startupStep, type DatabaseTarget } from '../load/database.js';
 import { replayRejections, type ReplayReport } from '../load/replay.js';
 import { migrate, REJECTED_TABLE } from '../load/schema.js';
 import { bucketId, bucketIdentity } from '../registry/binding.js';
@@ -29,18 +31,28 @@ export async function replayHandler(args: ReprocessArgs): Promise<number> {
     } else if (!(await db.schema.hasTable(REJECTED_TABLE))) {
       throw new IngestError('BI_USAGE', `${target.display} has no ${REJECTED_TABLE} table: no daemon has loaded into it yet`);
     }
-    if (args.type !== undefined && config.catalog.typeFor(args.type) === undefined) {
-      const known = config.catalog.types.map((t) => t.type).join(', ');
-      throw new IngestError('BI_USAGE', `--type ${JSON.stringify(args.type)}: no such record type in SCHEMAS ${settings.SCHEMAS} (declared: ${known})`);
-    }
-    report = await startupStep(target, 'cannot replay the rejected records in', () => replayRejections({
-      db, dialect: target.dialect, catalog: config.catalog, bucket: bucketId(identity), type: args.type, reason: args.reason, dryRun,
-    }));
+    report = await replayStored(config, db, target, identity, { type: args.type, reason: args.reason, dryRun });
   } finally {
     await db.destroy();
   }
   printOut(formatReplay(report, identity));
   return 0;
+}
+
+/**
+ * Replays the stored rejections of the bucket `identity` names in an open, migrated database: `reprocess --rejected`'s
+ * step, and the dashboard's replay action (on the daemon's own connection). An undeclared `type` is BI_USAGE.
+ */
+export async function replayStored(
+  config: LoadedConfig, db: Knex, target: DatabaseTarget, identity: string, opts: { type?: string | undefined; reason?: string | undefined; dryRun: boolean },
+): Promise<ReplayReport> {
+  if (opts.type !== undefined && config.catalog.typeFor(opts.type) === undefined) {
+    const known = config.catalog.types.map((t) => t.type).join(', ');
+    throw new IngestError('BI_USAGE', `--type ${JSON.stringify(opts.type)}: no such record type in SCHEMAS ${config.settings.SCHEMAS} (declared: ${known})`);
+  }
+  return startupStep(target, 'cannot replay the rejected records in', () => replayRejections({
+    db, dialect: target.dialect, catalog: config.catalog, bucket: bucketId(identity), type: opts.type, reason: opts.reason, dryRun: opts.dryRun,
+  }));
 }
 
 /** The report as people read it: a summary line, then one line per type and reason, then what was left and why. */

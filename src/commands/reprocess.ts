@@ -1,6 +1,8 @@
 import picomatch from 'picomatch';
 import { IngestError } from '../errors.js';
+import type { Binding } from '../registry/binding.js';
 import type { RegistryEntry } from '../registry/entry.js';
+import type { Registry } from '../registry/types.js';
 import { appendReprocessRequests } from '../registry/requests.js';
 import { configFrom, printOut, openRegistryForReading } from './common.js';
 import type { CommonArgs } from './options.js';
@@ -61,22 +63,11 @@ export async function reprocessHandler(args: ReprocessArgs): Promise<number> {
   const { registry, path, binding, close } = await openRegistryForReading(config);
   let keys: string[];
   try {
-    const selected = selectKeys(registry.all(), patterns, Boolean(args.failed));
-    keys = selected.keys;
-    if (selected.unmatched.length > 0) {
-      const quoted = selected.unmatched.map((p) => JSON.stringify(p)).join(', ');
-      const why = registry.untrusted ? ` (its ${registry.untrusted.entries} other entries are not trusted: ${registry.untrusted.reason})` : '';
-      throw new IngestError('BI_USAGE', `${quoted} matched none of the ${registry.size} keys in registry ${registry.description}${why}; nothing was marked`);
-    }
-    if (keys.length === 0) throw new IngestError('BI_USAGE', `no failed files in registry ${registry.description}; nothing was marked`);
-    // A database registry takes the mark at once (no lock to wait for); a JSON one through its request file.
-    if (registry.mode === 'database') await registry.markReprocess(keys);
-    else await appendReprocessRequests(path, binding, keys);
+    keys = await markForReprocess(registry, path, binding, patterns, Boolean(args.failed));
   } finally {
     await close();
   }
-  const shown = keys.length > 10 ? `${keys.slice(0, 10).join(', ')} and ${keys.length - 10} more` : keys.join(', ');
-  printOut(`marked ${keys.length} file(s) for reprocessing: ${shown}`);
+  printOut(describeMarked(keys));
   if (!args.now) {
     printOut('the next cycle processes them again (a running daemon takes the request at the start of its next cycle)');
     return 0;
@@ -89,6 +80,32 @@ export async function reprocessHandler(args: ReprocessArgs): Promise<number> {
     printOut(`registry ${path} is in use by process ${busy[1]}, a running daemon: it picks the request up at the start of its next cycle`);
     return 0;
   }
+}
+
+/**
+ * Marks the keys the patterns (and `failed`) select: a database registry takes the mark at once (no lock to wait for),
+ * a JSON one through its request file, which the daemon holding it applies at the start of its next cycle. Throws
+ * BI_USAGE, marking nothing, when a pattern matches no key or nothing is selected. `reprocess` and the dashboard's
+ * actions both mark files here.
+ */
+export async function markForReprocess(registry: Registry, path: string, binding: Binding, patterns: readonly string[], failed: boolean): Promise<string[]> {
+  const selected = selectKeys(registry.all(), patterns, failed);
+  const keys = selected.keys;
+  if (selected.unmatched.length > 0) {
+    const quoted = selected.unmatched.map((p) => JSON.stringify(p)).join(', ');
+    const why = registry.untrusted ? ` (its ${registry.untrusted.entries} other entries are not trusted: ${registry.untrusted.reason})` : '';
+    throw new IngestError('BI_USAGE', `${quoted} matched none of the ${registry.size} keys in registry ${registry.description}${why}; nothing was marked`);
+  }
+  if (keys.length === 0) throw new IngestError('BI_USAGE', `no failed files in registry ${registry.description}; nothing was marked`);
+  if (registry.mode === 'database') await registry.markReprocess(keys);
+  else await appendReprocessRequests(path, binding, keys);
+  return keys;
+}
+
+/** `marked 3 file(s) for reprocessing: a, b, c` (the first ten keys named). */
+export function describeMarked(keys: readonly string[]): string {
+  const shown = keys.length > 10 ? `${keys.slice(0, 10).join(', ')} and ${keys.length - 10} more` : keys.join(', ');
+  return `marked ${keys.length} file(s) for reprocessing: ${shown}`;
 }
 
 /** What `reprocess` does once its command line is parsed (src/commands/index.ts loads this module only then). */

@@ -7,7 +7,7 @@ import { terminalProgress } from '../progress.js';
 import { Telemetry } from '../telemetry.js';
 import type { LoadedConfig } from '../config/load.js';
 import { parseDatabaseUrl } from '../load/database.js';
-import { configFrom } from './common.js';
+import { configFrom, registryPathOf } from './common.js';
 import { noteWhatStartCreates } from './created-on-start.js';
 import type { CommonArgs } from './options.js';
 import { dryRunHandler } from './dry-run.js';
@@ -93,6 +93,10 @@ export async function runHandler(args: RunArgs): Promise<number> {
     if (settings.HTTP_PORT !== null) {
       server = await startHttpServer({
         telemetry, registry: app.registry, db: app.db, catalog: config.catalog, checkDatabase: app.checkDatabase, alive: () => !stop.signal.aborted,
+        dashboard: {
+          config, bucket: app.source.description, target: parseDatabaseUrl(settings.DATABASE_URL), registryPath: registryPathOf(config), binding: app.binding,
+          token: settings.DASHBOARD_TOKEN === '' ? null : settings.DASHBOARD_TOKEN,
+        },
       }, settings.HTTP_HOST, settings.HTTP_PORT);
       telemetry.httpListening(settings.HTTP_HOST, server.port);
     }

@@ -1,8 +1,8 @@
 import { describeError } from '../errors.js';
 import { readLastCycle, type LastCycle } from '../registry/last-cycle.js';
 import { readReprocessRequests } from '../registry/requests.js';
-import { bindingMismatch } from '../registry/binding.js';
-import type { Untrusted } from '../registry/types.js';
+import { bindingMismatch, type Binding } from '../registry/binding.js';
+import type { Registry, Untrusted } from '../registry/types.js';
 import { configFrom, printOut, openRegistryForReading } from './common.js';
 import type { CommonArgs } from './options.js';
 
@@ -46,8 +46,16 @@ export async function statusReport(args: CommonArgs): Promise<StatusReport> {
   const config = configFrom(args);
   const { registry, path, binding, close } = await openRegistryForReading(config);
   await close(); // everything below reads the entries already in memory
+  return statusOf(config.profile, registry, path, binding);
+}
+
+/**
+ * The report of a registry already open: `status`'s, and the dashboard's from the daemon's own registry, so the two
+ * cannot disagree. `path` is the base path of the side files (`registryPathOf`).
+ */
+export async function statusOf(profile: string, registry: Registry, path: string, binding: Binding): Promise<StatusReport> {
   const report: StatusReport = {
-    profile: config.profile, registry: registry.description, untrusted: registry.untrusted,
+    profile, registry: registry.description, untrusted: registry.untrusted,
     files: { total: 0, done: 0, failed: 0 }, records: { loaded: 0, rejected: 0, skipped: 0 }, failed: [], lastDoneAt: null,
     lastCycle: null, lastCycleError: null, lastCycleIgnored: null, reprocess: [], afterLoad: { done: 0, pending: 0, failing: [] },
   };

@@ -305,6 +305,8 @@ export const settingsCodec = t.type({
   HTTP_PORT: HttpPort,
   /** Address the HTTP server binds; loopback unless you mean to expose it. */
   HTTP_HOST: NonEmpty,
+  /** Bearer token that enables the dashboard's actions (reprocess, replay); empty: the dashboard is read-only. Secret. */
+  DASHBOARD_TOKEN: Secret,
   /** `json` (a file; default with SQLite), `database` (a table written in the files' own transactions; default
    * with PostgreSQL/MySQL; needed to run several daemons on one bucket), or `auto`. */
   REGISTRY: oneOf('REGISTRY', ['auto', 'json', 'database']),
@@ -322,7 +324,7 @@ export type Settings = t.TypeOf<typeof settingsCodec>;
 export type SettingKey = keyof Settings;
 export const SETTING_KEYS = Object.keys(settingsCodec.props) as SettingKey[];
 /** Settings whose value is never shown, not even in the error about a bad one. */
-export const SECRET_SETTINGS: ReadonlySet<SettingKey> = new Set(['PII_HASH_KEY']);
+export const SECRET_SETTINGS: ReadonlySet<SettingKey> = new Set(['PII_HASH_KEY', 'DASHBOARD_TOKEN']);
 
 /** Built-in defaults: the last word when neither flag, environment nor profile sets a key. */
 export function defaultSettings(profile: string): Record<SettingKey, string> {
@@ -366,6 +368,7 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     LOG_FORMAT: 'auto',
     HTTP_PORT: 'off',
     HTTP_HOST: '127.0.0.1',
+    DASHBOARD_TOKEN: '',
     SHUTDOWN_TIMEOUT_SECONDS: '30',
     DATABASE_LOCK_TIMEOUT_SECONDS: '60',
     REGISTRY: 'auto',

@@ -54,7 +54,7 @@ export function encodeCursor(values: unknown[]): string {
  * rather than a query the database refuses (500; e.g. text for PostgreSQL's bigint id, or U+0000 in its text) or one
  * read with U+FFFD in place of bytes that are not UTF-8.
  */
-function decodeCursor(raw: string, kinds: readonly CursorValue[]): unknown[] {
+export function decodeCursor(raw: string, kinds: readonly CursorValue[]): unknown[] {
   try {
     const bytes = Buffer.from(raw, 'base64url');
     const values = isUtf8(bytes) ? (JSON.parse(bytes.toString('utf8')) as unknown) : null;
@@ -82,12 +82,14 @@ export async function listTables(db: Knex, catalog: Catalog): Promise<Array<{ na
  */
 export async function readRows(
   db: Knex, catalog: Catalog, table: string, limit: number, after: string | null,
+  /** Only rows whose columns equal these values (the dashboard's file page: `source_key`). */
+  where: Readonly<Record<string, string>> = {},
 ): Promise<{ rows: unknown[]; next: string | null }> {
   const tables = readableTables(catalog);
   const readable = tables.get(table);
   if (!readable) throw new ApiError(404, `no table ${table}; tables: ${[...tables.keys()].join(', ')}`);
   const { key } = readable;
-  let query = db(table).select('*').orderBy(key.map((column) => ({ column, order: 'asc' as const }))).limit(limit + 1);
+  let query = db(table).select('*').where(where).orderBy(key.map((column) => ({ column, order: 'asc' as const }))).limit(limit + 1);
   if (after !== null) {
     const values = decodeCursor(after, readable.cursor);
     query = query.whereRaw(`(${key.map(() => '??').join(', ')}) > (${key.map(() => '?').join(', ')})`, [...key, ...values] as readonly Knex.Value[]);

@@ -2,10 +2,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Knex } from 'knex';
 import { describeError, IngestError } from '../errors.js';
+import { redactText } from '../redact.js';
 import type { Registry } from '../registry/types.js';
 import type { Telemetry } from '../telemetry.js';
 import type { Catalog } from '../schemas/catalog.js';
 import { ApiError, listTables, parseLimit, readFiles, readRows } from './api.js';
+import { authorized, runAction } from './actions.js';
+import { serveAsset } from './assets.js';
+import { filePage, LiveCycle, overview, OverviewEvents, problems, rejectionPage, requiredParam, type DashboardContext, type DashboardSources } from './dashboard.js';
 
 export interface HttpContext {
   telemetry: Telemetry;
@@ -17,6 +21,15 @@ export interface HttpContext {
   checkDatabase(): Promise<void>;
   /** False once shutdown began: /healthz turns 503 so orchestrators stop routing to us. */
   alive(): boolean;
+  /** The dashboard at `/` (src/http/dashboard.ts); without it, `/` is not served. */
+  dashboard?: DashboardContext;
+}
+
+/** The dashboard's live parts, made when the server starts: the cycle in progress and the overview's event stream. */
+interface Live {
+  sources: DashboardSources;
+  cycle: LiveCycle;
+  events: OverviewEvents;
 }
 
 export interface RunningServer {
@@ -25,12 +38,22 @@ export interface RunningServer {
 }
 
 /**
- * The daemon's HTTP side: `/healthz`, `/readyz`, `/metrics` and the read-only JSON API. Node's own http
- * module: six GET routes do not need a framework.
+ * The daemon's HTTP side: `/healthz`, `/readyz`, `/metrics`, the read-only JSON API and, given `dashboard`, the web
+ * dashboard at `/` with its reads and (DASHBOARD_TOKEN) actions. Node's own http module: a dozen routes do not need a
+ * framework.
  */
 export async function startHttpServer(ctx: HttpContext, host: string, port: number): Promise<RunningServer> {
+  let live: Live | undefined;
+  let unsubscribe: (() => void) | undefined;
+  if (ctx.dashboard) {
+    const sources: DashboardSources = { dashboard: ctx.dashboard, registry: ctx.registry, db: ctx.db, telemetry: ctx.telemetry, alive: ctx.alive };
+    const events: OverviewEvents = new OverviewEvents(() => overview(sources, cycle));
+    const cycle: LiveCycle = new LiveCycle(ctx.telemetry, () => events.changed());
+    live = { sources, cycle, events };
+    unsubscribe = ctx.telemetry.subscribe(cycle);
+  }
   const server = createServer((req, res) => {
-    handle(ctx, req, res).catch((err: unknown) => {
+    handle(ctx, live, req, res).catch((err: unknown) => {
       const status = err instanceof ApiError ? err.status : 500;
       send(res, status, { error: err instanceof ApiError ? err.message : describeError(err) });
     });
@@ -39,7 +62,14 @@ export async function startHttpServer(ctx: HttpContext, host: string, port: numb
     server.once('error', (err) => reject(listenError(err, host, port)));
     server.listen(port, host, () => resolve());
   });
-  return { port: (server.address() as AddressInfo).port, close: () => closeServer(server) };
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => {
+      unsubscribe?.();
+      live?.events.close();
+      return closeServer(server);
+    },
+  };
 }
 
 /** `EADDRINUSE` alone names neither the setting nor the address: one BI_HTTP_LISTEN line that does. */
@@ -50,10 +80,27 @@ function listenError(err: NodeJS.ErrnoException, host: string, port: number): In
   return new IngestError('BI_HTTP_LISTEN', `cannot serve HTTP on ${host}:${port} (HTTP_PORT=${port}, HTTP_HOST=${host}): ${why}${err.code ? ` (${err.code})` : ''}`, { cause: err });
 }
 
-async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(ctx: HttpContext, live: Live | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = requestUrl(req.url);
-  if (req.method !== 'GET' && req.method !== 'HEAD') throw new ApiError(405, 'read-only: GET only');
   const path = url.pathname;
+  // Actions answer only when DASHBOARD_TOKEN is set, and only to a request that carries it; without it they do not exist.
+  const token = ctx.dashboard?.token ?? null;
+  if (live && token !== null && path.startsWith('/api/actions/')) {
+    if (req.method !== 'POST') throw new ApiError(405, 'actions take POST');
+    if (!authorized(token, req.headers.authorization)) {
+      res.setHeader('www-authenticate', 'Bearer realm="bucket-ingest dashboard"');
+      throw new ApiError(401, 'this action needs the dashboard token (DASHBOARD_TOKEN) as a bearer token');
+    }
+    const result = await runAction(live.sources, path, req);
+    live.events.changed();
+    return send(res, 200, result);
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    if (path.startsWith('/api/actions/')) throw new ApiError(404, `no route ${path}: actions are off (DASHBOARD_TOKEN is not set)`);
+    throw new ApiError(405, 'read-only: GET only');
+  }
+  if (live && (path === '/' || path.startsWith('/assets/') || path === '/index.html') && serveAsset(req, res, path)) return;
+  if (live && path.startsWith('/api/dashboard/')) return dashboardRoute(live, url, res);
   if (path === '/healthz') {
     const alive = ctx.alive();
     return send(res, alive ? 200 : 503, { status: alive ? 'ok' : 'shutting down', cycle: ctx.telemetry.state.cycle });
@@ -68,13 +115,35 @@ async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerRespons
   if (path === '/api/tables') return send(res, 200, { tables: await listTables(ctx.db, ctx.catalog) });
   const rows = /^\/api\/tables\/([^/]+)\/rows$/.exec(path);
   if (rows) {
-    const page = await readRows(ctx.db, ctx.catalog, pathSegment(rows[1] as string, 'table name'), parseLimit(url.searchParams.get('limit')), url.searchParams.get('after'));
+    const sourceKey = url.searchParams.get('source_key');
+    const page = await readRows(ctx.db, ctx.catalog, pathSegment(rows[1] as string, 'table name'), parseLimit(url.searchParams.get('limit')), url.searchParams.get('after'),
+      sourceKey === null ? {} : { source_key: sourceKey });
     return send(res, 200, page);
   }
   if (path === '/api/files') {
     return send(res, 200, readFiles(ctx.registry, url.searchParams.get('status'), parseLimit(url.searchParams.get('limit')), url.searchParams.get('after')));
   }
   throw new ApiError(404, `no route ${path}`);
+}
+
+/** The dashboard's own reads: the overview (also as server-sent events), problems, a rejection group's records, a file. */
+async function dashboardRoute(live: Live, url: URL, res: ServerResponse): Promise<void> {
+  const q = url.searchParams;
+  // What the CLI's `status`, `inspect` and `explain` print passes redactText last (printOut); so does what they show here.
+  switch (url.pathname) {
+    case '/api/dashboard/overview':
+      return send(res, 200, await overview(live.sources, live.cycle), redactText);
+    case '/api/dashboard/events':
+      return live.events.add(res);
+    case '/api/dashboard/problems':
+      return send(res, 200, await problems(live.sources), redactText);
+    case '/api/dashboard/rejections':
+      return send(res, 200, await rejectionPage(live.sources.db, requiredParam(q.get('group'), 'group'), parseLimit(q.get('limit')), q.get('after')), redactText);
+    case '/api/dashboard/file':
+      return send(res, 200, await filePage(live.sources, requiredParam(q.get('key'), 'key')), redactText);
+    default:
+      throw new ApiError(404, `no route ${url.pathname}`);
+  }
 }
 
 /**
@@ -114,10 +183,10 @@ async function ready(ctx: HttpContext, res: ServerResponse): Promise<void> {
   send(res, reasons.length === 0 ? 200 : 503, reasons.length === 0 ? { status: 'ready' } : { status: 'not ready', reasons });
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: unknown, mask: (json: string) => string = (json) => json): void {
   if (res.headersSent) return void res.end();
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-  res.end(`${JSON.stringify(body)}\n`);
+  res.end(`${mask(JSON.stringify(body))}\n`);
 }
 
 function closeServer(server: Server): Promise<void> {

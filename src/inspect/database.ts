@@ -94,7 +94,7 @@ export async function describeDatabase(db: Knex, catalog: Catalog, samples: numb
  * Groups in two steps so memory follows the number of distinct reasons, not of rows: SQL groups equal
  * (reason, type) pairs, then their patterns (values replaced by `…`) are merged here.
  */
-async function groupRejections(db: Knex): Promise<DatabaseReport['rejections']> {
+export async function groupRejections(db: Knex): Promise<DatabaseReport['rejections']> {
   const exact = (await db(REJECTED_TABLE).select('reason', 'type').count({ n: '*' }).min({ first: 'id' }).groupBy('reason', 'type')) as Array<{
     reason: string; type: string | null; n: number | string; first: number | string;
   }>;
