@@ -108,6 +108,31 @@ describe('bucket notifications over AMQP (integration)', function () {
     expect((tables.songs ?? []).map((r) => r.title).sort()).to.deep.equal(['a', 'b1', 'b2']);
   });
 
+  it('uses a queue that exists as it is: a bad message goes to its dead-letter exchange', async () => {
+    const channel = (amqp as { channel: Channel }).channel;
+    const { dir, env, publish } = await setUp({ 'a.ndjson': song('a') });
+    // setUp declared the queue plainly: made again here with a dead-letter exchange, as an operator would.
+    const queue = env.NOTIFY_QUEUE as string;
+    const dlx = `${queue}-dlx`;
+    await channel.deleteQueue(queue);
+    await channel.assertExchange(dlx, 'fanout', { durable: false, autoDelete: false });
+    const dead = await channel.assertQueue(`${queue}-dead`, { durable: false });
+    await channel.bindQueue(dead.queue, dlx, '');
+    await channel.assertQueue(queue, { durable: true, deadLetterExchange: dlx });
+    cleanups.push(async () => {
+      await channel.deleteQueue(dead.queue);
+      await channel.deleteExchange(dlx);
+    });
+    const d = daemon(dir, env);
+    await until(() => (d.seen('NotificationsConnected').length > 0 && d.seen('CycleFinished').length > 0 ? true : undefined));
+    publish(Buffer.from('not json at all'));
+    await until(() => d.seen('NotificationRejected')[0]);
+    const got = await until(async () => (await channel.get(dead.queue, { noAck: true })) || undefined);
+    expect(got.content.toString()).to.equal('not json at all');
+    d.child.kill('SIGTERM');
+    expect((await d.finished).code).to.equal(0);
+  });
+
   it('a daemon killed mid-file leaves its message unacknowledged: the restarted daemon gets it again and loads the file once', async () => {
     const { bucket, dir, env, publish, ready } = await setUp({ 'a.ndjson': song('a') });
     const first = daemon(dir, env);

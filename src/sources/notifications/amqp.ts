@@ -104,17 +104,22 @@ export class AmqpNotifications {
     await c?.close().catch(() => undefined);
   }
 
+  /**
+   * Declares what is missing: an exchange or queue that exists is used as it is (of whatever type, with whatever
+   * arguments: a queue made with a dead-letter exchange keeps it), since declaring it again with other arguments is
+   * an error in AMQP. A passive check that fails closes its channel, so each is made on a channel of its own.
+   */
   private async declare(model: { createChannel(): Promise<Channel> }, channel: Channel): Promise<void> {
     const { exchange, queue, routingKey } = this.opts;
-    if (exchange !== '') {
-      // An exchange that exists (the bucket's notification target) is used as it is, of whatever type.
-      const check = await model.createChannel();
-      check.on('error', () => undefined);
-      const exists = await check.checkExchange(exchange).then(() => true, () => false);
-      if (exists) await check.close().catch(() => undefined);
-      else await channel.assertExchange(exchange, 'topic', { durable: true });
-    }
-    await channel.assertQueue(queue, { durable: true });
+    const exists = async (check: (c: Channel) => Promise<unknown>): Promise<boolean> => {
+      const probe = await model.createChannel();
+      probe.on('error', () => undefined);
+      const found = await check(probe).then(() => true, () => false);
+      if (found) await probe.close().catch(() => undefined);
+      return found;
+    };
+    if (exchange !== '' && !(await exists((c) => c.checkExchange(exchange)))) await channel.assertExchange(exchange, 'topic', { durable: true });
+    if (!(await exists((c) => c.checkQueue(queue)))) await channel.assertQueue(queue, { durable: true });
     if (exchange !== '') await channel.bindQueue(queue, exchange, routingKey);
   }
 
