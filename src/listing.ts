@@ -1,4 +1,5 @@
 import picomatch from 'picomatch';
+import { IngestError } from './errors.js';
 import type { Settings } from './config/schema.js';
 import type { ListedObject, Source } from './sources/types.js';
 
@@ -6,6 +7,22 @@ import type { ListedObject, Source } from './sources/types.js';
 export interface TimeWindow {
   since?: number | undefined;
   until?: number | undefined;
+}
+
+/** `--since` / `--until` as a time window; a date that does not parse is a usage error naming it. */
+export function timeWindow(args: { since?: string | undefined; until?: string | undefined }): TimeWindow {
+  const at = (name: 'since' | 'until'): number | undefined => {
+    const text = args[name];
+    if (text === undefined) return undefined;
+    const ms = Date.parse(text);
+    if (!Number.isFinite(ms)) throw new IngestError('BI_USAGE', `--${name} ${JSON.stringify(text)}: not a date (expected ISO-8601, e.g. 2026-11-30 or 2026-11-30T12:00:00Z)`);
+    return ms;
+  };
+  const window = { since: at('since'), until: at('until') };
+  if (window.since !== undefined && window.until !== undefined && window.since >= window.until) {
+    throw new IngestError('BI_USAGE', `--since ${args.since} is not before --until ${args.until}`);
+  }
+  return window;
 }
 
 /**

@@ -119,6 +119,14 @@ describe('S3 buckets on a real server, Ceph RADOS Gateway (integration)', functi
     const files = { ...fx.files, [changed]: Object.values(other.files)[0] as string };
     await putObjects(client, bucket, [{ key: changed, body: files[changed] as string }]);
     proxy.seen.length = 0;
+    // --dry-run plans as the cycle does: the changed object only, by its listed ETag.
+    const dry = await runCli(['run', '--dry-run', '--json'], { cwd: dir, env });
+    expect(dry.code, dry.stderr).to.equal(0);
+    const report = JSON.parse(dry.stdout) as { planned: number; upToDate: number; files: Array<{ key: string; reason: string }> };
+    expect(report).to.include({ planned: 1, upToDate: 5 });
+    expect(report.files.map((f) => [f.key, f.reason])).to.deep.equal([[changed, 'changed']]);
+    expect(objectGets(proxy.seen)).to.deep.equal([changed]);
+    proxy.seen.length = 0;
     const r = await runCli(['run', '--once'], { cwd: dir, env });
     expect(r.code, r.stderr).to.equal(0);
     expect(objectGets(proxy.seen)).to.deep.equal([changed]);
