@@ -78,10 +78,14 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   // Planned page by page as the listing arrives: only the keys to process are kept, never the whole listing.
   try {
     const readIndex = (): Promise<string[]> => retryDb(ctx, 'reading the shared listing', () => ctx.registry.listKeys(ctx.source, opts.abort), opts.abort);
-    for await (const page of listingPages(ctx.source, readIndex, opts.abort, ctx.cursor ?? null)) {
+    const listing = listingPages(ctx.source, readIndex, opts.abort, ctx.cursor ?? null);
+    let position = listing.first;
+    for await (const page of listing.pages) {
       for (const o of page) {
+        const index = position++;
         if (!considered(o, now)) continue;
-        const reason = planInto(plan, o.key, listed++, (k) => ctx.registry.get(k), planOpts, o);
+        listed++;
+        const reason = planInto(plan, o.key, index, (k) => ctx.registry.get(k), planOpts, o);
         if (reason !== 'up-to-date') watched.push(o.key);
         notePending(ctx, behind, o.key, now);
       }

@@ -71,9 +71,13 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
     const considered = listingFilter(settings, timeWindow(args));
     const plan: Plan = { todo: [], upToDate: 0, backoff: 0 };
     let listed = 0;
-    for await (const page of listingPages(source, () => source.listKeys(), never, null)) {
+    let position = 0;
+    for await (const page of listingPages(source, () => source.listKeys(), never, null).pages) {
       for (const o of page) {
-        if (considered(o, now)) planInto(plan, o.key, listed++, lookup, { force: Boolean(args.force), now, recheckDoneMs: settings.RECHECK_DONE_SECONDS * 1000 }, o);
+        const index = position++;
+        if (!considered(o, now)) continue;
+        listed++;
+        planInto(plan, o.key, index, lookup, { force: Boolean(args.force), now, recheckDoneMs: settings.RECHECK_DONE_SECONDS * 1000 }, o);
       }
     }
     const report: DryRunReport = {
