@@ -2,7 +2,7 @@
  * Huge S3 buckets: a bucket of N (default 1,000,000) done keys on a synthetic ListObjectsV2 endpoint, the daemon with
  * the database registry (the registry table in an SQLite file). Reports the first cycle of a daemon (a full listing:
  * what every RECONCILE_SECONDS costs with LISTING=ordered, and every cycle with LISTING=full), the ordered cycles after
- * it with nothing new, their ListObjectsV2 requests, and the daemon's peak RSS (GNU time).
+ * it with nothing new, their ListObjectsV2 requests, and the daemon's peak RSS (VmHWM).
  *
  *   npm run build && node --import tsx bench/s3-listing.ts [--keys 1000000] [--listing ordered|full] [--registry database|json]
  *
@@ -10,7 +10,8 @@
  * start-after) and GetObject (`[]`, an empty JSON array) for keys `k/0000000.data`…; it checks no signature. The
  * registry is filled by a first run on one key, then by SQL: loading a million files is not what is measured here.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -81,7 +82,8 @@ const env = {
 try {
   // 1. One key, loaded for real: the database, its identity, and a registry entry to copy.
   served = 1;
-  execFileSync(process.execPath, [CLI, 'run', '--once'], { cwd: dir, env, stdio: 'ignore' });
+  // Not execFileSync: the endpoint answers from this process's event loop.
+  await promisify(execFile)(process.execPath, [CLI, 'run', '--once'], { cwd: dir, env });
   served = KEYS;
   const t0 = performance.now();
   fill(dir);
@@ -91,7 +93,13 @@ try {
   const cycles: Array<{ seconds: number; listed: number; planned: number; list: number; get: number }> = [];
   let seen = { list: requests.list, get: requests.get };
   const started = performance.now();
-  const child = spawn('/usr/bin/time', ['-f', 'maxrss_kb=%M', process.execPath, CLI, 'run'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'run'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Peak RSS (VmHWM) of the daemon, read from /proc before it is stopped.
+  let peakKb = NaN;
+  const readPeak = (): void => {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+    if (m) peakKb = Number(m[1]);
+  };
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   let buffer = '';
@@ -101,15 +109,19 @@ try {
     while ((nl = buffer.indexOf('\n')) >= 0) {
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 1);
+      if (process.env.BENCH_DEBUG) process.stderr.write(`${line.slice(0, 300)}\n`);
       if (!line.includes('"CycleFinished"')) continue;
       const e = JSON.parse(line) as { seconds: number; listed: number; planned: number };
       cycles.push({ seconds: e.seconds, listed: e.listed, planned: e.planned, list: requests.list - seen.list, get: requests.get - seen.get });
       seen = { list: requests.list, get: requests.get };
-      if (cycles.length >= CYCLES) child.kill('SIGTERM');
+      if (cycles.length >= CYCLES) {
+        readPeak();
+        child.kill('SIGTERM');
+      }
     }
   });
   const code = await new Promise<number | null>((ok) => child.on('close', ok));
-  const rss = Number(/maxrss_kb=(\d+)/.exec(stderr)?.[1] ?? NaN) / 1024;
+  const rss = peakKb / 1024;
   const report = {
     keys: KEYS, listing: LISTING, registry: REGISTRY, exit: code, wallSeconds: (performance.now() - started) / 1000, peakRssMb: Math.round(rss), cycles,
     node: process.version,
@@ -129,10 +141,10 @@ function fill(cwd: string): void {
     const snapshot = JSON.parse(readFileSync(path, 'utf8')) as { entries: Record<string, Record<string, unknown>> };
     const [first] = Object.values(snapshot.entries);
     const pieces: string[] = [];
-    const head = JSON.stringify({ ...snapshot, entries: {} }).slice(0, -2);
+    const [head, tail] = JSON.stringify({ ...snapshot, entries: '\u0000' }).split('"\\u0000"') as [string, string];
     pieces.push(`${head}{`);
     for (let i = 0; i < KEYS; i++) pieces.push(`${i > 0 ? ',' : ''}${JSON.stringify(keyOf(i))}:${JSON.stringify({ ...first, etag: `"e${i}"` })}`);
-    pieces.push('}}');
+    pieces.push(`}${tail}`);
     writeFileSync(path, pieces.join(''));
     return;
   }

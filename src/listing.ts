@@ -1,4 +1,5 @@
 import picomatch from 'picomatch';
+import { IngestError } from './errors.js';
 import type { Settings } from './config/schema.js';
 import type { ListedObject, Source } from './sources/types.js';
 
@@ -6,6 +7,22 @@ import type { ListedObject, Source } from './sources/types.js';
 export interface TimeWindow {
   since?: number | undefined;
   until?: number | undefined;
+}
+
+/** `--since` / `--until` as a time window; a date that does not parse is a usage error naming it. */
+export function timeWindow(args: { since?: string | undefined; until?: string | undefined }): TimeWindow {
+  const at = (name: 'since' | 'until'): number | undefined => {
+    const text = args[name];
+    if (text === undefined) return undefined;
+    const ms = Date.parse(text);
+    if (!Number.isFinite(ms)) throw new IngestError('BI_USAGE', `--${name} ${JSON.stringify(text)}: not a date (expected ISO-8601, e.g. 2026-11-30 or 2026-11-30T12:00:00Z)`);
+    return ms;
+  };
+  const window = { since: at('since'), until: at('until') };
+  if (window.since !== undefined && window.until !== undefined && window.since >= window.until) {
+    throw new IngestError('BI_USAGE', `--since ${args.since} is not before --until ${args.until}`);
+  }
+  return window;
 }
 
 /**
@@ -36,27 +53,31 @@ export function listingFilter(settings: Pick<Settings, 'INCLUDE' | 'EXCLUDE' | '
  * process: the first cycle after a start lists everything.
  */
 export class ListingCursor {
-  /** The last LOOKBACK_KEYS + 1 keys of the bucket, in key order: the first is where the next listing starts after. */
-  private tail: string[] = [];
+  /**
+   * The last LOOKBACK_KEYS + 1 keys of the bucket, in key order, with their positions in it: the first is where the
+   * next listing starts after, and its position is where that listing's positions go on from.
+   */
+  private tail: CursorKey[] = [];
   private lastFullAt: number | null = null;
 
   constructor(private readonly settings: Pick<Settings, 'LISTING' | 'LOOKBACK_KEYS' | 'RECONCILE_SECONDS'>) {}
 
   /** Where this cycle's listing starts after; undefined: a full listing. */
-  startAfter(now: number): string | undefined {
+  startAfter(now: number): CursorKey | undefined {
     if (this.settings.LISTING !== 'ordered' || this.lastFullAt === null) return undefined;
     if (now - this.lastFullAt >= this.settings.RECONCILE_SECONDS * 1000) return undefined;
     // Fewer keys than the window: listing them all is listing the window.
     return this.tail.length > this.settings.LOOKBACK_KEYS ? this.tail[0] : undefined;
   }
 
-  /** A listing from `startAfter` (undefined: full) that saw `keys`, in order, page by page. */
-  observer(startAfter: string | undefined, now: number): { see(keys: readonly string[]): void; done(): void } {
+  /** A listing from `startAfter` (undefined: full) that saw `keys`, in order, page by page, from position `first`. */
+  observer(startAfter: CursorKey | undefined, now: number): { see(keys: readonly string[], first: number): void; done(): void } {
     const keep = this.settings.LOOKBACK_KEYS + 1;
-    let tail = startAfter === undefined ? [] : [startAfter];
+    let tail: CursorKey[] = startAfter === undefined ? [] : [startAfter];
     return {
-      see: (keys) => {
-        tail.push(...keys.slice(-keep));
+      see: (keys, first) => {
+        const from = Math.max(0, keys.length - keep);
+        for (let i = from; i < keys.length; i++) tail.push({ key: keys[i] as string, position: first + i });
         if (tail.length > keep) tail = tail.slice(-keep);
       },
       done: () => {
@@ -67,27 +88,42 @@ export class ListingCursor {
   }
 }
 
+/** A key of the ordered listing's cursor, and its position in the bucket as last listed. */
+export interface CursorKey {
+  key: string;
+  position: number;
+}
+
 /** A page of a source without a listing API: its index's keys, with no version and no date. */
 const unlisted = (key: string): ListedObject => ({ key, etag: null, size: null, lastModified: null });
 
 /**
- * The cycle's listing, page by page: a source's ListObjectsV2 pages (each worker lists for itself: pages are never
- * held together), or the one page of an index file (`readIndex`: the database registry shares one reading of it
- * between workers). `cursor` makes an ordered listing start after its last key.
+ * The cycle's listing: a source's ListObjectsV2 pages (each worker lists for itself: pages are never held together),
+ * or the one page of an index file (`readIndex`: the database registry shares one reading of it between workers).
+ * `cursor` makes an ordered listing start after its last key. `first` is the position in the bucket of the listing's
+ * first key (the one after the cursor's, in an ordered listing; else 0): a key's position is where it stands in the
+ * listing before any filter, so that the later file of two holding the same record key wins, as `source_position`
+ * promises, across full and ordered listings alike.
  */
-export async function* listingPages(
+export function listingPages(
   source: Source, readIndex: () => Promise<string[]>, signal: AbortSignal, cursor: ListingCursor | null,
-): AsyncGenerator<ListedObject[]> {
+): { first: number; pages: AsyncGenerator<ListedObject[]> } {
   if (!source.listObjects) {
-    yield (await readIndex()).map(unlisted);
-    return;
+    return { first: 0, pages: (async function* () { yield (await readIndex()).map(unlisted); })() };
   }
+  const list = source.listObjects.bind(source);
   const now = Date.now();
   const startAfter = cursor?.startAfter(now);
   const seen = cursor?.observer(startAfter, now);
-  for await (const page of source.listObjects({ signal, startAfter })) {
-    seen?.see(page.map((o) => o.key));
-    yield page;
+  const first = startAfter === undefined ? 0 : startAfter.position + 1;
+  async function* pages(): AsyncGenerator<ListedObject[]> {
+    let at = first;
+    for await (const page of list({ signal, startAfter: startAfter?.key })) {
+      seen?.see(page.map((o) => o.key), at);
+      at += page.length;
+      yield page;
+    }
+    seen?.done();
   }
-  seen?.done();
+  return { first, pages: pages() };
 }

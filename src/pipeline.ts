@@ -37,6 +37,11 @@ export interface PipelineContext {
   verifyTarget?: () => void;
   /** LISTING=ordered: where the next listing starts (kept between cycles); absent: every cycle lists everything. */
   cursor?: ListingCursor;
+  /**
+   * Where notified files stand in the bucket's order (source_position, which decides between two files holding one
+   * record key): after every key of the last listing, in the order their notifications came.
+   */
+  notifiedPosition?: { next: number };
 }
 
 export interface CycleOptions {
@@ -93,15 +98,20 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   // Planned page by page as the listing arrives: only the keys to process are kept, never the whole listing.
   try {
     const readIndex = (): Promise<string[]> => retryDb(ctx, 'reading the shared listing', () => ctx.registry.listKeys(ctx.source, opts.abort), opts.abort);
-    const pages = opts.keys !== undefined ? givenKeys(opts.keys) : listingPages(ctx.source, readIndex, opts.abort, ctx.cursor ?? null);
-    for await (const page of pages) {
+    const notified = (ctx.notifiedPosition ??= { next: 0 });
+    const listing = opts.keys !== undefined ? { first: notified.next, pages: givenKeys(opts.keys) } : listingPages(ctx.source, readIndex, opts.abort, ctx.cursor ?? null);
+    let position = listing.first;
+    for await (const page of listing.pages) {
       for (const o of page) {
+        const index = position++;
         if (!considered(o, now) || movedCopy(o.key)) continue;
-        const reason = planInto(plan, o.key, listed++, (k) => ctx.registry.get(k), planOpts, o);
+        listed++;
+        const reason = planInto(plan, o.key, index, (k) => ctx.registry.get(k), planOpts, o);
         if (reason !== 'up-to-date') watched.push(o.key);
         notePending(ctx, behind, o.key, now);
       }
     }
+    notified.next = Math.max(notified.next, position);
   } catch (err) {
     ctx.telemetry.listingFailed(describeError(err));
     throw err;

@@ -58,7 +58,8 @@ describe('database registry: refresh', function () {
     it(`${dialect.name}: reads the whole table only when something changed, and sees what other workers changed`, () => withMigratedDatabase(dialect, async (db) => {
       const fullReads: string[] = [];
       db.on('query', (q: { sql: string }) => {
-        if (/^select \* from .ingest_files. where .bucket. = [?$]1?$/i.test(q.sql)) fullReads.push(q.sql);
+        // A full read is read in pages of keys: its first page (no lower bound) starts one.
+        if (/^select \* from .ingest_files. where .bucket. = [?$]1? order by .key. asc limit [?$]2?$/i.test(q.sql)) fullReads.push(q.sql);
       });
       const worker = (host: string): DbRegistry => new DbRegistry(db, { dialect: dialect.name, leaseMs: 60_000, listingFreshMs: 0, host, bucket: 'file:///bucket/#files_list.data' });
       const a = worker('host-a');
@@ -85,6 +86,36 @@ describe('database registry: refresh', function () {
       await b.refresh();
       expect(fullReads).to.have.length(1);
       expect(b.get('x.data')).to.include({ reprocess: true });
+      await a.close();
+      await b.close();
+    }));
+  }
+});
+
+describe('database registry: a large table', function () {
+  this.timeout(120_000);
+  for (const dialect of dialects()) {
+    it(`${dialect.name}: reads a table of more rows than one page takes, every row once, keys of every shape`, () => withMigratedDatabase(dialect, async (db) => {
+      const a = new DbRegistry(db, { dialect: dialect.name, leaseMs: 60_000, listingFreshMs: 0, host: 'h', bucket: 'file:///bucket/#files_list.data' });
+      await a.refresh();
+      // Claimed and staged through the registry once, then copied by SQL: 25,003 rows, across three pages.
+      const key = 'k00000.data';
+      await a.claim([{ key, index: 0, reason: 'new' }]);
+      const done = entry({});
+      await db.transaction(async (trx) => {
+        await a.lockEntries(trx, [key]);
+        await a.stage(trx, new Map([[key, done]]));
+      });
+      const [row] = (await db(FILES_TABLE).where({ key })) as Array<Record<string, unknown>>;
+      const odd = ['a b.data', 'Z.data', 'é.data', '日本.data', 'k%2B.data'];
+      const keys = [...Array.from({ length: 24_998 }, (_, i) => `k${String(i + 1).padStart(5, '0')}.data`), ...odd];
+      for (let i = 0; i < keys.length; i += 500) {
+        await db(FILES_TABLE).insert(keys.slice(i, i + 500).map((k, j) => ({ ...row, key: k, position: i + j + 1 })));
+      }
+      const b = new DbRegistry(db, { dialect: dialect.name, leaseMs: 60_000, listingFreshMs: 0, host: 'h2', bucket: 'file:///bucket/#files_list.data' });
+      await b.refresh();
+      expect(b.size).to.equal(keys.length + 1);
+      for (const k of [key, ...odd, 'k10000.data', 'k20001.data']) expect(b.get(k), k).to.include({ status: 'done' });
       await a.close();
       await b.close();
     }));

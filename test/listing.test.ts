@@ -34,31 +34,32 @@ describe('listing: the ordered cursor', () => {
     const c = new ListingCursor(settings);
     expect(c.startAfter(0)).to.equal(undefined);
     const full = c.observer(undefined, 0);
-    full.see(['a', 'b', 'c']);
-    full.see(['d', 'e']);
+    full.see(['a', 'b', 'c'], 0);
+    full.see(['d', 'e'], 3);
     full.done();
-    expect(c.startAfter(1000)).to.equal('c'); // d and e listed again
-    const partial = c.observer('c', 1000);
-    partial.see(['d', 'e', 'f']);
+    // d and e listed again; positions go on from c's.
+    expect(c.startAfter(1000)).to.deep.equal({ key: 'c', position: 2 });
+    const partial = c.observer({ key: 'c', position: 2 }, 1000);
+    partial.see(['d', 'e', 'f'], 3);
     partial.done();
-    expect(c.startAfter(2000)).to.equal('d');
+    expect(c.startAfter(2000)).to.deep.equal({ key: 'd', position: 3 });
     // Nothing new: the lookback's keys come again, and the cursor stays.
-    const same = c.observer('d', 2000);
-    same.see(['e', 'f']);
+    const same = c.observer({ key: 'd', position: 3 }, 2000);
+    same.see(['e', 'f'], 4);
     same.done();
-    expect(c.startAfter(3000)).to.equal('d');
+    expect(c.startAfter(3000)).to.deep.equal({ key: 'd', position: 3 });
     expect(c.startAfter(60_000)).to.equal(undefined);
   });
 
   it('lists everything while the bucket holds no more keys than the lookback, and always with LISTING=full', () => {
     const c = new ListingCursor(settings);
     const o = c.observer(undefined, 0);
-    o.see(['a', 'b']);
+    o.see(['a', 'b'], 0);
     o.done();
     expect(c.startAfter(1)).to.equal(undefined);
     const full = new ListingCursor({ ...settings, LISTING: 'full' });
     const f = full.observer(undefined, 0);
-    f.see(['a', 'b', 'c', 'd']);
+    f.see(['a', 'b', 'c', 'd'], 0);
     f.done();
     expect(full.startAfter(1)).to.equal(undefined);
   });

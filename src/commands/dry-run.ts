@@ -4,8 +4,8 @@ import { describeError } from '../errors.js';
 import { parseDatabaseUrl } from '../load/database.js';
 import { decodeStream, formatRules, validateBatch, type FormatRules } from '../formats/index.js';
 import type { Catalog } from '../schemas/catalog.js';
-import { planCycle, type PlanReason } from '../plan.js';
-import { withoutMoved } from '../load/after-load.js';
+import { planInto, type Plan, type PlanReason } from '../plan.js';
+import { listingFilter, listingPages, timeWindow } from '../listing.js';
 import { prepare, type Prepared } from '../pipeline.js';
 import { redactText } from '../redact.js';
 import { readReprocessRequests } from '../registry/requests.js';
@@ -65,17 +65,29 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
     onRetry: (e) => process.stderr.write(`${redactText(`${e.key}: attempt ${e.attempt} failed (${e.reason}); retrying in ${e.delayMs} ms`)}\n`),
   });
   try {
-    const keys = withoutMoved(await source.listKeys(), settings.AFTER_LOAD); // as the cycle lists them
-    const plan = planCycle(keys, lookup, { force: Boolean(args.force), now: Date.now(), recheckDoneMs: settings.RECHECK_DONE_SECONDS * 1000 });
+    // Listed and planned as a cycle lists and plans (versions from an S3 listing, the filters and --since/--until).
+    const now = Date.now();
+    const never = new AbortController().signal;
+    const considered = listingFilter(settings, timeWindow(args));
+    const plan: Plan = { todo: [], upToDate: 0, backoff: 0 };
+    let listed = 0;
+    let position = 0;
+    for await (const page of listingPages(source, () => source.listKeys(), never, null).pages) {
+      for (const o of page) {
+        const index = position++;
+        if (!considered(o, now) || (settings.AFTER_LOAD.kind === 'move' && o.key.startsWith(settings.AFTER_LOAD.prefix))) continue; // moved copies, as the cycle leaves them out
+        listed++;
+        planInto(plan, o.key, index, lookup, { force: Boolean(args.force), now, recheckDoneMs: settings.RECHECK_DONE_SECONDS * 1000 }, o);
+      }
+    }
     const report: DryRunReport = {
       profile: config.profile, bucket: source.description, database, registry: registry.description,
       untrusted: registry.untrusted?.reason ?? null,
-      listed: keys.length, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, files: [],
+      listed, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, files: [],
       totals: { load: 0, unchanged: 0, failed: 0, loaded: 0, rejected: 0, skipped: 0, bytes: 0 },
     };
     const results: Array<DryRunFile | undefined> = [];
     let next = 0;
-    const never = new AbortController().signal;
     const rules = formatRules(settings);
     const limit = pLimit(settings.CONCURRENCY);
     await Promise.all(plan.todo.map((item, i) => limit(async () => {

@@ -12,7 +12,7 @@ import { noteWhatStartCreates } from './created-on-start.js';
 import type { CommonArgs } from './options.js';
 import { dryRunHandler } from './dry-run.js';
 import { IngestError } from '../errors.js';
-import type { TimeWindow } from '../listing.js';
+import { timeWindow } from '../listing.js';
 
 export interface RunArgs extends CommonArgs {
   once?: boolean;
@@ -27,21 +27,6 @@ export interface RunArgs extends CommonArgs {
   until?: string;
 }
 
-/** `--since` / `--until` as a time window; a date that does not parse is a usage error naming it. */
-export function timeWindow(args: Pick<RunArgs, 'since' | 'until'>): TimeWindow {
-  const at = (name: 'since' | 'until'): number | undefined => {
-    const text = args[name];
-    if (text === undefined) return undefined;
-    const ms = Date.parse(text);
-    if (!Number.isFinite(ms)) throw new IngestError('BI_USAGE', `--${name} ${JSON.stringify(text)}: not a date (expected ISO-8601, e.g. 2026-11-30 or 2026-11-30T12:00:00Z)`);
-    return ms;
-  };
-  const window = { since: at('since'), until: at('until') };
-  if (window.since !== undefined && window.until !== undefined && window.since >= window.until) {
-    throw new IngestError('BI_USAGE', `--since ${args.since} is not before --until ${args.until}`);
-  }
-  return window;
-}
 
 /**
  * `run`: opens everything, serves HTTP if asked, runs cycles until done or stopped, closes in order.

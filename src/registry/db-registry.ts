@@ -101,6 +101,9 @@ function returnedKeys(result: RawKeys): string[] {
   return (Array.isArray(result) ? result : result.rows ?? []).map((r) => r.key);
 }
 
+/** Rows per query when the whole registry table is read (see `refresh`). */
+const REFRESH_ROWS = 10_000;
+
 /** A worker reads the whole registry table at least this often, changed or not (see `summary`). */
 const FULL_REFRESH_MS = 5 * 60_000;
 
@@ -202,11 +205,18 @@ export class DbRegistry implements Registry {
     const summary = await this.summary();
     if (summary === this.loaded?.summary && Date.now() - this.loaded.at < FULL_REFRESH_MS) return;
     const at = Date.now();
-    const rows = (await this.rows().select()) as FileRow[];
     const entries = new Map<string, RegistryEntry>();
-    for (const row of rows) {
-      const entry = toEntry(row);
-      if (entry) entries.set(row.key, entry);
+    // Read REFRESH_ROWS rows at a time, in key order (the primary key's): a million rows read as one array of row
+    // objects, beside the map they become, took 1.85 GB at the peak (README, S3 buckets at scale).
+    for (let after: string | null = null; ;) {
+      const page = this.rows().orderBy('key').limit(REFRESH_ROWS);
+      const rows = (await (after === null ? page : page.andWhere('key', '>', after)).select()) as FileRow[];
+      for (const row of rows) {
+        const entry = toEntry(row);
+        if (entry) entries.set(row.key, entry);
+      }
+      if (rows.length < REFRESH_ROWS) break;
+      after = (rows[rows.length - 1] as FileRow).key;
     }
     this.entries = entries;
     this.loaded = { summary, at };

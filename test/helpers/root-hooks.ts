@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { DB_PREFIX, RUN_ID } from './run-id.js';
-import { stopS3Server } from './s3.js';
+import { stopS3Server } from './s3-server.js';
 
 interface Place {
   what: string;

@@ -1,72 +1,20 @@
 /**
- * A real S3 server for the S3 suites: Ceph's RADOS Gateway (scripts/s3-server.sh), started once per mocha run and
- * stopped by the root hooks, or the one named by TEST_S3_ENDPOINT / TEST_S3_ACCESS_KEY / TEST_S3_SECRET_KEY
- * (.ci/run starts one and sets them). Where neither is to be had, the S3 suites are skipped with one line.
+ * Helpers of the S3 suites: a client of the run's server (s3-server.ts), buckets of their own, objects, and a counting
+ * proxy in front of the server.
  */
-import { execFile } from 'node:child_process';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import {
   CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
 import { RUN_ID } from './run-id.js';
+import type { S3Server } from './s3-server.js';
 
-const run = promisify(execFile);
+export { s3Server, type S3Server } from './s3-server.js';
+
 // The SDK's multi-line warning about Node 20 (see src/sources/s3.ts) is not the tests' business either.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-const SCRIPT = resolve('scripts/s3-server.sh');
-
-export interface S3Server {
-  endpoint: string;
-  accessKey: string;
-  secretKey: string;
-}
-
-let started: Promise<S3Server | null> | undefined;
-/** The directory of the server this run started, to stop at the end (none when it came from the environment). */
-let ownDir: string | undefined;
-let said = false;
-
-function skip(why: string): null {
-  if (!said) process.stdout.write(`  (skipping the S3 suites: ${why})\n`);
-  said = true;
-  return null;
-}
-
-/** The run's S3 server, started on first use; null (after one line saying why) when none can be had. */
-export function s3Server(): Promise<S3Server | null> {
-  started ??= (async () => {
-    const env = process.env;
-    if (env.TEST_S3_ENDPOINT) {
-      return { endpoint: env.TEST_S3_ENDPOINT, accessKey: env.TEST_S3_ACCESS_KEY ?? '', secretKey: env.TEST_S3_SECRET_KEY ?? '' };
-    }
-    const dir = await mkdtemp(join(tmpdir(), 'bucket-ingest-s3-server-'));
-    try {
-      const { stdout } = await run('bash', [SCRIPT, 'start', dir], { timeout: 120_000 });
-      ownDir = dir;
-      const vars = Object.fromEntries(stdout.trim().split('\n').map((l) => l.split('=', 2) as [string, string]));
-      return { endpoint: vars.TEST_S3_ENDPOINT ?? '', accessKey: vars.TEST_S3_ACCESS_KEY ?? '', secretKey: vars.TEST_S3_SECRET_KEY ?? '' };
-    } catch (err) {
-      await rm(dir, { recursive: true, force: true });
-      const stderr = String((err as { stderr?: unknown }).stderr ?? (err as Error).message).trim().split('\n')[0];
-      return skip(`no S3 server: ${stderr}; set TEST_S3_ENDPOINT, or run scripts/s3-server.sh install`);
-    }
-  })();
-  return started;
-}
-
-/** Stops the server this run started (root hooks, after all suites). */
-export async function stopS3Server(): Promise<void> {
-  if (ownDir === undefined) return;
-  const dir = ownDir;
-  ownDir = undefined;
-  await run('bash', [SCRIPT, 'stop', dir], { timeout: 60_000 }).catch(() => undefined);
-}
 
 /** A test's client of the server, with the test user's keys. */
 export function s3Client(server: S3Server): S3Client {
