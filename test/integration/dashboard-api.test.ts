@@ -5,7 +5,7 @@ import { events, runCli, startCli, tempDir, until } from '../helpers/cli.js';
 import { startTestBucket, type TestBucket } from '../helpers/test-bucket.js';
 
 /**
- * The dashboard's HTTP side without a browser (test/dashboard/ has the browser): its assets and their caching, its
+ * The dashboard's HTTP side without a browser (test/slow/dashboard/ has the browser): its assets and their caching, its
  * reads, and its actions, which answer only with DASHBOARD_TOKEN set and the token sent.
  */
 const TOKEN = 'api-test-token-3f9a1c';

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { PutBucketNotificationConfigurationCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateTopicCommand, DeleteTopicCommand, SNSClient } from '@aws-sdk/client-sns';
-import { events, startCli, tempDir, until } from '../helpers/cli.js';
-import { AMQP_URL, broker, queueName } from '../helpers/amqp.js';
-import { countingProxy, putObjects, s3Client, s3Env, s3Server, testBucket } from '../helpers/s3.js';
+import { events, startCli, tempDir, until } from '../../helpers/cli.js';
+import { AMQP_URL, broker, queueName } from '../../helpers/amqp.js';
+import { countingProxy, putObjects, s3Client, s3Env, s3Server, testBucket } from '../../helpers/s3.js';
 
 const song = (title: string): string => `${JSON.stringify({ type: 'song', data: { artist_name: 'A', title, year: 1, release: 'R' } })}\n`;
 

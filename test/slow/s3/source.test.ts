@@ -1,10 +1,10 @@
 import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { IngestError } from '../../src/errors.js';
-import { S3Source, type S3SourceOptions } from '../../src/sources/s3.js';
-import type { ListedObject } from '../../src/sources/types.js';
-import { putObjects, s3Client, s3Server, testBucket, type S3Server } from '../helpers/s3.js';
+import { IngestError } from '../../../src/errors.js';
+import { S3Source, type S3SourceOptions } from '../../../src/sources/s3.js';
+import type { ListedObject } from '../../../src/sources/types.js';
+import { putObjects, s3Client, s3Server, testBucket, type S3Server } from '../../helpers/s3.js';
 
 const MB = 1024 * 1024;
 

@@ -4,11 +4,11 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { events, runCli, startCli, tempDir, until } from '../helpers/cli.js';
-import { fixture, type Fixture } from '../helpers/bucket-fixture.js';
-import { dump, postgresDialect, type Dump, type TestDatabase } from '../helpers/databases.js';
-import { countingProxy, putObjects, s3Client, s3Env, s3Server, testBucket, type S3Server, type SeenRequest } from '../helpers/s3.js';
-import { dumpSqlite } from '../helpers/tables.js';
+import { events, runCli, startCli, tempDir, until } from '../../helpers/cli.js';
+import { fixture, type Fixture } from '../../helpers/bucket-fixture.js';
+import { dump, postgresDialect, type Dump, type TestDatabase } from '../../helpers/databases.js';
+import { countingProxy, putObjects, s3Client, s3Env, s3Server, testBucket, type S3Server, type SeenRequest } from '../../helpers/s3.js';
+import { dumpSqlite } from '../../helpers/tables.js';
 
 const ENV = { DATABASE_URL: 'sqlite://data/t.sqlite3', REGISTRY_PATH: 'registry/t.json', CONCURRENCY: '4', LOG_FORMAT: 'json' };
 

@@ -2,10 +2,10 @@ import { mkdir, copyFile, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchChromium } from '../helpers/browser.js';
-import { fixture } from '../helpers/bucket-fixture.js';
-import { events, runCli, startCli, tempDir, until } from '../helpers/cli.js';
-import { startTestBucket, type TestBucket } from '../helpers/test-bucket.js';
+import { launchChromium } from '../../helpers/browser.js';
+import { fixture } from '../../helpers/bucket-fixture.js';
+import { events, runCli, startCli, tempDir, until } from '../../helpers/cli.js';
+import { startTestBucket, type TestBucket } from '../../helpers/test-bucket.js';
 
 /**
  * The dashboard in a real browser (Debian's Chromium through playwright-core), on a daemon of a test bucket with a
