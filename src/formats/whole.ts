@@ -1,0 +1,40 @@
+import { parquetMetadata } from 'hyparquet';
+import { IngestError } from '../errors.js';
+import type { FormatRules } from './detect.js';
+import { gunzipWhole, isGzip } from './gzip.js';
+
+/**
+ * Whether a body small enough to be read whole (at most STREAM_ABOVE_MB) may also be decoded whole, which holds all
+ * its records at once: a compressed body can hold far more than its bytes (gzip text; Parquet's encoded columns, a
+ * million rows in a few MB), so memory would follow what the file holds, not the settings. Returns the body to decode
+ * whole (gunzipped already if it was gzip, so that is not done twice), or null when what it holds passes `limit`
+ * bytes: it is then streamed (decodeStream), in batches, as a large file is.
+ *
+ * A gzip body is decompressed up to `limit` bytes (beyond that, streaming decompresses it again: at most `limit` bytes
+ * are done twice); a Parquet body's size once decoded is its row groups' uncompressed size, from its footer. A body
+ * that is neither, or whose footer cannot be read (decoding then says why), is decoded whole as it is.
+ */
+export async function wholeBody(key: string, body: Buffer, rules: FormatRules, limit: number): Promise<Buffer | null> {
+  let text = body;
+  if (isGzip(body)) {
+    try {
+      text = await gunzipWhole(key, body, Math.min(limit, rules.maxBytes));
+    } catch (err) {
+      // Past `limit` but maybe not past MAX_FILE_MB: the streamed gunzip holds to that cap.
+      if (err instanceof IngestError && err.code === 'BI_BODY_TOO_LARGE' && limit < rules.maxBytes) return null;
+      throw err;
+    }
+  }
+  return parquetBytes(text) > limit ? null : text;
+}
+
+/** The uncompressed bytes of a Parquet body's column data (0 if it is not Parquet, or its footer is unreadable). */
+function parquetBytes(body: Buffer): number {
+  if (body.length < 12 || body.toString('latin1', 0, 4) !== 'PAR1' || body.toString('latin1', body.length - 4) !== 'PAR1') return 0;
+  try {
+    const metadata = parquetMetadata(body.buffer.slice(body.byteOffset, body.byteOffset + body.length) as ArrayBuffer);
+    return metadata.row_groups.reduce((n, g) => n + Number(g.total_byte_size), 0);
+  } catch {
+    return 0;
+  }
+}
