@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { parquetMetadataAsync, parquetRead, type AsyncBuffer, type FileMetaData, type ParquetParsers } from 'hyparquet';
 import { IngestError } from '../errors.js';
 import { rawJson } from '../records/raw-json.js';
+import { isFlat, pageRows } from './parquet-pages.js';
 import { routeOf } from './routes.js';
 import { Mistyped, type Format, type RecordBatch } from './types.js';
 
@@ -52,7 +53,7 @@ export const parquet: Format = {
   },
 };
 
-/** The file's rows, one row group read at a time, in batches of at most `batchRecords` rows. */
+/** The file's rows, in batches of at most `batchRecords` rows, each read on its own (a row group at most). */
 async function* rowGroups(key: string, type: string, file: AsyncBuffer, batchRecords: number): AsyncGenerator<RecordBatch> {
   let metadata: FileMetaData;
   try {
@@ -74,26 +75,41 @@ async function* rowGroups(key: string, type: string, file: AsyncBuffer, batchRec
       throw new IngestError('BI_DECODE', `${key}: column ${el.name} is DECIMAL(${precision}, ${el.scale ?? 0}), more digits than a number holds exactly (${EXACT_DIGITS}); not read rather than rounded`);
     }
   }
-  let rowStart = 0;
+  const flat = isFlat(metadata);
+  let groupStart = 0;
   for (const group of metadata.row_groups) {
-    const rowEnd = rowStart + Number(group.num_rows);
-    let rows: unknown[][] = [];
+    const groupEnd = groupStart + Number(group.num_rows);
+    let first = groupStart;
     try {
-      await parquetRead({ file, metadata, columns, rowStart, rowEnd, parsers: PARSERS, utf8: false, onComplete: (r) => (rows = r as unknown[][]) });
+      for await (const rows of flat ? pageRows(file, metadata, group, columns, PARSERS, batchRecords) : rowRanges(file, metadata, columns, groupStart, groupEnd, batchRecords)) {
+        const records: unknown[] = [];
+        const raws: string[] = [];
+        for (const row of rows) {
+          const fields = row.map(cell);
+          records.push(fields);
+          raws.push(rowJson(columns, fields));
+        }
+        yield { first, records, routed: { key, type, typed: true, columns, raws } };
+        first += rows.length;
+      }
     } catch (err) {
       throw unreadable(key, err);
     }
-    for (let from = 0; from < rows.length; from += batchRecords) {
-      const records: unknown[] = [];
-      const raws: string[] = [];
-      for (const row of rows.slice(from, from + batchRecords)) {
-        const fields = row.map(cell);
-        records.push(fields);
-        raws.push(rowJson(columns, fields));
-      }
-      yield { first: rowStart + from, records, routed: { key, type, typed: true, columns, raws } };
-    }
-    rowStart = rowEnd;
+    groupStart = groupEnd;
+  }
+}
+
+/**
+ * Rows `groupStart`…`groupEnd` (one row group) of a file with nested columns (lists, structs), read `batchRecords` at
+ * a time with hyparquet's row ranges (`rowStart`, `rowEnd`): it decodes only the pages those rows are on (fetching only
+ * them where the file has an offset index), so memory follows the batch, though a page is decoded again for each
+ * batch it holds rows of. Flat files are read page by page instead (pageRows).
+ */
+async function* rowRanges(file: AsyncBuffer, metadata: FileMetaData, columns: string[], groupStart: number, groupEnd: number, batchRecords: number): AsyncGenerator<unknown[][]> {
+  for (let rowStart = groupStart; rowStart < groupEnd; rowStart += batchRecords) {
+    let rows: unknown[][] = [];
+    await parquetRead({ file, metadata, columns, rowStart, rowEnd: Math.min(groupEnd, rowStart + batchRecords), useOffsetIndex: true, parsers: PARSERS, utf8: false, onComplete: (r) => (rows = r as unknown[][]) });
+    yield rows;
   }
 }
 
