@@ -12,12 +12,13 @@ import { routeOf } from './routes.js';
 import { Mistyped, type Format, type RecordBatch } from './types.js';
 
 /**
- * Parquet, read by hyparquet (pure JavaScript), one row group at a time: each row becomes its top-level columns'
- * values, of the type ROUTES gives the file (no route: BI_ROUTE), which routed.ts matches to the type's properties by
- * column name. `record_index` is the row's number in the file. Parquet needs its footer (at the end) first, so a
- * streamed body is written to a temporary file (removed after, whatever happens) and read from there in slices:
- * memory is bounded by a row group, not by the file. A file hyparquet cannot read (bad magic, cut short, a bad
- * footer or page) fails with BI_DECODE.
+ * Parquet, read by hyparquet (pure JavaScript) in batches of rows: each row becomes its top-level columns' values, of
+ * the type ROUTES gives the file (no route: BI_ROUTE), which routed.ts matches to the type's properties by column
+ * name. `record_index` is the row's number in the file. Parquet needs its footer (at the end) first, so a streamed
+ * body is written to a temporary file (removed after, whatever happens) and read from there in slices, a page per
+ * column at a time (parquet-pages.ts; nested columns by row ranges): memory is bounded by the batch and the pages,
+ * not by the file nor by its row groups, which its writer sized. A file hyparquet cannot read (bad magic, cut short, a
+ * bad footer or page) fails with BI_DECODE.
  *
  * Values (see {@link cell}): INT32, FLOAT, DOUBLE, BOOLEAN and strings (UTF8 / STRING) as they are; INT64 as a number
  * within ±(2^53 − 1), beyond it a rejection of the record (never a rounded number); DATE as `YYYY-MM-DD`; TIMESTAMP
