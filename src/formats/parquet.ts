@@ -193,19 +193,22 @@ async function fileBuffer(handle: FileHandle): Promise<AsyncBuffer> {
   return {
     byteLength: size,
     async slice(start, end = size) {
-      const buf = Buffer.alloc(Math.max(0, Math.min(end, size) - start));
+      // Not from Node's pool: the slice owns its memory, which is handed to hyparquet without a copy.
+      const buf = Buffer.allocUnsafeSlow(Math.max(0, Math.min(end, size) - start));
       let at = 0;
       while (at < buf.length) {
         const { bytesRead } = await handle.read(buf, at, buf.length - at, start + at);
         if (bytesRead === 0) break;
         at += bytesRead;
       }
-      return toArrayBuffer(buf);
+      return toArrayBuffer(buf.subarray(0, at));
     },
   };
 }
 
+/** The bytes of `b` as an ArrayBuffer of their own: `b`'s own if it spans all of it (hyparquet only reads them), else a copy. */
 function toArrayBuffer(b: Buffer): ArrayBuffer {
+  if (b.byteOffset === 0 && b.length === b.buffer.byteLength) return b.buffer as ArrayBuffer;
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer;
 }
 
