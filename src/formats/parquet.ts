@@ -35,8 +35,8 @@ export const parquet: Format = {
     const batches: RecordBatch[] = [];
     for await (const b of rowGroups(key, type, file, Infinity)) batches.push(b);
     const records = batches.flatMap((b) => b.records);
-    const raws = batches.flatMap((b) => b.routed?.raws ?? []);
-    return { first: 0, records, routed: { key, type, typed: true, columns: batches[0]?.routed?.columns ?? [], raws } };
+    const columns = batches[0]?.routed?.columns ?? [];
+    return { first: 0, records, routed: { key, type, typed: true, columns, raw: (i) => rowJson(columns, records[i] as unknown[]) } };
   },
   async *stream(key, chunks, opts, rules) {
     const type = routeOf(key, rules.routes, 'Parquet');
@@ -83,14 +83,8 @@ async function* rowGroups(key: string, type: string, file: AsyncBuffer, batchRec
     let first = groupStart;
     try {
       for await (const rows of flat ? pageRows(file, metadata, group, columns, PARSERS, batchRecords) : rowRanges(file, metadata, columns, groupStart, groupEnd, batchRecords)) {
-        const records: unknown[] = [];
-        const raws: string[] = [];
-        for (const row of rows) {
-          const fields = row.map(cell);
-          records.push(fields);
-          raws.push(rowJson(columns, fields));
-        }
-        yield { first, records, routed: { key, type, typed: true, columns, raws } };
+        const records: unknown[] = rows.map((row) => row.map(cell));
+        yield { first, records, routed: { key, type, typed: true, columns, raw: (i) => rowJson(columns, records[i] as unknown[]) } };
         first += rows.length;
       }
     } catch (err) {
