@@ -24,6 +24,8 @@ export async function wholeBody(key: string, body: Buffer, rules: FormatRules, l
       if (err instanceof IngestError && err.code === 'BI_BODY_TOO_LARGE' && limit < rules.maxBytes) return null;
       throw err;
     }
+    // gzip inside gzip: decoding takes one layer off, whole or streamed, and then fails on what it finds.
+    if (isGzip(text)) return body;
   }
   return parquetBytes(text) > limit ? null : text;
 }

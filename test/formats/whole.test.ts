@@ -28,6 +28,11 @@ describe('wholeBody: whether a body read whole may be decoded whole', () => {
     expect(await wholeBody('a.gz', corrupt, DEFAULT_RULES, 1024 * KB).catch(error)).to.match(/^BI_DECODE: a\.gz: bad gzip body: /);
   });
 
+  it('leaves gzip inside gzip as it came, so decoding takes one layer off and fails on the next, as a stream does', async () => {
+    const twice = gzipSync(gzipSync(text(KB)));
+    expect(await wholeBody('a.gz', twice, DEFAULT_RULES, 64 * KB)).to.equal(twice);
+  });
+
   it('says stream it for a Parquet body whose columns, uncompressed, pass the limit; leaves smaller ones and other bodies as they are', async () => {
     const many = parquet(200_000); // 800 kB of INT32 values, a few kB once encoded
     expect(many.length).to.be.below(64 * KB);
