@@ -11,7 +11,7 @@ import { gunzipWhole, isGzip } from './gzip.js';
  * bytes: it is then streamed (decodeStream), in batches, as a large file is.
  *
  * A gzip body is decompressed up to `limit` bytes (beyond that, streaming decompresses it again: at most `limit` bytes
- * are done twice); a Parquet body's size once decoded is its row groups' uncompressed size, from its footer. A body
+ * are done twice); a Parquet body is weighed from its footer (its rows and columns, see parquetBytes). A body
  * that is neither, or whose footer cannot be read (decoding then says why), is decoded whole as it is.
  */
 export async function wholeBody(key: string, body: Buffer, rules: FormatRules, limit: number): Promise<Buffer | null> {
@@ -30,12 +30,24 @@ export async function wholeBody(key: string, body: Buffer, rules: FormatRules, l
   return parquetBytes(text) > limit ? null : text;
 }
 
-/** The uncompressed bytes of a Parquet body's column data (0 if it is not Parquet, or its footer is unreadable). */
+/**
+ * About what a JSON text spends on one value (`"year":1999,`): a Parquet body is weighed as this many bytes per value,
+ * since its encoded columns (no names, binary numbers, dictionaries) hold several times more values per byte.
+ */
+const BYTES_PER_VALUE = 32;
+
+/**
+ * What a Parquet body weighs once decoded, in the bytes of JSON text that would hold as much: its values at
+ * BYTES_PER_VALUE each, or its column data uncompressed if that is more (long strings). 0 if it is not Parquet, or
+ * its footer is unreadable.
+ */
 function parquetBytes(body: Buffer): number {
   if (body.length < 12 || body.toString('latin1', 0, 4) !== 'PAR1' || body.toString('latin1', body.length - 4) !== 'PAR1') return 0;
   try {
     const metadata = parquetMetadata(body.buffer.slice(body.byteOffset, body.byteOffset + body.length) as ArrayBuffer);
-    return metadata.row_groups.reduce((n, g) => n + Number(g.total_byte_size), 0);
+    let bytes = 0;
+    for (const g of metadata.row_groups) bytes += Math.max(Number(g.total_byte_size), Number(g.num_rows) * g.columns.length * BYTES_PER_VALUE);
+    return bytes;
   } catch {
     return 0;
   }

@@ -33,12 +33,11 @@ describe('wholeBody: whether a body read whole may be decoded whole', () => {
     expect(await wholeBody('a.gz', twice, DEFAULT_RULES, 64 * KB)).to.equal(twice);
   });
 
-  it('says stream it for a Parquet body whose columns, uncompressed, pass the limit; leaves smaller ones and other bodies as they are', async () => {
-    const many = parquet(200_000); // 800 kB of INT32 values, a few kB once encoded
+  it('says stream it for a Parquet body whose values, at 32 bytes each, pass the limit; leaves smaller ones and other bodies as they are', async () => {
+    const many = parquet(10_000); // 40 kB of INT32 values, a few kB once encoded: 320 kB as JSON would hold them
     expect(many.length).to.be.below(64 * KB);
-    expect(await wholeBody('a.parquet', many, DEFAULT_RULES, 64 * KB)).to.equal(null);
-    const few = parquet(1000);
-    expect(await wholeBody('a.parquet', few, DEFAULT_RULES, 64 * KB)).to.equal(few);
+    expect(await wholeBody('a.parquet', many, DEFAULT_RULES, 256 * KB)).to.equal(null);
+    expect(await wholeBody('a.parquet', many, DEFAULT_RULES, 512 * KB)).to.equal(many);
     const json = Buffer.from('[1,2,3]');
     expect(await wholeBody('a.json', json, DEFAULT_RULES, 1)).to.equal(json);
     const notParquet = Buffer.concat([Buffer.from('PAR1'), Buffer.alloc(20), Buffer.from('PAR1')]);
