@@ -503,6 +503,39 @@ export function* generateFiles(opts: GenerateOptions): Generator<GeneratedFile> 
   }
 }
 
+/** A known type's name, for {@link generateTypeRecords}. */
+export type RecordType = KnownType;
+
+/**
+ * The `data` of records of one known type, one at a time and without end, mixed as generateFiles mixes them (new
+ * records, duplicates of earlier keys at `duplicateRate`, invalid ones of that type at `invalidRate`; no books): the
+ * rows of one CSV or Parquet file of any size (`npm run bench -- --big`), never more than one record in memory.
+ * `valid` is the generator's view (a CSV holds a year `"1999"` as text the daemon reads as 1999).
+ */
+export function* generateTypeRecords(type: KnownType, opts: Omit<GenerateOptions, 'files' | 'recordsPerFile' | 'bookRate'>): Generator<{ data: Data; valid: boolean }> {
+  const o = resolve({ ...opts, files: 0, recordsPerFile: 0, bookRate: 0 });
+  const rng = mulberry32(o.seed);
+  const factory = new RecordFactory(rng, mulberry32((o.seed ^ 0x85ebca6b) >>> 0));
+  for (;;) {
+    const x = rng();
+    if (x < o.invalidRate) {
+      // Invalid kinds cycle through the types: take the next one of this type with a data object.
+      for (;;) {
+        const r = factory.invalid();
+        if (r !== null && typeof r === 'object' && r.type === type && r.data !== null && !Array.isArray(r.data)) {
+          yield { data: r.data, valid: false };
+          break;
+        }
+      }
+      continue;
+    }
+    const dup = x < o.invalidRate + o.duplicateRate ? factory.duplicate(type) : undefined;
+    const data = dup ?? factory.fresh(type);
+    if (dup === undefined) factory.remember(type, data);
+    yield { data, valid: true };
+  }
+}
+
 /** How a bucket's files are written: the same records in each, so each loads to the same tables. */
 export const FILE_FORMATS = ['json', 'ndjson', 'ndjson.gz'] as const;
 export type FileFormat = (typeof FILE_FORMATS)[number];
@@ -531,7 +564,8 @@ export const CSV_ROUTES = '**/*.song.csv=song, **/*.movie.csv=movie, **/*.app.cs
 /** ROUTES for parquetFiles' keys. */
 export const PARQUET_ROUTES = '**/*.song.parquet=song, **/*.movie.parquet=movie, **/*.app.parquet=app';
 
-const csvField = (v: unknown): string => {
+/** A value as a CSV field: text as it is, another value as its JSON, quoted where it must be. */
+export const csvField = (v: unknown): string => {
   if (v === null || v === undefined) return '';
   const s = typeof v === 'string' ? v : JSON.stringify(v);
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
@@ -589,7 +623,8 @@ export async function parquetFiles(file: GeneratedFile): Promise<Array<{ key: st
   }));
 }
 
-const PARQUET_OF: Record<string, { type: string; converted_type?: string }> = {
+/** The Parquet column of a property's JSON type. */
+export const PARQUET_OF: Record<string, { type: string; converted_type?: string }> = {
   integer: { type: 'INT64' },
   number: { type: 'DOUBLE' },
   boolean: { type: 'BOOLEAN' },
@@ -597,7 +632,7 @@ const PARQUET_OF: Record<string, { type: string; converted_type?: string }> = {
 };
 
 /** A value a column of the property's JSON type holds as it is (an integer column: a safe integer). */
-function fits(type: string, v: unknown): boolean {
+export function fits(type: string, v: unknown): boolean {
   if (type === 'integer') return Number.isSafeInteger(v);
   if (type === 'number') return typeof v === 'number';
   if (type === 'boolean') return typeof v === 'boolean';
@@ -605,8 +640,9 @@ function fits(type: string, v: unknown): boolean {
 }
 
 const BUNDLED = bundledCatalog();
-const CSV_TYPES = ['song', 'movie', 'app'].map((type) => ({ type, columns: BUNDLED.typeFor(type)?.spec.properties.map((p) => p.name) ?? [] }));
-const PARQUET_TYPES = ['song', 'movie', 'app'].map((type) => ({
+/** The known types' columns, as csvFiles and parquetFiles write them. */
+export const CSV_TYPES = ['song', 'movie', 'app'].map((type) => ({ type, columns: BUNDLED.typeFor(type)?.spec.properties.map((p) => p.name) ?? [] }));
+export const PARQUET_TYPES = ['song', 'movie', 'app'].map((type) => ({
   type,
   columns: (BUNDLED.typeFor(type)?.spec.properties ?? []).map((p) => ({ name: p.name, type: PARQUET_OF[p.type] === undefined ? 'string' : p.type })),
 }));

@@ -6,8 +6,9 @@
  *                    [--database-url URL] [--registry json|database] [--skip-limit] [--one-file] [--again] [--out bench/results]
  *                    [--format json|ndjson|ndjson.gz|csv|parquet|ndjson.zip]
  *   npm run bench -- --notify [--uploads 1000] [--keys 100000] [--every-ms 20]   (see bench/notify.ts)
+ *   npm run bench -- --big [--format F] [--big-mb 1024] …   (one large file per format: see bench/big.ts)
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -19,16 +20,17 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Knex } from 'knex';
 import { openDatabase, parseDatabaseUrl } from '../src/load/database.js';
-import { SETTING_KEYS } from '../src/config/schema.js';
 import { FILES_TABLE } from '../src/load/schema.js';
 import { redactUrl } from '../src/redact.js';
+import { runBig } from './big.js';
+import { childEnv, detectRssMethod, GNU_TIME, runNode, stopCurrentChild } from './child.js';
+import { fmt, fmtInt, say, table } from './text.js';
 import { BENCH_FORMATS, CSV_ROUTES, INDEX_KEY, PARQUET_ROUTES, writeBucket, writeOneFileBucket, type BenchFormat, type BucketSummary } from './generate.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'bundle', 'cli.js');
 const LIMIT = join(ROOT, 'bench', 'limit.mjs');
 const GENERATOR = join(ROOT, 'bench', 'generate.ts');
-const GNU_TIME = '/usr/bin/time';
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
@@ -55,7 +57,8 @@ interface BenchOptions {
 
 const USAGE = `usage: npm run bench -- [--files N] [--records N] [--concurrency N] [--reps N] [--seed N]
                         [--database-url URL] [--registry json|database] [--skip-limit] [--one-file] [--again] [--out DIR]
-                        [--format json|ndjson|ndjson.gz|csv|parquet|ndjson.zip]`;
+                        [--format json|ndjson|ndjson.gz|csv|parquet|ndjson.zip]
+       npm run bench -- --big [--format F] [--big-mb N] [--big-rows N] [--big-row-group N] [--cpu-prof DIR]`;
 
 function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -211,109 +214,6 @@ async function startStaticServer(dir: string): Promise<StaticServer> {
         server.close(() => ok());
       }),
   };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Child processes: wall time and peak RSS
-
-interface ChildResult {
-  wallSeconds: number;
-  /** Peak resident set size in MB; null when it could not be measured. */
-  peakRssMB: number | null;
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-type RssMethod = 'gnu-time' | 'proc-vmhwm' | 'none';
-
-function detectRssMethod(): RssMethod {
-  if (existsSync(GNU_TIME)) {
-    try {
-      execFileSync(GNU_TIME, ['-f', '%M', '-o', '/dev/null', 'true'], { stdio: 'ignore' });
-      return 'gnu-time';
-    } catch {
-      // not GNU time (e.g. BSD): fall through
-    }
-  }
-  return existsSync('/proc/self/status') ? 'proc-vmhwm' : 'none';
-}
-
-let currentChild: { pid: number } | undefined;
-
-/** Keeps the last `max` characters of a stream. */
-function tail(stream: NodeJS.ReadableStream | null, max = 64 * 1024): () => string {
-  let text = '';
-  stream?.setEncoding('utf8');
-  stream?.on('data', (chunk: string) => {
-    text += chunk;
-    if (text.length > 2 * max) text = text.slice(-max);
-  });
-  return () => text.slice(-max);
-}
-
-async function readVmHwmKB(pid: number): Promise<number | null> {
-  try {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(status);
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Runs `node ARGS` with `env`; wall time runs from spawn to exit. */
-async function runNode(args: string[], env: NodeJS.ProcessEnv, rssMethod: RssMethod, scratch: string): Promise<ChildResult> {
-  const timeFile = join(scratch, 'time.txt');
-  const [command, argv] = rssMethod === 'gnu-time'
-    ? [GNU_TIME, ['-f', '%M', '-o', timeFile, process.execPath, ...args]]
-    : [process.execPath, args];
-  const started = performance.now();
-  // Own process group, so an interrupt can stop /usr/bin/time and node together.
-  const child = spawn(command, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  if (child.pid !== undefined) currentChild = { pid: child.pid };
-  const stdout = tail(child.stdout);
-  const stderr = tail(child.stderr);
-  let hwmKB = 0;
-  const poller = rssMethod === 'proc-vmhwm' && child.pid !== undefined
-    ? setInterval(() => {
-      void readVmHwmKB(child.pid as number).then((kb) => {
-        if (kb !== null && kb > hwmKB) hwmKB = kb;
-      });
-    }, 50)
-    : undefined;
-  let wallSeconds = 0;
-  const closed = new Promise<void>((ok, fail) => {
-    child.once('error', fail);
-    child.once('exit', () => {
-      wallSeconds = (performance.now() - started) / 1000;
-      if (poller) clearInterval(poller);
-    });
-    // 'close' comes after 'exit' once stdout and stderr are drained, so the tails are complete.
-    child.once('close', () => ok());
-  });
-  await closed;
-  currentChild = undefined;
-  const exitCode = child.exitCode;
-  const signal = child.signalCode;
-  let peakRssMB: number | null = null;
-  if (rssMethod === 'gnu-time') {
-    const text = await readFile(timeFile, 'utf8').catch(() => '');
-    // GNU time writes "Command exited with non-zero status N" before the value when the command fails.
-    const kb = Number(text.trim().split('\n').pop());
-    peakRssMB = Number.isFinite(kb) && kb > 0 ? kb / 1024 : null;
-  } else if (rssMethod === 'proc-vmhwm') {
-    peakRssMB = hwmKB > 0 ? hwmKB / 1024 : null;
-  }
-  return { wallSeconds, peakRssMB, exitCode, signal, stdout: stdout(), stderr: stderr() };
-}
-
-/** The environment of a child: ours without any daemon setting (nor PROFILE/NODE_OPTIONS), plus `set`. */
-function childEnv(set: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const key of [...SETTING_KEYS, 'PROFILE', 'NODE_OPTIONS']) delete env[key];
-  return { ...env, ...set };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -487,22 +387,6 @@ function lastLines(text: string, n = 5): string {
 // ---------------------------------------------------------------------------------------------------------
 // Output
 
-const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
-const fmt = (n: number | null, digits: number): string => (n === null ? '-' : n.toFixed(digits));
-
-function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows
-    .map((r, ri) => {
-      const line = r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  ');
-      return ri === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
-    })
-    .join('\n');
-}
-
-function say(line = ''): void {
-  process.stdout.write(`${line}\n`);
-}
 
 function gitInfo(): { commit: string | null; dirty: boolean | null } {
   try {
@@ -518,8 +402,9 @@ function gitInfo(): { commit: string | null; dirty: boolean | null } {
 // Main
 
 async function main(): Promise<void> {
-  const opts = parseOptions(process.argv.slice(2));
   if (!existsSync(CLI)) throw new Error(`${CLI} does not exist: run \`npm run build\` first (npm run bench does)`);
+  if (process.argv.includes('--big')) return runBig(process.argv.slice(2));
+  const opts = parseOptions(process.argv.slice(2));
   const startedAt = new Date();
   const rssMethod = detectRssMethod();
   const warnings: string[] = [];
@@ -559,13 +444,7 @@ async function main(): Promise<void> {
   const runs: Record<Runner, Repetition[]> = { daemon: [], limit: [], json: [] };
   let daemonSkipped: string | null = null;
   const onSignal = (): void => {
-    if (currentChild) {
-      try {
-        process.kill(-currentChild.pid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-    }
+    stopCurrentChild();
     process.exit(130);
   };
   process.on('SIGINT', onSignal);

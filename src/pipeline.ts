@@ -1,7 +1,9 @@
+import { Readable } from 'node:stream';
 import type { Knex } from 'knex';
 import pLimit from 'p-limit';
 import type { Settings } from './config/schema.js';
 import { formatRules } from './formats/index.js';
+import { wholeBody } from './formats/whole.js';
 import type { Decoder } from './formats/threads/pool.js';
 import type { Catalog } from './schemas/catalog.js';
 import { describeError, IngestError } from './errors.js';
@@ -358,8 +360,11 @@ function retryDb<T>(ctx: PipelineContext, what: string, fn: () => Promise<T>, si
   );
 }
 
-/** Fetches, decodes and validates one file. Never throws: a failure is an outcome like the others. */
-export async function prepare(ctx: Pick<PipelineContext, 'source' | 'registry' | 'decoder'>, item: PlanItem, abort: AbortSignal): Promise<Prepared> {
+/**
+ * Fetches, decodes and validates one file. Never throws: a failure is an outcome like the others. A body read whole
+ * that holds more than STREAM_ABOVE_MB once decoded (gzip, Parquet: see wholeBody) is streamed as a large file is.
+ */
+export async function prepare(ctx: Pick<PipelineContext, 'source' | 'registry' | 'decoder' | 'settings'>, item: PlanItem, abort: AbortSignal): Promise<Prepared> {
   const startedAt = performance.now();
   const entry = ctx.registry.get(item.key);
   const known = item.reason === 'recheck' && entry ? { etag: entry.etag, size: entry.size } : undefined;
@@ -368,7 +373,9 @@ export async function prepare(ctx: Pick<PipelineContext, 'source' | 'registry' |
     if ('notModified' in fetched) return { kind: 'unchanged', item, etag: fetched.etag, size: fetched.size };
     if ('stream' in fetched) return { kind: 'stream', item, etag: fetched.etag, size: fetched.size, stream: fetched.stream, startedAt };
     const size = fetched.size ?? fetched.body.length; // before decoding: a pool takes the body's buffer away
-    const file = await ctx.decoder.decode(item.key, fetched.body, new Date().toISOString());
+    const body = await wholeBody(item.key, fetched.body, formatRules(ctx.settings), ctx.settings.STREAM_ABOVE_MB * 1024 * 1024);
+    if (body === null) return { kind: 'stream', item, etag: fetched.etag, size, stream: Readable.from([fetched.body]), startedAt };
+    const file = await ctx.decoder.decode(item.key, body, new Date().toISOString());
     return { kind: 'load', item, etag: fetched.etag, size, file, startedAt };
   } catch (err) {
     if (abort.aborted || (err instanceof IngestError && err.code === 'BI_SHUTDOWN')) return { kind: 'cancelled', item };

@@ -92,7 +92,7 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
     const limit = pLimit(settings.CONCURRENCY);
     await Promise.all(plan.todo.map((item, i) => limit(async () => {
       // Only the counts are kept, so at most CONCURRENCY validated files are in memory at once.
-      results[i] = await summarize(config.catalog, rules, await prepare({ source, registry, decoder: inThread(config.catalog, false, rules) }, item, never));
+      results[i] = await summarize(config.catalog, rules, await prepare({ source, registry, settings, decoder: inThread(config.catalog, false, rules) }, item, never));
       for (let r = results[next]; r !== undefined; r = results[++next]) onFile?.(r);
     })));
     for (const f of results as DryRunFile[]) {

@@ -114,7 +114,8 @@ class Rows {
 
   /** The rows since the last take, as a batch whose first record is record number `first`. */
   take(first: number): RecordBatch {
-    const routed: Routed = { key: this.key, type: this.type, columns: this.columns ?? [], raws: this.raws };
+    const raws = this.raws;
+    const routed: Routed = { key: this.key, type: this.type, columns: this.columns ?? [], raw: (i) => raws[i] as string };
     const out = { ...this.batch, first, routed };
     this.batch = { first: 0, records: [], lines: [] };
     this.raws = [];

@@ -7,16 +7,18 @@ import { Readable } from 'node:stream';
 import { parquetMetadataAsync, parquetRead, type AsyncBuffer, type FileMetaData, type ParquetParsers } from 'hyparquet';
 import { IngestError } from '../errors.js';
 import { rawJson } from '../records/raw-json.js';
+import { isFlat, pageRows } from './parquet-pages.js';
 import { routeOf } from './routes.js';
 import { Mistyped, type Format, type RecordBatch } from './types.js';
 
 /**
- * Parquet, read by hyparquet (pure JavaScript), one row group at a time: each row becomes its top-level columns'
- * values, of the type ROUTES gives the file (no route: BI_ROUTE), which routed.ts matches to the type's properties by
- * column name. `record_index` is the row's number in the file. Parquet needs its footer (at the end) first, so a
- * streamed body is written to a temporary file (removed after, whatever happens) and read from there in slices:
- * memory is bounded by a row group, not by the file. A file hyparquet cannot read (bad magic, cut short, a bad
- * footer or page) fails with BI_DECODE.
+ * Parquet, read by hyparquet (pure JavaScript) in batches of rows: each row becomes its top-level columns' values, of
+ * the type ROUTES gives the file (no route: BI_ROUTE), which routed.ts matches to the type's properties by column
+ * name. `record_index` is the row's number in the file. Parquet needs its footer (at the end) first, so a streamed
+ * body is written to a temporary file (removed after, whatever happens) and read from there in slices, a page per
+ * column at a time (parquet-pages.ts; nested columns by row ranges): memory is bounded by the batch and the pages,
+ * not by the file nor by its row groups, which its writer sized. A file hyparquet cannot read (bad magic, cut short, a
+ * bad footer or page) fails with BI_DECODE.
  *
  * Values (see {@link cell}): INT32, FLOAT, DOUBLE, BOOLEAN and strings (UTF8 / STRING) as they are; INT64 as a number
  * within ±(2^53 − 1), beyond it a rejection of the record (never a rounded number); DATE as `YYYY-MM-DD`; TIMESTAMP
@@ -33,8 +35,8 @@ export const parquet: Format = {
     const batches: RecordBatch[] = [];
     for await (const b of rowGroups(key, type, file, Infinity)) batches.push(b);
     const records = batches.flatMap((b) => b.records);
-    const raws = batches.flatMap((b) => b.routed?.raws ?? []);
-    return { first: 0, records, routed: { key, type, typed: true, columns: batches[0]?.routed?.columns ?? [], raws } };
+    const columns = batches[0]?.routed?.columns ?? [];
+    return { first: 0, records, routed: { key, type, typed: true, columns, raw: (i) => rowJson(columns, records[i] as unknown[]) } };
   },
   async *stream(key, chunks, opts, rules) {
     const type = routeOf(key, rules.routes, 'Parquet');
@@ -52,7 +54,7 @@ export const parquet: Format = {
   },
 };
 
-/** The file's rows, one row group read at a time, in batches of at most `batchRecords` rows. */
+/** The file's rows, in batches of at most `batchRecords` rows, each read on its own (a row group at most). */
 async function* rowGroups(key: string, type: string, file: AsyncBuffer, batchRecords: number): AsyncGenerator<RecordBatch> {
   let metadata: FileMetaData;
   try {
@@ -74,26 +76,35 @@ async function* rowGroups(key: string, type: string, file: AsyncBuffer, batchRec
       throw new IngestError('BI_DECODE', `${key}: column ${el.name} is DECIMAL(${precision}, ${el.scale ?? 0}), more digits than a number holds exactly (${EXACT_DIGITS}); not read rather than rounded`);
     }
   }
-  let rowStart = 0;
+  const flat = isFlat(metadata);
+  let groupStart = 0;
   for (const group of metadata.row_groups) {
-    const rowEnd = rowStart + Number(group.num_rows);
-    let rows: unknown[][] = [];
+    const groupEnd = groupStart + Number(group.num_rows);
+    let first = groupStart;
     try {
-      await parquetRead({ file, metadata, columns, rowStart, rowEnd, parsers: PARSERS, utf8: false, onComplete: (r) => (rows = r as unknown[][]) });
+      for await (const rows of flat ? pageRows(file, metadata, group, columns, PARSERS, batchRecords) : rowRanges(file, metadata, columns, groupStart, groupEnd, batchRecords)) {
+        const records: unknown[] = rows.map((row) => row.map(cell));
+        yield { first, records, routed: { key, type, typed: true, columns, raw: (i) => rowJson(columns, records[i] as unknown[]) } };
+        first += rows.length;
+      }
     } catch (err) {
       throw unreadable(key, err);
     }
-    for (let from = 0; from < rows.length; from += batchRecords) {
-      const records: unknown[] = [];
-      const raws: string[] = [];
-      for (const row of rows.slice(from, from + batchRecords)) {
-        const fields = row.map(cell);
-        records.push(fields);
-        raws.push(rowJson(columns, fields));
-      }
-      yield { first: rowStart + from, records, routed: { key, type, typed: true, columns, raws } };
-    }
-    rowStart = rowEnd;
+    groupStart = groupEnd;
+  }
+}
+
+/**
+ * Rows `groupStart`…`groupEnd` (one row group) of a file with nested columns (lists, structs), read `batchRecords` at
+ * a time with hyparquet's row ranges (`rowStart`, `rowEnd`): it decodes only the pages those rows are on (fetching only
+ * them where the file has an offset index), so memory follows the batch, though a page is decoded again for each
+ * batch it holds rows of. Flat files are read page by page instead (pageRows).
+ */
+async function* rowRanges(file: AsyncBuffer, metadata: FileMetaData, columns: string[], groupStart: number, groupEnd: number, batchRecords: number): AsyncGenerator<unknown[][]> {
+  for (let rowStart = groupStart; rowStart < groupEnd; rowStart += batchRecords) {
+    let rows: unknown[][] = [];
+    await parquetRead({ file, metadata, columns, rowStart, rowEnd: Math.min(groupEnd, rowStart + batchRecords), useOffsetIndex: true, parsers: PARSERS, utf8: false, onComplete: (r) => (rows = r as unknown[][]) });
+    yield rows;
   }
 }
 
@@ -176,19 +187,22 @@ async function fileBuffer(handle: FileHandle): Promise<AsyncBuffer> {
   return {
     byteLength: size,
     async slice(start, end = size) {
-      const buf = Buffer.alloc(Math.max(0, Math.min(end, size) - start));
+      // Not from Node's pool: the slice owns its memory, which is handed to hyparquet without a copy.
+      const buf = Buffer.allocUnsafeSlow(Math.max(0, Math.min(end, size) - start));
       let at = 0;
       while (at < buf.length) {
         const { bytesRead } = await handle.read(buf, at, buf.length - at, start + at);
         if (bytesRead === 0) break;
         at += bytesRead;
       }
-      return toArrayBuffer(buf);
+      return toArrayBuffer(buf.subarray(0, at));
     },
   };
 }
 
+/** The bytes of `b` as an ArrayBuffer of their own: `b`'s own if it spans all of it (hyparquet only reads them), else a copy. */
 function toArrayBuffer(b: Buffer): ArrayBuffer {
+  if (b.byteOffset === 0 && b.length === b.buffer.byteLength) return b.buffer as ArrayBuffer;
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer;
 }
 

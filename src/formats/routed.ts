@@ -36,7 +36,7 @@ export function validateRouted(types: RecordTypes, batch: RecordBatch, routed: R
   const at: number[] = [];
   const unread: Rejection[] = [];
   const rejectAt = (i: number, reason: string, data: unknown): void => {
-    unread.push({ recordIndex: batch.first + i, type: rt.type, reason, raw: stored(rt, routed.raws[i] as string, data) });
+    unread.push({ recordIndex: batch.first + i, type: rt.type, reason, raw: stored(rt, routed.raw(i), data) });
   };
   for (let i = 0; i < batch.records.length; i++) {
     const row = batch.records[i];
@@ -74,7 +74,7 @@ export function validateRouted(types: RecordTypes, batch: RecordBatch, routed: R
     const i = at[v] as number;
     r.recordIndex = batch.first + i;
     r.reason = `${at_(i)}${r.reason}`;
-    r.raw = stored(rt, routed.raws[i] as string, values[v]);
+    r.raw = stored(rt, routed.raw(i), values[v]);
   }
   if (unread.length > 0) file.rejections = [...file.rejections, ...unread].sort((a, b) => a.recordIndex - b.recordIndex);
   return file;

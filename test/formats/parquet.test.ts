@@ -128,6 +128,67 @@ describe('Parquet', () => {
     expect((await readdir(tmpdir())).filter((f) => f.startsWith('bucket-ingest-parquet-'))).to.deep.equal(before);
   });
 
+  /** Every batch of a stream in batches of `batchRecords`: where each starts, and all its records in order. */
+  async function streamedRecords(key: string, body: Buffer, batchRecords: number): Promise<{ firsts: number[]; records: unknown[] }> {
+    const firsts: number[] = [];
+    const records: unknown[] = [];
+    for await (const b of decodeStream(key, chunks(body, 1 << 12), RULES, { batchRecords, batchBytes: 1 << 20 })) {
+      expect(b.records.length).to.be.at.most(batchRecords);
+      firsts.push(b.first);
+      records.push(...b.records);
+    }
+    return { firsts, records };
+  }
+
+  it('reads a row group larger than a batch page by page, in batches at their row numbers: the records read whole', async () => {
+    // One row group of 1,000 rows over many small pages (a dictionary-encoded column among them), batches of 64.
+    const n = 1000;
+    const body = Buffer.from(parquetWriteBuffer({
+      columnData: [
+        { name: 'id', data: Array.from({ length: n }, (_, i) => i) },
+        { name: 'n', data: Array.from({ length: n }, (_, i) => (i % 3 === 0 ? null : BigInt(i * 1000))) },
+        { name: 'paid', data: Array.from({ length: n }, (_, i) => (i % 5 === 0 ? null : i % 2 === 0)) },
+        { name: 'note', data: Array.from({ length: n }, (_, i) => (i % 7 === 0 ? null : `note ${i % 4}`)) },
+        { name: 'day', data: Array.from({ length: n }, (_, i) => new Date(Date.UTC(2024, 0, 1 + (i % 40)))) },
+      ],
+      schema: [
+        { name: 'root', num_children: 5 }, { name: 'id', type: 'INT32', repetition_type: 'REQUIRED' }, { name: 'n', type: 'INT64', repetition_type: 'OPTIONAL' },
+        { name: 'paid', type: 'BOOLEAN', repetition_type: 'OPTIONAL' }, { name: 'note', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+        { name: 'day', type: 'INT32', converted_type: 'DATE', repetition_type: 'OPTIONAL' },
+      ],
+      rowGroupSize: n,
+      pageSize: 256,
+    } as never));
+    const whole = (await decodeWhole('events/p.parquet', body, RULES)).records;
+    const day = (i: number): string => new Date(Date.UTC(2024, 0, 1 + (i % 40))).toISOString().slice(0, 10);
+    expect(whole).to.deep.equal(Array.from({ length: n }, (_, i) => [i, i % 3 === 0 ? null : i * 1000, i % 5 === 0 ? null : i % 2 === 0, i % 7 === 0 ? null : `note ${i % 4}`, day(i)]));
+    const { firsts, records } = await streamedRecords('events/p.parquet', body, 64);
+    expect(firsts).to.deep.equal(Array.from({ length: Math.ceil(n / 64) }, (_, i) => i * 64));
+    expect(records).to.deep.equal(whole);
+  });
+
+  it('reads a file with a nested column (a list) by row ranges, in batches: the records read whole', async () => {
+    const n = 50;
+    const body = Buffer.from(parquetWriteBuffer({
+      columnData: [
+        { name: 'id', data: Array.from({ length: n }, (_, i) => i) },
+        { name: 'tags', data: Array.from({ length: n }, (_, i) => (i % 4 === 0 ? null : Array.from({ length: i % 3 }, (_, k) => `t${k}`))) },
+      ],
+      schema: [
+        { name: 'root', num_children: 2 }, { name: 'id', type: 'INT32', repetition_type: 'REQUIRED' },
+        { name: 'tags', repetition_type: 'OPTIONAL', converted_type: 'LIST', num_children: 1 },
+        { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+        { name: 'element', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+      ],
+      rowGroupSize: 20,
+    } as never));
+    const whole = (await decodeWhole('events/l.parquet', body, RULES)).records;
+    expect(whole.slice(0, 3)).to.deep.equal([[0, null], [1, ['t0']], [2, ['t0', 't1']]]);
+    const { firsts, records } = await streamedRecords('events/l.parquet', body, 8);
+    expect(firsts).to.deep.equal([0, 8, 16, 20, 28, 36, 40, 48]); // row groups of 20, 20, 10
+    expect(records).to.deep.equal(whole);
+  });
+
   it('keeps microseconds and nanoseconds of a timestamp, and rejects binary with no string annotation', async () => {
     const body = parquetFile([
       { name: 'id', data: [1, 2], type: 'INT32', repetition_type: 'REQUIRED' },
