@@ -81,6 +81,12 @@ export function sqliteFileCheck(filename: string, opened: Stats, display: string
  * us before touching the database), the database and its schema, the registry bound to that database and the
  * bucket, then the source. Nothing connects at import time.
  */
+/**
+ * Entries past which the JSON registry is said to be the wrong one: it holds each in memory (~1 kB apiece at a
+ * million, its snapshot read whole besides: 1.1 GB measured, README "S3 buckets") and rewrites the snapshot as it grows.
+ */
+export const JSON_REGISTRY_WARN_ENTRIES = 200_000;
+
 export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = process.cwd()): Promise<App> {
   const { settings } = config;
   const target = parseDatabaseUrl(settings.DATABASE_URL, cwd);
@@ -108,6 +114,7 @@ export async function openApp(config: LoadedConfig, telemetry: Telemetry, cwd = 
     if (jsonRegistry) await jsonRegistry.bind(binding);
     registry ??= await startupStep(target, 'cannot read the registry table in', () => openRegistry(settings, target, opened, { writable: true, cwd, binding }));
     if (registry.untrusted) telemetry.registryUntrusted(registry.description, registry.untrusted);
+    if (jsonRegistry && jsonRegistry.size >= JSON_REGISTRY_WARN_ENTRIES) telemetry.registryLarge(registry.description, jsonRegistry.size);
     const source = createSource(settings, {
       onRetry: (e) => telemetry.fileRetry(e),
       onResponse: (status) => telemetry.httpResponse(status),

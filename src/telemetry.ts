@@ -273,6 +273,12 @@ export class Telemetry {
   }
 
   /** Registry entries found that are not about this database and bucket: set aside, their files processed again. */
+  /** The JSON registry holds more files than it copes with well (see JSON_REGISTRY_WARN_ENTRIES). */
+  registryLarge(registry: string, entries: number): void {
+    this.log.warn({ event: 'RegistryLarge', registry, entries },
+      `${registry}: the JSON registry holds ${entries} files, each in memory (about 1 GB at a million); use REGISTRY=database (a table in the same database) for a bucket this big`);
+  }
+
   registryUntrusted(registry: string, u: { reason: string; entries: number; movedTo: string | null }): void {
     this.log.warn({ event: 'RegistryUntrusted', registry, ...u },
       `registry ${registry} is not trusted: ${u.reason}; ${u.movedTo === null ? `its ${u.entries} entr${u.entries === 1 ? 'y is' : 'ies are'} ignored`

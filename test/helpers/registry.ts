@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { openDatabase, parseDatabaseUrl } from '../../src/load/database.js';
 import { migrate } from '../../src/load/schema.js';
 import { bucketIdentity, readDatabaseId, type Binding } from '../../src/registry/binding.js';
@@ -37,4 +39,24 @@ export async function seedRegistry(path: string, binding: Binding, entries: Reco
   } finally {
     await reg.close();
   }
+}
+
+/** Keys the JSON registry at `dir`/registry/t.json records as done, read the way a restarted daemon would (snapshot + journal). */
+export function doneKeys(dir: string): string[] {
+  const path = join(dir, 'registry', 't.json');
+  const entries = new Map<string, string>();
+  if (existsSync(path)) {
+    for (const [k, e] of Object.entries((JSON.parse(readFileSync(path, 'utf8')) as { entries: Record<string, { status: string }> }).entries)) entries.set(k, e.status);
+  }
+  if (existsSync(`${path}.journal`)) {
+    for (const line of readFileSync(`${path}.journal`, 'utf8').split('\n')) {
+      try {
+        const { k, e } = JSON.parse(line) as { k: string; e: { status: string } };
+        entries.set(k, e.status);
+      } catch {
+        // torn or empty line
+      }
+    }
+  }
+  return [...entries].filter(([, s]) => s === 'done').map(([k]) => k).sort();
 }

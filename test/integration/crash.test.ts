@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
@@ -6,28 +6,10 @@ import { runCli, startCli, tempDir } from '../helpers/cli.js';
 import { fixture, type Fixture } from '../helpers/bucket-fixture.js';
 import { dumpSqlite, type Dump } from '../helpers/tables.js';
 import { startTestBucket, type Fault, type TestBucket } from '../helpers/test-bucket.js';
+import { doneKeys } from '../helpers/registry.js';
 
 const ENV = { DATABASE_URL: 'sqlite://data/t.sqlite3', REGISTRY_PATH: 'registry/t.json', CONCURRENCY: '4', COMMIT_MAX_FILES: '2' };
 
-/** Keys the registry records as done, read the way a restarted daemon would (snapshot + journal). */
-function doneKeys(dir: string): string[] {
-  const path = join(dir, 'registry', 't.json');
-  const entries = new Map<string, string>();
-  if (existsSync(path)) {
-    for (const [k, e] of Object.entries((JSON.parse(readFileSync(path, 'utf8')) as { entries: Record<string, { status: string }> }).entries)) entries.set(k, e.status);
-  }
-  if (existsSync(`${path}.journal`)) {
-    for (const line of readFileSync(`${path}.journal`, 'utf8').split('\n')) {
-      try {
-        const { k, e } = JSON.parse(line) as { k: string; e: { status: string } };
-        entries.set(k, e.status);
-      } catch {
-        // torn or empty line
-      }
-    }
-  }
-  return [...entries].filter(([, s]) => s === 'done').map(([k]) => k);
-}
 
 async function waitFor(cond: () => boolean, ms: number): Promise<void> {
   const until = Date.now() + ms;

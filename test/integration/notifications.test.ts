@@ -1,76 +1,17 @@
 import { expect } from 'chai';
-import knexFactory from 'knex';
-import amqplib, { type Channel, type ChannelModel } from 'amqplib';
-import { events, runCli, startCli, tempDir, until } from '../helpers/cli.js';
+import { runCli, until } from '../helpers/cli.js';
 import { dialects, dump } from '../helpers/databases.js';
-import { startTestBucket, type TestBucket } from '../helpers/test-bucket.js';
-import { AMQP_URL, broker, queueName, s3Event } from '../helpers/amqp.js';
-import { startPrivateRabbitMq } from '../helpers/private-rabbitmq.js';
-
-async function sqliteDump(filename: string): Promise<Awaited<ReturnType<typeof dump>>> {
-  const db = knexFactory({ client: 'better-sqlite3', connection: { filename }, useNullAsDefault: true });
-  try {
-    return await dump(db);
-  } finally {
-    await db.destroy();
-  }
-}
-
-const song = (title: string): string => `${JSON.stringify({ type: 'song', data: { artist_name: 'A', title, year: 1, release: 'R' } })}\n`;
+import { AMQP_URL, s3Event } from '../helpers/amqp.js';
+import { notifySuite, song, sqliteDump } from '../helpers/notify-suite.js';
 
 /**
  * Bucket notifications over AMQP, on the machine's RabbitMQ: new objects load from their events with no listing,
- * duplicates are nothing, a bad message is one line and gone, a daemon killed mid-file gets its message again, a
- * broker of the test's own restarted mid-file is survived, and two daemons share a queue.
+ * duplicates are nothing, a bad message is one line and gone, a daemon killed mid-file gets its message again, and
+ * two daemons share a queue (a broker restarted mid-file: test/slow/notifications-restart.test.ts).
  */
 describe('bucket notifications over AMQP (integration)', function () {
   this.timeout(120_000);
-  let amqp: { connection: ChannelModel; channel: Channel } | null = null;
-  const cleanups: Array<() => Promise<void>> = [];
-
-  before(async function () {
-    amqp = await broker();
-    if (amqp === null) this.skip();
-  });
-  after(async () => {
-    await amqp?.connection.close().catch(() => undefined);
-  });
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-  });
-
-  async function setUp(files: Record<string, string>, extra: Record<string, string> = {}, on?: Channel): Promise<{ bucket: TestBucket; queue: string; dir: string; env: Record<string, string>; publish: (body: Buffer) => void; ready: () => Promise<number> }> {
-    const channel = on ?? (amqp as { channel: Channel }).channel;
-    const queue = queueName();
-    await channel.assertQueue(queue, { durable: true });
-    if (on === undefined) {
-      cleanups.push(async () => {
-        await channel.deleteQueue(queue);
-      });
-    }
-    const bucket = await startTestBucket({ files });
-    cleanups.push(() => bucket.close());
-    const t = await tempDir();
-    cleanups.push(t.cleanup);
-    const env = {
-      BUCKET_URL: bucket.url, DATABASE_URL: 'sqlite://data/t.sqlite3', REGISTRY_PATH: 'registry/t.json', LOG_LEVEL: 'debug',
-      NOTIFY_URL: AMQP_URL, NOTIFY_QUEUE: queue, RECONCILE_SECONDS: '3600', POLL_INTERVAL_SECONDS: '3600', HTTP_PORT: '0', ...extra,
-    };
-    return {
-      bucket, queue, dir: t.dir, env,
-      publish: (body) => void channel.sendToQueue(queue, body, { persistent: true }),
-      ready: async () => (await channel.checkQueue(queue)).messageCount,
-    };
-  }
-
-  function daemon(dir: string, env: Record<string, string>): ReturnType<typeof startCli> & { seen: (event: string) => Array<Record<string, unknown>> } {
-    const d = startCli(['run'], { cwd: dir, env });
-    cleanups.push(async () => {
-      if (d.child.exitCode === null && d.child.signalCode === null) d.child.kill('SIGKILL');
-      await d.finished.catch(() => undefined);
-    });
-    return { ...d, seen: (event) => events(d.output()).filter((e) => e.event === event) };
-  }
+  const { amqp, cleanups, setUp, daemon } = notifySuite();
 
   it('loads objects named by notifications without listing, takes a duplicate for nothing and a bad message for one line, and acknowledges all', async () => {
     const { bucket, dir, env, publish, ready } = await setUp({ 'a.ndjson': song('a') });
@@ -109,7 +50,7 @@ describe('bucket notifications over AMQP (integration)', function () {
   });
 
   it('uses a queue that exists as it is: a bad message goes to its dead-letter exchange', async () => {
-    const channel = (amqp as { channel: Channel }).channel;
+    const channel = amqp().channel;
     const { dir, env, publish } = await setUp({ 'a.ndjson': song('a') });
     // setUp declared the queue plainly: made again here with a dead-letter exchange, as an operator would.
     const queue = env.NOTIFY_QUEUE as string;
@@ -152,53 +93,6 @@ describe('bucket notifications over AMQP (integration)', function () {
     expect(await ready()).to.equal(0);
     const tables = await sqliteDump(`${dir}/data/t.sqlite3`);
     expect((tables.songs ?? []).filter((r) => r.source_key === 'slow.ndjson')).to.have.length(50);
-  });
-
-  it('survives a broker restart mid-run: /readyz says why, it reconnects, the file in flight is loaded once and its message taken once', async function () {
-    const rmq = await startPrivateRabbitMq();
-    if ('why' in rmq) {
-      process.stdout.write(`      (skipped: no private RabbitMQ to restart: ${rmq.why})\n`);
-      this.skip();
-    }
-    cleanups.push(() => rmq.destroy());
-    const own = async (): Promise<{ connection: ChannelModel; channel: Channel }> => {
-      const connection = await amqplib.connect(rmq.url);
-      return { connection, channel: await connection.createChannel() };
-    };
-    let mine = await own();
-    const { bucket, dir, env, publish } = await setUp({ 'a.ndjson': song('a') }, { NOTIFY_URL: rmq.url, REQUEST_TIMEOUT_SECONDS: '3' }, mine.channel);
-    const d = daemon(dir, env);
-    await until(() => (d.seen('NotificationsConnected').length > 0 && d.seen('CycleFinished').length > 0 ? true : undefined));
-    const port = Number(d.seen('HttpListening')[0]?.port);
-    const body = Array.from({ length: 50 }, (_, i) => song(`s${i}`)).join('');
-    bucket.setFile('slow.ndjson', body);
-    bucket.addFaults('slow.ndjson', [{ kind: 'hang' }]); // its first GET never answers: a file in flight
-    publish(s3Event('slow.ndjson', body));
-    await until(() => (bucket.hits('slow.ndjson') > 0 ? true : undefined));
-    await mine.connection.close();
-    await rmq.stop();
-    await until(() => d.seen('NotificationsDisconnected')[0]);
-    const readyz = await fetch(`http://127.0.0.1:${port}/readyz`);
-    expect(readyz.status).to.equal(503);
-    expect(((await readyz.json()) as { reasons: string[] }).reasons.join('; ')).to.match(/notifications: not connected/);
-    await rmq.start();
-    await until(() => (d.seen('NotificationsConnected').length > 1 ? true : undefined), 60_000);
-    mine = await own();
-    cleanups.push(() => mine.connection.close());
-    const after = async (): Promise<number> => (await mine.channel.checkQueue(env.NOTIFY_QUEUE as string)).messageCount;
-    await until(() => d.seen('FileDone').find((e) => e.key === 'slow.ndjson'), 60_000);
-    bucket.setFile('later.ndjson', song('later'));
-    mine.channel.sendToQueue(env.NOTIFY_QUEUE as string, s3Event('later.ndjson', song('later')), { persistent: true });
-    await until(() => d.seen('FileDone').find((e) => e.key === 'later.ndjson'), 30_000);
-    // The message of the file in flight, unacknowledged when the broker stopped, comes again: a duplicate by then.
-    await until(() => d.seen('NotificationsSkipped').find((e) => Number(e.duplicate) >= 1), 30_000);
-    d.child.kill('SIGTERM');
-    expect((await d.finished).code).to.equal(0);
-    expect(await after()).to.equal(0); // nothing left unacknowledged comes back
-    expect(d.seen('FileDone').filter((e) => e.key === 'slow.ndjson')).to.have.length(1);
-    const tables = await sqliteDump(`${dir}/data/t.sqlite3`);
-    expect((tables.songs ?? []).filter((r) => r.source_key === 'slow.ndjson')).to.have.length(50);
-    expect(d.output()).to.not.contain('guest:guest');
   });
 
   it('a broker that refuses the credentials stops start-up with one BI_NOTIFY line, the password not shown', async () => {

@@ -40,6 +40,8 @@ export interface Delivery {
  */
 export class AmqpNotifications {
   private connection: RecoveringChannelModel | null = null;
+  /** The channel consuming now (a new one after each recovery). */
+  private channel: Channel | null = null;
   private readonly queued: Delivery[] = [];
   private wake: (() => void) | null = null;
   private problem: string | null = 'not connected yet';
@@ -77,6 +79,7 @@ export class AmqpNotifications {
           await this.declare(model, channel);
           await channel.prefetch(this.opts.prefetch);
           await channel.consume(this.opts.queue, (msg: ConsumeMessage | null) => this.receive(channel, msg), { noAck: false });
+          this.channel = channel;
           this.problem = null;
           this.opts.hooks.connected();
         },
@@ -96,9 +99,16 @@ export class AmqpNotifications {
     return this.queued.splice(0);
   }
 
+  /**
+   * Closes the channel first, and waits for the broker to say so: it has then taken every acknowledgement sent before
+   * (closing the connection at once could lose the last ones, and their messages would come again).
+   */
   async close(): Promise<void> {
     this.closed = true;
     this.wake?.();
+    const ch = this.channel;
+    this.channel = null;
+    await ch?.close().catch(() => undefined);
     const c = this.connection;
     this.connection = null;
     await c?.close().catch(() => undefined);

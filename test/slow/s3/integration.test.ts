@@ -9,28 +9,10 @@ import { fixture, type Fixture } from '../../helpers/bucket-fixture.js';
 import { dump, postgresDialect, type Dump, type TestDatabase } from '../../helpers/databases.js';
 import { countingProxy, putObjects, s3Client, s3Env, s3Server, testBucket, type S3Server, type SeenRequest } from '../../helpers/s3.js';
 import { dumpSqlite } from '../../helpers/tables.js';
+import { doneKeys } from '../../helpers/registry.js';
 
 const ENV = { DATABASE_URL: 'sqlite://data/t.sqlite3', REGISTRY_PATH: 'registry/t.json', CONCURRENCY: '4', LOG_FORMAT: 'json' };
 
-/** Keys the JSON registry records as done, read the way a restarted daemon would (snapshot + journal). */
-function doneKeys(dir: string): string[] {
-  const path = join(dir, 'registry', 't.json');
-  const entries = new Map<string, string>();
-  if (existsSync(path)) {
-    for (const [k, e] of Object.entries((JSON.parse(readFileSync(path, 'utf8')) as { entries: Record<string, { status: string }> }).entries)) entries.set(k, e.status);
-  }
-  if (existsSync(`${path}.journal`)) {
-    for (const line of readFileSync(`${path}.journal`, 'utf8').split('\n')) {
-      try {
-        const { k, e } = JSON.parse(line) as { k: string; e: { status: string } };
-        entries.set(k, e.status);
-      } catch {
-        // torn or empty line
-      }
-    }
-  }
-  return [...entries].filter(([, s]) => s === 'done').map(([k]) => k).sort();
-}
 
 const listings = (seen: readonly SeenRequest[]): SeenRequest[] => seen.filter((r) => r.method === 'GET' && r.key === '' && r.query.get('list-type') === '2');
 const objectGets = (seen: readonly SeenRequest[]): string[] => seen.filter((r) => r.method === 'GET' && r.key !== '').map((r) => r.key);
