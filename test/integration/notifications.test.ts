@@ -113,9 +113,17 @@ describe('bucket notifications over AMQP (integration)', function () {
       const db = await dialect.create(dir);
       cleanups.push(() => db.drop());
       const shared = { ...env, DATABASE_URL: db.url, REGISTRY: 'database' };
+      // Each up (a cycle done, consuming) before the next starts; a daemon that never is shown whole in the failure.
+      const up = async (d: ReturnType<typeof daemon>, name: string): Promise<void> => {
+        await until(() => (d.seen('NotificationsConnected').length > 0 && d.seen('CycleFinished').length > 0 ? true : undefined), 60_000)
+          .catch((err: unknown) => {
+            throw new Error(`daemon ${name} not up: ${(err as Error).message}\n${d.output()}`);
+          });
+      };
       const one = daemon(dir, { ...shared, WORKER_NAME: 'one', HTTP_PORT: 'off' });
+      await up(one, 'one');
       const two = daemon(dir, { ...shared, WORKER_NAME: 'two', HTTP_PORT: 'off', REGISTRY_PATH: 'registry/two.json' });
-      await until(() => (one.seen('NotificationsConnected').length > 0 && two.seen('NotificationsConnected').length > 0 && one.seen('CycleFinished').length > 0 && two.seen('CycleFinished').length > 0 ? true : undefined));
+      await up(two, 'two');
       const keys = Array.from({ length: 20 }, (_, i) => `n/${i}.ndjson`);
       for (const k of keys) bucket.setFile(k, song(k));
       for (const k of keys) publish(s3Event(k, song(k)));
