@@ -117,7 +117,7 @@ else
       for ((i = 0; i < 60; i++)); do kill -0 "$old" 2>/dev/null || break; sleep 0.5; done
     fi
   fi
-  rm -rf "$cache/exec" && mkdir -p "$cache/exec"
+  rm -rf "${cache:?}/exec" && mkdir -p "$cache/exec"
   export DOCKER_HOST="unix://$cache/exec/docker.sock"
   dockerd --iptables=false --ip6tables=false --bridge=none \
     --data-root "$cache/data" --exec-root "$cache/exec" --pidfile "$cache/exec/dockerd.pid" \
@@ -135,6 +135,11 @@ else
     skip "dockerd could not start (${why:-see $cache/dockerd.log})"
   fi
   log "started a private dockerd (pid $dockerd_pid, $(dockerd --version | cut -d, -f1)), data root $cache/data"
+  # What a run killed before its cleanup left behind in this private engine (names as new_container gives).
+  leftovers="$(docker ps -aq --filter 'name=^bi-smoke-')"
+  if [[ -n "$leftovers" ]]; then docker rm -f -v $leftovers >/dev/null; fi
+  leftovers="$(docker volume ls -q --filter 'name=^bi-smoke-')"
+  if [[ -n "$leftovers" ]]; then docker volume rm -f $leftovers >/dev/null; fi
 fi
 
 # --- 2. the base image -----------------------------------------------------------------------------------------
@@ -259,16 +264,16 @@ log "built $IMAGE in $((SECONDS - t0)) s"
 files=0
 for f in examples/sample-bucket/*.data; do [[ "$(basename "$f")" == files_list.data ]] || files=$((files + 1)); done
 
-new_container() { # name-suffix -> container name, removed at exit
-  local name="bi-smoke-$1-$RUN_ID"
-  containers+=("$name")
-  echo "$name"
+# Names of this run's containers and volumes, all removed at exit. (Set here, not returned through $(…), whose
+# subshell would keep them from the lists.)
+new_container() { # variable name-suffix
+  printf -v "$1" 'bi-smoke-%s-%s' "$2" "$RUN_ID"
+  containers+=("${!1}")
 }
-new_volume() { # name-suffix -> volume name, removed at exit
-  local name="bi-smoke-$1-$RUN_ID"
-  volumes+=("$name")
-  docker volume create "$name" >/dev/null
-  echo "$name"
+new_volume() { # variable name-suffix
+  printf -v "$1" 'bi-smoke-%s-%s' "$2" "$RUN_ID"
+  volumes+=("${!1}")
+  docker volume create "${!1}" >/dev/null
 }
 expect_line() { # text regex what
   grep -Eq -- "$2" <<<"$1" || { printf '%s\n' "$1" | tail -n 30 >&2; fail "$3: no line matching /$2/"; }
@@ -283,9 +288,9 @@ docker run --rm --network host --entrypoint sh "$IMAGE" -c 'test ! -w /app/dist 
 log "ok: runs as uid $uid ($(docker image inspect -f '{{.Config.User}}' "$IMAGE")); /app read-only to it, /data and /registry writable"
 
 # 4b. `run --once` ingests the sample bucket into the image's volumes; `status` in a second container reads them.
-data_vol="$(new_volume data)"
-registry_vol="$(new_volume registry)"
-once="$(new_container once)"
+new_volume data_vol data
+new_volume registry_vol registry
+new_container once once
 set +e
 out="$(docker run --name "$once" --network host -v "$data_vol:/data" -v "$registry_vol:/registry" "$IMAGE" run --once 2>&1)"
 rc=$?
@@ -325,7 +330,8 @@ bucket_url="http://127.0.0.1:$(cat "$work/bucket-port")/"
 http_port="$(free_port)"
 
 daemon_env=(-e "BUCKET_URL=$bucket_url" -e "HTTP_PORT=$http_port" -e HTTP_HOST=127.0.0.1 -e POLL_INTERVAL_SECONDS=2)
-daemon_vols=(-v "$(new_volume daemon-registry):/registry")
+new_volume daemon_registry_vol daemon-registry
+daemon_vols=(-v "$daemon_registry_vol:/registry")
 if command -v psql >/dev/null 2>&1 && psql "$PG_ADMIN_URL" -qXtAc 'SELECT 1' >/dev/null 2>&1; then
   pg_db="bi_docker_smoke_$$_$RANDOM"
   psql "$PG_ADMIN_URL" -qXc "CREATE DATABASE \"$pg_db\"" >/dev/null || fail "cannot create database $pg_db"
@@ -333,11 +339,12 @@ if command -v psql >/dev/null 2>&1 && psql "$PG_ADMIN_URL" -qXtAc 'SELECT 1' >/d
   daemon_env+=(-e "DATABASE_URL=$database_url")
   log "daemon on PostgreSQL: database $pg_db (dropped at the end), database registry"
 else
-  daemon_vols+=(-v "$(new_volume daemon-data):/data")
+  new_volume daemon_data_vol daemon-data
+  daemon_vols+=(-v "$daemon_data_vol:/data")
   log "PostgreSQL does not answer at $PG_ADMIN_URL: the daemon check runs on SQLite in /data and the JSON registry instead"
 fi
 
-daemon="$(new_container daemon)"
+new_container daemon daemon
 docker run -d --name "$daemon" --network host --stop-timeout "$GRACE_SECONDS" "${daemon_env[@]}" "${daemon_vols[@]}" "$IMAGE" >/dev/null
 wait_for() { # seconds what command...
   local seconds="$1" what="$2" i
