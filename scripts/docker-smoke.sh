@@ -53,6 +53,7 @@ volumes=()
 dockerd_pid=""
 bucket_pid=""
 pg_db=""
+cache=""
 
 cleanup() {
   local rc=$?
@@ -73,15 +74,26 @@ trap cleanup EXIT
 
 stop_dockerd() { # pid
   local pid="$1" i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 60; i++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-    sleep 0.5
-  done
-  log "dockerd $pid did not stop in 30 s; killing it"
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  if kill -TERM "$pid" 2>/dev/null; then
+    for ((i = 0; i < 60; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "dockerd $pid did not stop in 30 s; killing it"
+      kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+  fi
+  unmount_exec_root
   return 0
+}
+
+# dockerd leaves its network namespace mounted in the exec root (netns/default) when it stops.
+unmount_exec_root() {
+  local target
+  [[ -n "${cache:-}" ]] || return 0
+  findmnt -rn -o TARGET | grep -F "$cache/exec/" | sort -r | while read -r target; do umount "$target" 2>/dev/null || true; done
 }
 
 # --- 1. a Docker engine --------------------------------------------------------------------------------------
@@ -117,7 +129,9 @@ else
       for ((i = 0; i < 60; i++)); do kill -0 "$old" 2>/dev/null || break; sleep 0.5; done
     fi
   fi
-  rm -rf "${cache:?}/exec" && mkdir -p "$cache/exec"
+  unmount_exec_root
+  rm -rf "${cache:?}/exec"
+  mkdir -p "$cache/exec"
   export DOCKER_HOST="unix://$cache/exec/docker.sock"
   dockerd --iptables=false --ip6tables=false --bridge=none \
     --data-root "$cache/data" --exec-root "$cache/exec" --pidfile "$cache/exec/dockerd.pid" \
