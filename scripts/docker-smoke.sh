@@ -71,6 +71,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+# A command failing where no check expected it (set -e) says which, instead of ending the run without a word.
+trap 'printf "[docker] FAILED: line %s: %s (exit %s)\n" "$LINENO" "$BASH_COMMAND" "$?" >&2' ERR
 
 stop_dockerd() { # pid
   local pid="$1" i
@@ -93,7 +95,7 @@ stop_dockerd() { # pid
 unmount_exec_root() {
   local target
   [[ -n "${cache:-}" ]] || return 0
-  findmnt -rn -o TARGET | grep -F "$cache/exec/" | sort -r | while read -r target; do umount "$target" 2>/dev/null || true; done
+  { findmnt -rn -o TARGET | grep -F "$cache/exec/" || true; } | sort -r | while read -r target; do umount "$target" 2>/dev/null || true; done
 }
 
 # --- 1. a Docker engine --------------------------------------------------------------------------------------
