@@ -421,8 +421,7 @@ log "ok: the project's layers are under $MAX_PROJECT_MB MB"
 
 # 4e. Advisories for what the image ships (its dependencies are the lockfile's, without the dev ones).
 log "npm audit --omit=dev:"
-set +e
-timeout 120 npm audit --omit=dev 2>&1 | sed 's/^/[docker]   /'
-set -e
+# Printed, not judged: it exits non-zero for any advisory, and here the registry refuses the request.
+{ timeout 120 npm audit --omit=dev 2>&1 || true; } | sed 's/^/[docker]   /'
 
 log "all checks passed in $((SECONDS - started)) s${standin:+ (on the stand-in base: $standin)}"
