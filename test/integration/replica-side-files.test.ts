@@ -45,8 +45,9 @@ const pg = postgresDialect();
     await cleanup?.();
   });
 
-  // Regression: every replica of the compose service wrote `/registry/docker.json.cycle.json` on the shared
-  // volume, so `status` showed whichever replica finished last, and each start took the others' cycle number.
+  // Regression: every replica of the compose service wrote `/registry/docker.json.cycle.json` (and `.cycles.json`)
+  // on the shared volume, so `status` showed whichever replica finished last, each start took the others' cycle
+  // number, and the history's read-modify-write lost the others' cycles.
   it("each replica keeps its own last cycle; status by worker name shows that replica's", async () => {
     const registryPath = join(dir, 'registry', 'docker.json');
     const env = (worker: string) => ({ BUCKET_URL: SAMPLE, DATABASE_URL: db.url, REGISTRY_PATH: registryPath, WORKER_NAME: worker });
@@ -55,7 +56,10 @@ const pg = postgresDialect();
     const b = await runCli(['run', '--once'], { cwd: dir, env: env('replica-b') });
     expect(b.code, b.stderr).to.equal(0);
 
-    expect(readdirSync(join(dir, 'registry')).sort()).to.deep.equal(['docker.json.replica-a.cycle.json', 'docker.json.replica-b.cycle.json']);
+    // The last cycle and the cycle history the dashboard plots, one pair per replica.
+    expect(readdirSync(join(dir, 'registry')).sort()).to.deep.equal([
+      'docker.json.replica-a.cycle.json', 'docker.json.replica-a.cycles.json', 'docker.json.replica-b.cycle.json', 'docker.json.replica-b.cycles.json',
+    ]);
     const lastA = await readLastCycle(`${registryPath}.replica-a`);
     const lastB = await readLastCycle(`${registryPath}.replica-b`);
     // Replica b found every file done by a: its cycle 1 (not a's #1 + 1) loaded nothing.
