@@ -28,7 +28,7 @@ STANDIN_LABEL=org.bucket-ingest.standin
 # Stand-ins made by another recipe than this one (their label starts with it) are made again.
 STANDIN_RECIPE=recipe-2
 # The project's layers (everything above the base image), in MB of 10^6 bytes (measured: see README, Docker).
-MAX_PROJECT_MB="${DOCKER_SMOKE_MAX_PROJECT_MB:-80}"
+MAX_PROJECT_MB="${DOCKER_SMOKE_MAX_PROJECT_MB:-100}"
 # As docker-compose.yml's stop_grace_period; above SHUTDOWN_TIMEOUT_SECONDS (30), so a drain is never cut short.
 GRACE_SECONDS=60
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
