@@ -32,7 +32,9 @@ COPY src ./src
 COPY scripts ./scripts
 COPY web ./web
 # tsc, then esbuild links dist/bundle/ (the CLI the image runs; the database drivers stay in node_modules).
+# cli.js is made executable here, so the runtime's `bucket-ingest` command (a link to it) adds no layer copy.
 RUN npm run build \
+    && chmod 755 dist/bundle/cli.js \
     && npm prune --omit=dev --no-audit --no-fund
 
 ########################################################################
@@ -58,9 +60,11 @@ COPY examples ./examples
 COPY schemas ./schemas
 
 # Created in the image (owned by node) so that fresh named volumes mounted
-# here are initialised with the right owner.
+# here are initialised with the right owner. `bucket-ingest` on PATH, for the
+# operator commands: `docker compose exec ingest bucket-ingest status`.
 RUN mkdir -p /data /registry \
-    && chown node:node /data /registry
+    && chown node:node /data /registry \
+    && ln -s /app/dist/bundle/cli.js /usr/local/bin/bucket-ingest
 
 VOLUME ["/data", "/registry"]
 

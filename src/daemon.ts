@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { resolve } from 'node:path';
 import type { App } from './app.js';
 import { readLastCycle, writeLastCycle, type LastCycle } from './registry/last-cycle.js';
 import { bindingMismatch, type Binding } from './registry/binding.js';
 import { appendCycleHistory } from './registry/cycle-history.js';
+import { sideFilesBase } from './registry/side-files.js';
 import { describeError } from './errors.js';
 import { runCycle, type CycleOptions } from './pipeline.js';
 import type { RegistryEntry } from './registry/entry.js';
@@ -184,7 +184,7 @@ function isDone(entry: RegistryEntry | undefined, e: ObjectEvent): boolean {
  */
 async function previousCycle(app: App): Promise<number> {
   try {
-    const last = await readLastCycle(resolve(app.settings.REGISTRY_PATH));
+    const last = await readLastCycle(sideFilesBase(app.settings, app.registry.mode));
     return last !== null && bindingMismatch(last.binding, app.binding) === null ? last.cycle : 0;
   } catch (err) {
     app.telemetry.cycleRecordFailed(describeError(err));
@@ -195,8 +195,9 @@ async function previousCycle(app: App): Promise<number> {
 /** Keeps the last cycle for `status`, and in the history the dashboard plots; losing them is not worth stopping the daemon for. */
 async function recordCycle(app: App, cycle: LastCycle & { binding: Binding }): Promise<void> {
   try {
-    await writeLastCycle(resolve(app.settings.REGISTRY_PATH), cycle);
-    await appendCycleHistory(resolve(app.settings.REGISTRY_PATH), cycle);
+    const base = sideFilesBase(app.settings, app.registry.mode);
+    await writeLastCycle(base, cycle);
+    await appendCycleHistory(base, cycle);
   } catch (err) {
     app.telemetry.cycleRecordFailed(describeError(err));
   }

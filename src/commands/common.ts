@@ -1,9 +1,9 @@
-import { resolve } from 'node:path';
 import { openRegistry, registryMode } from '../app.js';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { IngestError } from '../errors.js';
 import { describeDbError, openDatabase, parseDatabaseUrl } from '../load/database.js';
 import { bucketIdentity, probeDatabaseId, readDatabaseId, type Binding } from '../registry/binding.js';
+import { sideFilesBase } from '../registry/side-files.js';
 import type { Registry } from '../registry/types.js';
 import type { SettingKey } from '../config/schema.js';
 import { redactText } from '../redact.js';
@@ -20,11 +20,11 @@ export function printOut(text: string): void {
 }
 
 /**
- * Where a profile's side files live (`<REGISTRY_PATH>.cycle.json`, `.requests`), as an absolute path. With the
- * JSON registry this is also the registry itself.
+ * Where a profile's side files live (`<base>.cycle.json`, `.requests`), as an absolute path: with the JSON
+ * registry the registry itself, with the database one a base of this worker's own (see `sideFilesBase`).
  */
 export function registryPathOf(config: LoadedConfig): string {
-  return resolve(config.settings.REGISTRY_PATH);
+  return sideFilesBase(config.settings, registryMode(config.settings, parseDatabaseUrl(config.settings.DATABASE_URL)));
 }
 
 export interface OpenedRegistry {
