@@ -74,6 +74,17 @@ describe('bucket notifications over AMQP (integration)', function () {
     expect((await d.finished).code).to.equal(0);
   });
 
+  it('waits out a RECONCILE_SECONDS of weeks without spinning (longer than a timer takes)', async () => {
+    const { dir, env } = await setUp({ 'a.ndjson': song('a') });
+    const d = daemon(dir, { ...env, RECONCILE_SECONDS: String(40 * 24 * 3600) });
+    await until(() => (d.seen('NotificationsConnected').length > 0 && d.seen('CycleFinished').length > 0 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 500));
+    d.child.kill('SIGTERM');
+    const r = await d.finished;
+    expect(r.code).to.equal(0);
+    expect(r.stderr).to.not.contain('TimeoutOverflowWarning');
+  });
+
   it('a daemon killed mid-file leaves its message unacknowledged: the restarted daemon gets it again and loads the file once', async () => {
     const { bucket, dir, env, publish, ready } = await setUp({ 'a.ndjson': song('a') });
     const first = daemon(dir, env);

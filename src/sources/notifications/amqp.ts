@@ -3,6 +3,9 @@ import { describeError, IngestError } from '../../errors.js';
 import { redactText } from '../../redact.js';
 import { parseS3Event, type ObjectEvent } from './s3-event.js';
 
+/** setTimeout's longest delay: a longer one (a RECONCILE_SECONDS of weeks) would fire at once, and spin. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface AmqpOptions {
   /** NOTIFY_URL: `amqp://user:pass@host:5672/vhost` (a secret: never shown whole). */
   url: string;
@@ -177,7 +180,7 @@ export class AmqpNotifications {
         if (this.wake === done) this.wake = null;
         resolve();
       };
-      const timer = setTimeout(done, ms);
+      const timer = setTimeout(done, Math.min(ms, MAX_TIMER_MS));
       signal.addEventListener('abort', done, { once: true });
       if (!timeOnly) this.wake = done;
     });
