@@ -1,12 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import * as t from 'io-ts';
-import { IngestError } from '../errors.js';
-import { formatErrors } from '../records/reasons.js';
 import { redactText } from '../redact.js';
 import { bindingMismatch, type Binding } from './binding.js';
 import { bindingCodec } from './entry.js';
-import { writeFileAtomic } from './files.js';
-import type { LastCycle } from './last-cycle.js';
+import { readJsonFile, writeFileAtomic } from './files.js';
+import { numbersOf, type LastCycle } from './last-cycle.js';
 
 /** Most cycles kept: at a poll of a minute, the last few hours; the file stays around 100 KB. */
 export const HISTORY_CYCLES = 200;
@@ -30,25 +27,9 @@ export function cycleHistoryPath(registryPath: string): string {
  * on across restarts.
  */
 export async function readCycleHistory(registryPath: string, binding: Binding): Promise<LastCycle[]> {
-  const path = cycleHistoryPath(registryPath);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new IngestError('BI_REGISTRY_IO', `cannot read ${path}: ${(err as Error).message}`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new IngestError('BI_REGISTRY_CORRUPT', `${path} is corrupt (${(err as Error).message})`);
-  }
-  const decoded = historyCodec.decode(parsed);
-  if (decoded._tag === 'Left') throw new IngestError('BI_REGISTRY_CORRUPT', `${path} is corrupt (${formatErrors(decoded.left, 'cycles')})`);
-  return decoded.right.cycles
-    .filter((c) => bindingMismatch(c.binding, binding) === null)
-    .map((c) => ({ ...c, summary: c.summary === null ? null : (Object.fromEntries(Object.entries(c.summary).filter(([, v]) => typeof v === 'number')) as unknown as LastCycle['summary']) }));
+  const read = await readJsonFile(cycleHistoryPath(registryPath), historyCodec, 'cycles');
+  if (read === undefined) return [];
+  return read.cycles.filter((c) => bindingMismatch(c.binding, binding) === null).map((c) => ({ ...c, summary: numbersOf(c.summary) }));
 }
 
 /**

@@ -1,7 +1,9 @@
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type * as t from 'io-ts';
 import { IngestError } from '../errors.js';
+import { formatErrors } from '../records/reasons.js';
 
 /** The file's text, or null when it does not exist; any other failure is BI_REGISTRY_IO naming the file. */
 export async function readIfExists(path: string): Promise<string | null> {
@@ -54,4 +56,23 @@ export async function writeFileAtomic(path: string, content: string | Iterable<s
     await unlink(tmp).catch(() => undefined);
     throw new IngestError('BI_REGISTRY_IO', `cannot write ${path}: ${(err as Error).message}`);
   }
+}
+
+/**
+ * A registry side file's JSON, decoded by `codec`, or undefined when there is no such file. A file that cannot be
+ * read is BI_REGISTRY_IO; one that is not JSON, or not what `codec` says (`what` names it in the reason),
+ * BI_REGISTRY_CORRUPT.
+ */
+export async function readJsonFile<A>(path: string, codec: t.Decoder<unknown, A>, what: string): Promise<A | undefined> {
+  const text = await readIfExists(path);
+  if (text === null) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new IngestError('BI_REGISTRY_CORRUPT', `${path} is corrupt (${(err as Error).message})`);
+  }
+  const decoded = codec.decode(parsed);
+  if (decoded._tag === 'Left') throw new IngestError('BI_REGISTRY_CORRUPT', `${path} is corrupt (${formatErrors(decoded.left, what)})`);
+  return decoded.right;
 }

@@ -1,10 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import * as t from 'io-ts';
-import { IngestError } from '../errors.js';
-import { formatErrors } from '../records/reasons.js';
 import { redactText } from '../redact.js';
 import type { CycleSummary } from '../telemetry.js';
-import { writeFileAtomic } from './files.js';
+import { readJsonFile, writeFileAtomic } from './files.js';
 import { bindingCodec } from './entry.js';
 import type { Binding } from './binding.js';
 
@@ -64,23 +61,13 @@ export async function writeLastCycle(registryPath: string, data: LastCycle): Pro
 
 /** The last cycle recorded next to this registry, or null if none was recorded yet. */
 export async function readLastCycle(registryPath: string): Promise<LastCycle | null> {
-  const path = lastCyclePath(registryPath);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new IngestError('BI_REGISTRY_IO', `cannot read ${path}: ${(err as Error).message}`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new IngestError('BI_REGISTRY_CORRUPT', `${path} is corrupt (${(err as Error).message})`);
-  }
-  const decoded = lastCycleCodec.decode(parsed);
-  if (decoded._tag === 'Left') throw new IngestError('BI_REGISTRY_CORRUPT', `${path} is corrupt (${formatErrors(decoded.left, 'cycle')})`);
-  const { cycle, finishedAt, ok, error, summary, binding } = decoded.right;
-  const numbers = summary === null ? null : Object.fromEntries(Object.entries(summary).filter(([, v]) => typeof v === 'number'));
-  return { cycle, finishedAt, ok, error, summary: numbers as CycleSummary | null, ...(binding ? { binding } : {}) };
+  const read = await readJsonFile(lastCyclePath(registryPath), lastCycleCodec, 'cycle');
+  if (read === undefined) return null;
+  const { cycle, finishedAt, ok, error, summary, binding } = read;
+  return { cycle, finishedAt, ok, error, summary: numbersOf(summary), ...(binding ? { binding } : {}) };
+}
+
+/** A recorded summary's counts (a file written by another version may hold more fields: only numbers are kept). */
+export function numbersOf(summary: object | null): CycleSummary | null {
+  return summary === null ? null : (Object.fromEntries(Object.entries(summary).filter(([, v]) => typeof v === 'number')) as unknown as CycleSummary);
 }
