@@ -128,8 +128,13 @@ async function runNotified(app: App, opts: DaemonOptions): Promise<DaemonResult>
  * ran (false: its messages are to be tried again).
  */
 async function notifiedCycle(app: App, result: DaemonResult, cycle: number, deliveries: readonly Delivery[], opts: DaemonOptions): Promise<boolean> {
+  const keyOf = (e: ObjectEvent): string | null => (app.source.keyOfObject ? app.source.keyOfObject(e.bucket, e.key) : e.key);
+  let known: Map<string, RegistryEntry>;
   try {
-    await app.registry.refresh(); // what other workers did since: a duplicate they finished is one here too
+    await app.registry.refresh();
+    // As stored now, what other workers did included: a duplicate they finished is one here too.
+    const asked = deliveries.flatMap((d) => d.events.filter((e) => e.kind !== 'removed').map(keyOf)).filter((k): k is string => k !== null);
+    known = await app.registry.lookup([...new Set(asked)]);
   } catch (err) {
     app.telemetry.cycleFailed(cycle, describeError(err));
     return false;
@@ -139,10 +144,10 @@ async function notifiedCycle(app: App, result: DaemonResult, cycle: number, deli
   for (const d of deliveries) {
     const keys: string[] = [];
     for (const e of d.events) {
-      const key = app.source.keyOfObject ? app.source.keyOfObject(e.bucket, e.key) : e.key;
+      const key = keyOf(e);
       if (key === null) counts.ignored++;
       else if (e.kind === 'removed') counts.removed.push(key);
-      else if (isDone(app.registry.get(key), e)) counts.duplicate++;
+      else if (isDone(known.get(key), e)) counts.duplicate++;
       else {
         counts.created++;
         keys.push(key);

@@ -2,6 +2,7 @@ import picomatch from 'picomatch';
 import { IngestError } from './errors.js';
 import type { Settings } from './config/schema.js';
 import type { ListedObject, Source } from './sources/types.js';
+import type { RegistryEntry } from './registry/entry.js';
 
 /** `--since` / `--until`: only objects last written in [since, until) are considered (ms since the epoch). */
 export interface TimeWindow {
@@ -126,4 +127,38 @@ export function listingPages(
     seen?.done();
   }
   return { first, pages: pages() };
+}
+
+/** A listed object that a cycle considers, its position in the bucket, and the registry's entry for it (if any). */
+export interface ListedEntry {
+  o: ListedObject;
+  index: number;
+  entry: RegistryEntry | undefined;
+}
+
+/** Listed keys planned together: one registry lookup (see Registry.lookup). */
+export const PLAN_SLICE = 1000;
+
+/**
+ * The considered objects of a listing's pages, PLAN_SLICE at a time (an index file's one page of every key too), each
+ * with its position (counted from `first` over every listed key, considered or not) and its entry, looked up for the
+ * whole slice at once: what a cycle and `dry-run` plan from, never more than a slice's entries in memory.
+ */
+export async function* withEntries(
+  pages: AsyncIterable<ListedObject[]>, first: number, considered: (o: ListedObject) => boolean,
+  lookup: (keys: readonly string[]) => Promise<ReadonlyMap<string, RegistryEntry>>,
+): AsyncGenerator<ListedEntry[]> {
+  let position = first;
+  for await (const page of pages) {
+    for (let from = 0; from < page.length; from += PLAN_SLICE) {
+      const slice: Array<{ o: ListedObject; index: number }> = [];
+      for (const o of page.slice(from, from + PLAN_SLICE)) {
+        const index = position++;
+        if (considered(o)) slice.push({ o, index });
+      }
+      if (slice.length === 0) continue;
+      const known = await lookup(slice.map(({ o }) => o.key));
+      yield slice.map(({ o, index }) => ({ o, index, entry: known.get(o.key) }));
+    }
+  }
 }

@@ -13,9 +13,10 @@ import { afterLoadText } from './config/schema.js';
 import { withRetries } from './sources/retry.js';
 import type { UpsertCompiler } from './load/upsert.js';
 import { planInto, type Plan, type PlanItem } from './plan.js';
-import { listingFilter, listingPages, type ListingCursor, type TimeWindow } from './listing.js';
+import { listingFilter, listingPages, PLAN_SLICE, withEntries, type ListingCursor, type TimeWindow } from './listing.js';
 import { bucketId, type Binding } from './registry/binding.js';
 import type { Registry } from './registry/types.js';
+import type { RegistryEntry } from './registry/entry.js';
 import type { ListedObject, Source, StreamedObject } from './sources/types.js';
 import type { CycleSummary, Telemetry } from './telemetry.js';
 import type { ValidatedFile } from './validate.js';
@@ -82,7 +83,7 @@ export type Prepared =
  */
 export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promise<CycleSummary> {
   const started = performance.now();
-  // Takes in what changed outside this process: other workers' entries, or reprocess requests.
+  // Takes in what changed outside this process: reprocess requests (JSON), claims of dead local workers (database).
   await retryDb(ctx, 'reading the registry', () => ctx.registry.refresh(), opts.abort);
   const via = opts.keys === undefined ? 'listing' : 'notification';
   const now = Date.now();
@@ -103,14 +104,19 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
     const notified = (ctx.notifiedPosition ??= { next: 0 });
     const listing = opts.keys !== undefined ? { first: notified.next, pages: givenKeys(opts.keys) } : listingPages(ctx.source, readIndex, opts.abort, ctx.cursor ?? null);
     let position = listing.first;
-    for await (const page of listing.pages) {
-      for (const o of page) {
-        const index = position++;
-        if (!considered(o, now) || movedCopy(o.key)) continue;
+    const lookup = (keys: readonly string[]) => retryDb(ctx, 'reading the registry', () => ctx.registry.lookup(keys), opts.abort);
+    const counted = (async function* () { // every listed key moves the position, considered or not
+      for await (const page of listing.pages) {
+        position += page.length;
+        yield page;
+      }
+    })();
+    for await (const slice of withEntries(counted, listing.first, (o) => considered(o, now) && !movedCopy(o.key), lookup)) {
+      for (const { o, index, entry } of slice) {
         listed++;
-        const reason = planInto(plan, o.key, index, (k) => ctx.registry.get(k), planOpts, o);
+        const reason = planInto(plan, o.key, index, () => entry, planOpts, o);
         if (reason !== 'up-to-date') watched.push(o.key);
-        notePending(ctx, behind, o.key, now);
+        notePending(ctx, behind, o.key, entry, now);
       }
     }
     notified.next = Math.max(notified.next, position);
@@ -133,7 +139,7 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   try {
     await loadAsReady(ctx, opts, plan.todo, summary, after);
     // Then the actions earlier cycles left pending (failed, or cut short by a crash), unless we are stopping.
-    if (!opts.stop.aborted) after.retryDue();
+    if (!opts.stop.aborted) await after.retryDue();
   } catch (err) {
     await after.drain(); // nothing left running behind the cycle's own error
     throw err;
@@ -144,8 +150,11 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
     summary.afterLoadDone = after.done;
     summary.afterLoadFailed = after.failed;
   }
-  ctx.telemetry.afterLoadPending(pendingAfterLoad(ctx.registry));
-  for (const key of watched) if (ctx.registry.get(key)?.status === 'failed') summary.failedListed++;
+  ctx.telemetry.afterLoadPending(await retryDb(ctx, 'counting pending actions', () => pendingAfterLoad(ctx.registry), opts.abort));
+  for (let i = 0; i < watched.length; i += PLAN_SLICE) {
+    const stored = await retryDb(ctx, 'reading the registry', () => ctx.registry.lookup(watched.slice(i, i + PLAN_SLICE)), opts.abort);
+    for (const entry of stored.values()) if (entry.status === 'failed') summary.failedListed++;
+  }
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
 }
@@ -364,9 +373,9 @@ function retryDb<T>(ctx: PipelineContext, what: string, fn: () => Promise<T>, si
  * Fetches, decodes and validates one file. Never throws: a failure is an outcome like the others. A body read whole
  * that holds more than STREAM_ABOVE_MB once decoded (gzip, Parquet: see wholeBody) is streamed as a large file is.
  */
-export async function prepare(ctx: Pick<PipelineContext, 'source' | 'registry' | 'decoder' | 'settings'>, item: PlanItem, abort: AbortSignal): Promise<Prepared> {
+export async function prepare(ctx: Pick<PipelineContext, 'source' | 'decoder' | 'settings'>, item: PlanItem, abort: AbortSignal): Promise<Prepared> {
   const startedAt = performance.now();
-  const entry = ctx.registry.get(item.key);
+  const { entry } = item;
   const known = item.reason === 'recheck' && entry ? { etag: entry.etag, size: entry.size } : undefined;
   try {
     const fetched = await ctx.source.fetch(item.key, { known, signal: abort });
@@ -440,8 +449,7 @@ function report(ctx: PipelineContext, group: readonly Prepared[], outcomes: read
  * Notes a listed key in `pending` if it is not done (new, failed, marked for reprocessing), with when it was first
  * seen: what "how far behind" means for the pending-files gauges.
  */
-function notePending(ctx: PipelineContext, pending: Map<string, number>, key: string, now: number): void {
-  const entry = ctx.registry.get(key);
+function notePending(ctx: PipelineContext, pending: Map<string, number>, key: string, entry: RegistryEntry | undefined, now: number): void {
   if (entry === undefined) {
     let first = ctx.firstListed.get(key);
     if (first === undefined) ctx.firstListed.set(key, (first = now));

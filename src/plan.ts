@@ -17,6 +17,11 @@ export interface PlanItem {
   /** Position in the bucket index: files are committed in this order, so the last writer of a key is stable. */
   index: number;
   reason: PlanReason;
+  /**
+   * The registry's entry the key was planned from (none: a new key). A claim takes the key only if the entry is still
+   * that one (nobody finished the file since), and a recheck asks the bucket about the version it names.
+   */
+  entry?: RegistryEntry;
 }
 
 export interface Plan {
@@ -49,21 +54,15 @@ export function planKey(entry: RegistryEntry | undefined, opts: PlanOptions, lis
   return checked === null || Date.parse(checked) + opts.recheckDoneMs <= opts.now ? 'recheck' : 'up-to-date';
 }
 
-/** Plans a cycle over the listed keys: which to process, in bucket order, and how many wait. */
-export function planCycle(keys: readonly string[], lookup: (key: string) => RegistryEntry | undefined, opts: PlanOptions): Plan {
-  const plan: Plan = { todo: [], upToDate: 0, backoff: 0 };
-  for (let index = 0; index < keys.length; index++) planInto(plan, keys[index] as string, index, lookup, opts);
-  return plan;
-}
-
 /** Plans one listed key into `plan` (a listing planned page by page); returns its reason. */
 export function planInto(
   plan: Plan, key: string, index: number, lookup: (key: string) => RegistryEntry | undefined, opts: PlanOptions, listed?: ObjectVersion,
 ): PlanReason {
-  const reason = planKey(lookup(key), opts, listed);
+  const entry = lookup(key);
+  const reason = planKey(entry, opts, listed);
   if (reason === 'up-to-date') plan.upToDate++;
   else if (reason === 'backoff') plan.backoff++;
-  else plan.todo.push({ key, index, reason });
+  else plan.todo.push(entry === undefined ? { key, index, reason } : { key, index, reason, entry });
   return reason;
 }
 

@@ -70,12 +70,12 @@ describe('AFTER_LOAD step', () => {
       expect(await telemetry.metrics.getSingleMetricAsString('bucket_ingest_after_load_total')).to.match(/result="failed"} 1$/m);
 
       const early = loader();
-      early.retryDue();
+      await early.retryDue();
       await early.drain();
       expect(early.failed + early.done).to.equal(0); // backoff not over
 
       const later = loader();
-      later.retryDue(Date.now() + 61_000);
+      await later.retryDue(Date.now() + 61_000);
       await later.drain();
       a = registry.get('a.json')?.afterLoad;
       expect(a?.attempts).to.equal(2);
@@ -92,7 +92,7 @@ describe('AFTER_LOAD step', () => {
       registry = await JsonRegistry.open(join(dir, 'registry.json'), { writable: true });
       expect(registry.get('a.json')?.afterLoad).to.include({ state: 'done', attempts: 1, error: null });
       const again = loader();
-      again.retryDue();
+      await again.retryDue();
       await again.drain();
       expect(again.done + again.failed).to.equal(0);
     });
@@ -100,7 +100,7 @@ describe('AFTER_LOAD step', () => {
     it('with AFTER_LOAD=keep does nothing to any file, and pending actions stay pending', async () => {
       const keep = new AfterLoader({ setting: { kind: 'keep' }, source, registry, telemetry, concurrency: 2, retryFailedMs: 60_000 }, new AbortController().signal);
       keep.start(['a.json']);
-      keep.retryDue();
+      await keep.retryDue();
       await keep.drain();
       expect(existsSync(join(dir, 'bucket', 'a.json'))).to.equal(true);
       expect(registry.get('a.json')?.afterLoad?.state).to.equal('pending');

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { FILES_TABLE } from '../src/load/schema.js';
 import { DbRegistry, deadLocalClaimers } from '../src/registry/db-registry.js';
-import { LeaseLostError } from '../src/registry/types.js';
+import { LeaseLostError, sumEntries } from '../src/registry/types.js';
+import type { RegistryEntry } from '../src/registry/entry.js';
 import { LocalSource } from '../src/sources/local.js';
 import { tempDir } from './helpers/cli.js';
 import { entry } from './helpers/registry.js';
@@ -52,18 +53,15 @@ describe('database registry: locking a group', function () {
   }
 });
 
-describe('database registry: refresh', function () {
+describe('database registry: lookups', function () {
   this.timeout(60_000);
   for (const dialect of dialects()) {
-    it(`${dialect.name}: reads the whole table only when something changed, and sees what other workers changed`, () => withMigratedDatabase(dialect, async (db) => {
-      const fullReads: string[] = [];
-      db.on('query', (q: { sql: string }) => {
-        // A full read is read in pages of keys: its first page (no lower bound) starts one.
-        if (/^select \* from .ingest_files. where .bucket. = [?$]1? order by .key. asc limit [?$]2?$/i.test(q.sql)) fullReads.push(q.sql);
-      });
+    it(`${dialect.name}: reads only the keys asked for, never the whole table, and sees at once what other workers changed`, () => withMigratedDatabase(dialect, async (db) => {
+      const queries: string[] = [];
+      db.on('query', (q: { sql: string }) => queries.push(q.sql));
       const worker = (host: string): DbRegistry => new DbRegistry(db, { dialect: dialect.name, leaseMs: 60_000, listingFreshMs: 0, host, bucket: 'file:///bucket/#files_list.data' });
       const a = worker('host-a');
-      await a.refresh();
+      const b = worker('host-b');
       for (const [index, key] of ['x.data', 'y.data'].entries()) {
         expect(await a.claim([{ key, index, reason: 'new' }])).to.deep.equal(new Set([key]));
         const done = entry({ updatedAt: `2026-01-01T00:00:0${index}.000Z` });
@@ -73,19 +71,24 @@ describe('database registry: refresh', function () {
         });
         await a.committed(new Map([[key, done]]));
       }
-      const b = worker('host-b');
-      await b.refresh();
-      expect(b.get('y.data')).to.include({ status: 'done' });
+      // A claimed key never finished has no entry.
+      await a.claim([{ key: 'z.data', index: 2, reason: 'new' }]);
 
-      fullReads.length = 0;
+      queries.length = 0;
       await b.refresh();
-      await b.refresh();
-      expect(fullReads, 'no change: no full read').to.have.length(0);
+      expect(queries.filter((q) => /^select/i.test(q) && !/distinct/i.test(q)), 'a refresh reads no entry').to.deep.equal([]);
+      queries.length = 0;
+      const found = await b.lookup(['y.data', 'z.data', 'nope.data']);
+      expect([...found.keys()]).to.deep.equal(['y.data']);
+      expect(found.get('y.data')).to.include({ status: 'done', updatedAt: '2026-01-01T00:00:01.000Z' });
+      expect(queries, 'one read, of the keys asked for').to.have.length(1);
+      expect(queries[0]).to.match(dialect.name === 'postgres'
+        ? /^SELECT f\.\* FROM json_array_elements_text\(\$1::json\) AS k\("key"\) CROSS JOIN LATERAL \(SELECT .* WHERE "bucket" = \$2 AND "key" = k\."key" LIMIT 1\) AS f$/
+        : /^select .* where .bucket. = \S+ and .key. in \(\S+, \S+, \S+\)$/i);
 
+      // Marked by a: b sees it at its next lookup, with no refresh in between.
       expect(await a.markReprocess(['x.data'])).to.equal(1);
-      await b.refresh();
-      expect(fullReads).to.have.length(1);
-      expect(b.get('x.data')).to.include({ reprocess: true });
+      expect((await b.lookup(['x.data'])).get('x.data')).to.include({ reprocess: true });
       await a.close();
       await b.close();
     }));
@@ -95,7 +98,7 @@ describe('database registry: refresh', function () {
 describe('database registry: a large table', function () {
   this.timeout(120_000);
   for (const dialect of dialects()) {
-    it(`${dialect.name}: reads a table of more rows than one page takes, every row once, keys of every shape`, () => withMigratedDatabase(dialect, async (db) => {
+    it(`${dialect.name}: pages through a table of more rows than one page takes, every row once in key order, keys of every shape`, () => withMigratedDatabase(dialect, async (db) => {
       const a = new DbRegistry(db, { dialect: dialect.name, leaseMs: 60_000, listingFreshMs: 0, host: 'h', bucket: 'file:///bucket/#files_list.data' });
       await a.refresh();
       // Claimed and staged through the registry once, then copied by SQL: 25,003 rows, across three pages.
@@ -112,10 +115,39 @@ describe('database registry: a large table', function () {
       for (let i = 0; i < keys.length; i += 500) {
         await db(FILES_TABLE).insert(keys.slice(i, i + 500).map((k, j) => ({ ...row, key: k, position: i + j + 1 })));
       }
+      // Two rows only claimed (pending) and one failed: neither is counted as done.
+      await db(FILES_TABLE).insert([{ ...row, key: 'p1.data', status: 'pending' }, { ...row, key: 'p2.data', status: 'pending' }]);
+      await db(FILES_TABLE).where({ key: 'k12345.data' }).update({ status: 'failed' });
       const b = new DbRegistry(db, { dialect: dialect.name, leaseMs: 60_000, listingFreshMs: 0, host: 'h2', bucket: 'file:///bucket/#files_list.data' });
-      await b.refresh();
-      expect(b.size).to.equal(keys.length + 1);
-      for (const k of [key, ...odd, 'k10000.data', 'k20001.data']) expect(b.get(k), k).to.include({ status: 'done' });
+      expect(await b.count()).to.equal(keys.length + 1);
+      expect(await b.count({ status: 'failed' })).to.equal(1);
+      const seen: string[] = [];
+      for await (const [k, e] of b.entries()) {
+        seen.push(k);
+        expect(e.status, k).to.equal(k === 'k12345.data' ? 'failed' : 'done');
+      }
+      // Every row once, in the table's own key order (its collation's: byte order but on a PostgreSQL not collated "C").
+      expect([...seen].sort()).to.deep.equal([key, ...keys].sort());
+      const byteOrder = ((await db(FILES_TABLE).select('key').whereIn('status', ['done', 'failed']).orderBy('key')) as Array<{ key: string }>).map((r) => r.key);
+      expect(seen).to.deep.equal(byteOrder);
+      // From a key on (the files API's cursor): the rest, in the same order.
+      const rest: string[] = [];
+      for await (const [k] of b.entries({ after: 'k20000.data' })) rest.push(k);
+      expect(rest).to.deep.equal(byteOrder.slice(byteOrder.indexOf('k20000.data') + 1));
+      // Summed by the database as the JSON registry sums its entries in memory.
+      await db(FILES_TABLE).where('key', '<', 'k00100.data').update({ loaded: 7, rejected: 2, after_load_action: 'delete', after_load_state: 'pending' });
+      await db(FILES_TABLE).where({ key: 'k00050.data' }).update({ after_load_state: 'done', done_at: '2027-01-01T00:00:00.000Z' });
+      const read: RegistryEntry[] = [];
+      for await (const [, e] of b.entries()) read.push(e);
+      const totals = await b.totals();
+      expect(totals).to.deep.equal(sumEntries(read));
+      expect(totals.lastDoneAt).to.equal('2027-01-01T00:00:00.000Z');
+      expect(totals.afterLoad.done).to.equal(1);
+      expect(totals.afterLoad.pending).to.be.above(98);
+      expect(totals.files).to.deep.equal({ total: keys.length + 1, done: keys.length, failed: 1 });
+      const found = await b.lookup([key, ...odd, 'k10000.data', 'k20001.data', 'p1.data']);
+      expect(found.size).to.equal(odd.length + 3);
+      for (const e of found.values()) expect(e).to.include({ status: 'done' });
       await a.close();
       await b.close();
     }));
@@ -167,8 +199,8 @@ describe('database registry: claims and entries in batches', function () {
       await db(FILES_TABLE).where({ key: lost }).update({ claimed_by: a.workerId });
       await db.transaction((trx) => a.stage(trx, staged));
       const c = worker('host-c');
-      await c.refresh();
-      for (const [key, e] of staged) expect(c.get(key), key).to.deep.equal(e);
+      const read = await c.lookup([...staged.keys()]);
+      for (const [key, e] of staged) expect(read.get(key), key).to.deep.equal(e);
       const left = (await db(FILES_TABLE).whereIn('key', mine).whereNotNull('claimed_by').count({ n: '*' }).first()) as { n: number | string };
       expect(Number(left.n), 'staging gives the claims back').to.equal(0);
       await a.close();
@@ -191,7 +223,7 @@ describe('database registry: a claim that fails halfway', function () {
       });
       await a.committed(new Map([['old.data', entry({ status: 'failed' })]]));
       (a as unknown as { claimPlanned(): Promise<boolean> }).claimPlanned = () => Promise.reject(new Error('connection lost'));
-      const items = [{ key: 'new.data', index: 1, reason: 'new' as const }, { key: 'old.data', index: 0, reason: 'retry' as const }];
+      const items = [{ key: 'new.data', index: 1, reason: 'new' as const }, { key: 'old.data', index: 0, reason: 'retry' as const, entry: entry({ status: 'failed' }) }];
       const err = await a.claim(items).then(() => null, (e: unknown) => e);
       expect((err as Error).message).to.equal('connection lost');
       expect((await db(FILES_TABLE).where({ key: 'new.data' }).first()).claimed_by, 'the new key was claimed').to.equal(a.workerId);
@@ -246,23 +278,22 @@ describe('database registry: AFTER_LOAD state', function () {
       });
       await a.committed(new Map([['k.data', loaded]]));
       const b = worker('host-b');
-      await b.refresh();
-      expect(b.get('k.data')?.afterLoad).to.deep.equal(loaded.afterLoad);
+      const afterLoad = async (r: DbRegistry) => (await r.lookup(['k.data'])).get('k.data')?.afterLoad;
+      expect(await afterLoad(b)).to.deep.equal(loaded.afterLoad);
+      expect(await b.count({ afterLoadPending: true })).to.equal(1);
 
       // A failure, then the action about an older version (another doneAt): the second is not recorded.
       const failed = { ...loaded, updatedAt: '2026-01-01T00:01:00.000Z', afterLoad: { ...loaded.afterLoad!, attempts: 1, error: 'BI_AFTER_LOAD: x', nextAttemptAt: '2026-01-01T00:02:00.000Z' } };
       await b.recordAfterLoad(new Map([['k.data', failed]]));
       await b.recordAfterLoad(new Map([['k.data', { ...failed, doneAt: '2025-12-31T00:00:00.000Z', afterLoad: { ...failed.afterLoad, state: 'done' as const } }]]));
-      await a.refresh();
-      expect(a.get('k.data')?.afterLoad).to.deep.equal(failed.afterLoad);
+      expect(await afterLoad(a)).to.deep.equal(failed.afterLoad);
       const done = { ...failed, updatedAt: '2026-01-01T00:03:00.000Z', afterLoad: { ...failed.afterLoad, state: 'done' as const, attempts: 2, error: null, nextAttemptAt: null, doneAt: '2026-01-01T00:03:00.000Z' } };
       await a.recordAfterLoad(new Map([['k.data', done]]));
-      await b.refresh();
-      expect(b.get('k.data')?.afterLoad).to.deep.equal(done.afterLoad);
+      expect(await afterLoad(b)).to.deep.equal(done.afterLoad);
+      expect(await b.count({ afterLoadPending: true })).to.equal(0);
       // Done is done: a late failure report from a slower worker changes nothing.
       await b.recordAfterLoad(new Map([['k.data', failed]]));
-      await a.refresh();
-      expect(a.get('k.data')?.afterLoad?.state).to.equal('done');
+      expect((await afterLoad(a))?.state).to.equal('done');
       await a.close();
       await b.close();
     }));

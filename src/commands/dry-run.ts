@@ -5,11 +5,16 @@ import { parseDatabaseUrl } from '../load/database.js';
 import { decodeStream, formatRules, validateBatch, type FormatRules } from '../formats/index.js';
 import type { Catalog } from '../schemas/catalog.js';
 import { planInto, type Plan, type PlanReason } from '../plan.js';
-import { listingFilter, listingPages, timeWindow } from '../listing.js';
+import { listingFilter, listingPages, timeWindow, withEntries } from '../listing.js';
 import { prepare, type Prepared } from '../pipeline.js';
 import { redactText } from '../redact.js';
 import { readReprocessRequests } from '../registry/requests.js';
 import { createSource } from '../sources/index.js';
+import type { Binding } from '../registry/binding.js';
+import type { RegistryEntry } from '../registry/entry.js';
+import type { Registry } from '../registry/types.js';
+import type { ListedObject } from '../sources/types.js';
+import type { LoadedConfig } from '../config/load.js';
 import { configFrom, printOut, openRegistryForReading } from './common.js';
 import type { RunArgs } from './run.js';
 
@@ -55,11 +60,23 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
   const { settings } = config;
   const database = parseDatabaseUrl(settings.DATABASE_URL).display;
   const { registry, path, binding, close } = await openRegistryForReading(config);
-  await close(); // everything below reads the entries already in memory
+  try {
+    return await dryRunWith(args, config, registry, path, binding, database, onFile);
+  } finally {
+    await close();
+  }
+}
+
+async function dryRunWith(
+  args: RunArgs, config: LoadedConfig, registry: Registry, path: string, binding: Binding, database: string, onFile?: (f: DryRunFile) => void,
+): Promise<DryRunReport> {
+  const { settings } = config;
   const requested = new Set((await readReprocessRequests(path, binding)).map((r) => r.key));
-  const lookup = (key: string) => {
-    const entry = registry.get(key);
-    return entry && requested.has(key) ? { ...entry, reprocess: true } : entry;
+  // Planned as if the pending reprocess requests were applied, as the next cycle applies them before it plans.
+  const lookup = async (keys: readonly string[]): Promise<Map<string, RegistryEntry>> => {
+    const found = await registry.lookup(keys);
+    for (const [key, entry] of found) if (requested.has(key)) found.set(key, { ...entry, reprocess: true });
+    return found;
   };
   const source = createSource(settings, {
     onRetry: (e) => process.stderr.write(`${redactText(`${e.key}: attempt ${e.attempt} failed (${e.reason}); retrying in ${e.delayMs} ms`)}\n`),
@@ -71,13 +88,12 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
     const considered = listingFilter(settings, timeWindow(args));
     const plan: Plan = { todo: [], upToDate: 0, backoff: 0 };
     let listed = 0;
-    let position = 0;
-    for await (const page of listingPages(source, () => source.listKeys(), never, null).pages) {
-      for (const o of page) {
-        const index = position++;
-        if (!considered(o, now) || (settings.AFTER_LOAD.kind === 'move' && o.key.startsWith(settings.AFTER_LOAD.prefix))) continue; // moved copies, as the cycle leaves them out
+    // Moved copies left out, as the cycle leaves them out.
+    const wanted = (o: ListedObject): boolean => considered(o, now) && !(settings.AFTER_LOAD.kind === 'move' && o.key.startsWith(settings.AFTER_LOAD.prefix));
+    for await (const slice of withEntries(listingPages(source, () => source.listKeys(), never, null).pages, 0, wanted, lookup)) {
+      for (const { o, index, entry } of slice) {
         listed++;
-        planInto(plan, o.key, index, lookup, { force: Boolean(args.force), now, recheckDoneMs: settings.RECHECK_DONE_SECONDS * 1000 }, o);
+        planInto(plan, o.key, index, () => entry, { force: Boolean(args.force), now, recheckDoneMs: settings.RECHECK_DONE_SECONDS * 1000 }, o);
       }
     }
     const report: DryRunReport = {
@@ -92,7 +108,7 @@ export async function dryRun(args: RunArgs, onFile?: (f: DryRunFile) => void): P
     const limit = pLimit(settings.CONCURRENCY);
     await Promise.all(plan.todo.map((item, i) => limit(async () => {
       // Only the counts are kept, so at most CONCURRENCY validated files are in memory at once.
-      results[i] = await summarize(config.catalog, rules, await prepare({ source, registry, settings, decoder: inThread(config.catalog, false, rules) }, item, never));
+      results[i] = await summarize(config.catalog, rules, await prepare({ source, settings, decoder: inThread(config.catalog, false, rules) }, item, never));
       for (let r = results[next]; r !== undefined; r = results[++next]) onFile?.(r);
     })));
     for (const f of results as DryRunFile[]) {

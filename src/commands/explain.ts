@@ -39,13 +39,16 @@ export interface Explanation {
 export async function explainKey(args: ExplainArgs, now: number = Date.now()): Promise<Explanation> {
   const config = configFrom(args);
   const { registry, path, binding, close } = await openRegistryForReading(config);
-  await close(); // everything below reads the entries already in memory
-  return explainWith(config, registry, path, binding, args.key, now);
+  try {
+    return await explainWith(config, registry, path, binding, args.key, now);
+  } finally {
+    await close();
+  }
 }
 
 /** `explainKey` on a registry already open (the dashboard's file page reads the daemon's own). */
 export async function explainWith(config: LoadedConfig, registry: Registry, path: string, binding: Binding, key: string, now: number = Date.now()): Promise<Explanation> {
-  const entry = registry.get(key) ?? null;
+  const entry = (await registry.lookup([key])).get(key) ?? null;
   const pendingRequests = (await readReprocessRequests(path, binding)).filter((r) => r.key === key);
   // A pending request is applied at the start of the next cycle, before planning: plan as if it were.
   const effective = entry && pendingRequests.length > 0 ? { ...entry, reprocess: true } : entry;
@@ -61,7 +64,9 @@ export async function explainWith(config: LoadedConfig, registry: Registry, path
 
   let summary: string;
   if (entry === null) {
-    const known = [...registry.all()].map(([k]) => k);
+    // Only keys within two characters of its length can be within two edits of it: the others are not kept.
+    const known: string[] = [];
+    for await (const [k] of registry.entries()) if (Math.abs(k.length - key.length) <= 2) known.push(k);
     summary = `unknown to the registry: the next cycle processes it if the index lists it${suggest(key, known)}`;
     if (pendingRequests.length > 0) summary += ' (a reprocess request for it is pending; it changes nothing, the key is new anyway)';
   } else {

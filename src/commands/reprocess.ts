@@ -28,17 +28,17 @@ export interface Selection {
 }
 
 /**
- * Resolves keys and globs against the keys the registry knows. A pattern that is itself a known key matches
+ * Resolves keys and globs against the registry's entries, read a page at a time. A pattern that is itself a known key (`known`) matches
  * only that key (so keys holding glob characters, like `a[1].data`, can be named); anything else is a glob.
  * `failed` adds every failed entry.
  */
-export function selectKeys(entries: Iterable<readonly [string, RegistryEntry]>, patterns: readonly string[], failed: boolean): Selection {
-  const all = [...entries];
-  const known = new Set(all.map(([k]) => k));
+export async function selectKeys(
+  entries: AsyncIterable<readonly [string, RegistryEntry]>, known: ReadonlySet<string>, patterns: readonly string[], failed: boolean,
+): Promise<Selection> {
   const matchers = patterns.map((p) => (known.has(p) ? (k: string) => k === p : picomatch(p, { dot: true })));
   const hits = patterns.map(() => 0);
   const keys: string[] = [];
-  for (const [key, entry] of all) {
+  for await (const [key, entry] of entries) {
     let selected = failed && entry.status === 'failed';
     matchers.forEach((m, i) => {
       if (m(key)) {
@@ -89,12 +89,13 @@ export async function reprocessHandler(args: ReprocessArgs): Promise<number> {
  * actions both mark files here.
  */
 export async function markForReprocess(registry: Registry, path: string, binding: Binding, patterns: readonly string[], failed: boolean): Promise<string[]> {
-  const selected = selectKeys(registry.all(), patterns, failed);
+  const exact = new Set((await registry.lookup(patterns)).keys());
+  const selected = await selectKeys(registry.entries(), exact, patterns, failed);
   const keys = selected.keys;
   if (selected.unmatched.length > 0) {
     const quoted = selected.unmatched.map((p) => JSON.stringify(p)).join(', ');
     const why = registry.untrusted ? ` (its ${registry.untrusted.entries} other entries are not trusted: ${registry.untrusted.reason})` : '';
-    throw new IngestError('BI_USAGE', `${quoted} matched none of the ${registry.size} keys in registry ${registry.description}${why}; nothing was marked`);
+    throw new IngestError('BI_USAGE', `${quoted} matched none of the ${await registry.count()} keys in registry ${registry.description}${why}; nothing was marked`);
   }
   if (keys.length === 0) throw new IngestError('BI_USAGE', `no failed files in registry ${registry.description}; nothing was marked`);
   if (registry.mode === 'database') await registry.markReprocess(keys);

@@ -97,7 +97,7 @@ export async function runHandler(args: RunArgs): Promise<number> {
     return 0;
   } catch (err) {
     // A registry set aside as untrusted (moved to `.untrusted`) is real state too: what the start did to it stays.
-    startFailed = app.registry.size === 0 && app.registry.untrusted === null;
+    startFailed = (await app.registry.count()) === 0 && app.registry.untrusted === null;
     throw err;
   } finally {
     clearTimeout(forceTimer);

@@ -45,8 +45,11 @@ export interface StatusReport {
 export async function statusReport(args: CommonArgs): Promise<StatusReport> {
   const config = configFrom(args);
   const { registry, path, binding, close } = await openRegistryForReading(config);
-  await close(); // everything below reads the entries already in memory
-  return statusOf(config.profile, registry, path, binding);
+  try {
+    return await statusOf(config.profile, registry, path, binding);
+  } finally {
+    await close();
+  }
 }
 
 /**
@@ -69,27 +72,23 @@ export async function statusOf(profile: string, registry: Registry, path: string
   }
   const requested = new Map<string, string>();
   for (const r of await readReprocessRequests(path, binding)) requested.set(r.key, r.requestedAt);
-  for (const [key, e] of registry.all()) {
-    report.files.total++;
-    report.files[e.status]++;
-    if (e.status === 'done') {
-      report.records.loaded += e.loaded;
-      report.records.rejected += e.rejected;
-      report.records.skipped += e.skipped;
-      if (e.doneAt && (report.lastDoneAt === null || e.doneAt > report.lastDoneAt)) report.lastDoneAt = e.doneAt;
-      const a = e.afterLoad;
-      if (a?.state === 'done') report.afterLoad.done++;
-      else if (a?.state === 'pending') {
-        report.afterLoad.pending++;
-        if (a.attempts > 0) report.afterLoad.failing.push({ key, action: a.action, error: a.error, attempts: a.attempts, nextAttemptAt: a.nextAttemptAt });
-      }
-    } else {
-      report.failed.push({ key, error: e.error, attempts: e.attempts, nextAttemptAt: e.nextAttemptAt });
-    }
-    if (e.reprocess) {
-      report.reprocess.push({ key, state: 'marked', requestedAt: null });
-      requested.delete(key);
-    }
+  const totals = await registry.totals();
+  report.files = totals.files;
+  report.records = totals.records;
+  report.lastDoneAt = totals.lastDoneAt;
+  report.afterLoad.done = totals.afterLoad.done;
+  report.afterLoad.pending = totals.afterLoad.pending;
+  // The few entries listed by name, each kind read on its own (never every entry of a large registry).
+  for await (const [key, e] of registry.entries({ status: 'failed', ordered: true })) {
+    report.failed.push({ key, error: e.error, attempts: e.attempts, nextAttemptAt: e.nextAttemptAt });
+  }
+  for await (const [key, e] of registry.entries({ afterLoadPending: true, ordered: true })) {
+    const a = e.afterLoad;
+    if (a && a.attempts > 0) report.afterLoad.failing.push({ key, action: a.action, error: a.error, attempts: a.attempts, nextAttemptAt: a.nextAttemptAt });
+  }
+  for await (const [key] of registry.entries({ reprocess: true, ordered: true })) {
+    report.reprocess.push({ key, state: 'marked', requestedAt: null });
+    requested.delete(key);
   }
   for (const [key, requestedAt] of requested) report.reprocess.push({ key, state: 'requested', requestedAt });
   return report;

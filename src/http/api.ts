@@ -2,7 +2,8 @@ import { isUtf8 } from 'node:buffer';
 import type { Knex } from 'knex';
 import { isText } from '../records/codecs.js';
 import { REJECTED_TABLE } from '../load/schema.js';
-import type { Registry } from '../registry/types.js';
+import type { RegistryEntry } from '../registry/entry.js';
+import type { EntryFilter, Registry } from '../registry/types.js';
 import type { Catalog } from '../schemas/catalog.js';
 
 /** What a cursor value of each key column must be: text for text columns, a number otherwise (ids, integers). */
@@ -101,17 +102,21 @@ export async function readRows(
   return { rows: page, next };
 }
 
-/** Registry entries in key order, optionally of one status, with the same cursor scheme. */
-export function readFiles(registry: Registry, status: string | null, limit: number, after: string | null): { files: unknown[]; next: string | null } {
+/** Registry entries in key order, optionally of one status, with the same cursor scheme: one page read, never the whole registry. */
+export async function readFiles(registry: Registry, status: string | null, limit: number, after: string | null): Promise<{ files: unknown[]; next: string | null }> {
   if (status !== null && status !== 'done' && status !== 'failed') throw new ApiError(400, 'status must be done or failed');
-  const from = after === null ? null : (decodeCursor(after, ['text'])[0] as string);
-  const keys: string[] = [];
-  for (const [key, entry] of registry.all()) {
-    if ((status === null || entry.status === status) && (from === null || key > from)) keys.push(key);
+  const filter: EntryFilter = { ordered: true };
+  if (status !== null) filter.status = status;
+  if (after !== null) filter.after = decodeCursor(after, ['text'])[0] as string;
+  const files: Array<{ key: string } & RegistryEntry> = [];
+  let more = false;
+  for await (const [key, entry] of registry.entries(filter)) {
+    if (files.length === limit) {
+      more = true;
+      break;
+    }
+    files.push({ key, ...entry });
   }
-  keys.sort();
-  const page = keys.slice(0, limit);
-  const files = page.map((key) => ({ key, ...registry.get(key) }));
-  const last = page[page.length - 1];
-  return { files, next: keys.length > limit && last !== undefined ? encodeCursor([last]) : null };
+  const last = files[files.length - 1];
+  return { files, next: more && last !== undefined ? encodeCursor([last.key]) : null };
 }

@@ -121,7 +121,7 @@ async function handle(ctx: HttpContext, live: Live | undefined, req: IncomingMes
     return send(res, 200, page);
   }
   if (path === '/api/files') {
-    return send(res, 200, readFiles(ctx.registry, url.searchParams.get('status'), parseLimit(url.searchParams.get('limit')), url.searchParams.get('after')));
+    return send(res, 200, await readFiles(ctx.registry, url.searchParams.get('status'), parseLimit(url.searchParams.get('limit')), url.searchParams.get('after')));
   }
   throw new ApiError(404, `no route ${path}`);
 }

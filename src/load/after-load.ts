@@ -37,10 +37,8 @@ export function afterLoadDue(entry: RegistryEntry, now: number): boolean {
 }
 
 /** Loaded files whose AFTER_LOAD action is still to do. */
-export function pendingAfterLoad(registry: Pick<Registry, 'all'>): number {
-  let n = 0;
-  for (const [, e] of registry.all()) if (e.status === 'done' && e.afterLoad?.state === 'pending') n++;
-  return n;
+export function pendingAfterLoad(registry: Pick<Registry, 'count'>): Promise<number> {
+  return registry.count({ afterLoadPending: true });
 }
 
 /**
@@ -83,9 +81,17 @@ export class AfterLoader {
   }
 
   /** Starts the actions left pending by earlier cycles (failed, or cut short by a crash or a stop) that are due. */
-  retryDue(now = Date.now()): void {
-    const keys: string[] = [];
-    for (const [key, entry] of this.ctx.registry.all()) if (!this.tried.has(key) && afterLoadDue(entry, now)) keys.push(key);
+  async retryDue(now = Date.now()): Promise<void> {
+    if (this.ctx.setting.kind === 'keep') return;
+    let keys: string[] = [];
+    for await (const [key, entry] of this.ctx.registry.entries({ afterLoadPending: true })) {
+      if (this.tried.has(key) || !afterLoadDue(entry, now)) continue;
+      keys.push(key);
+      if (keys.length === RECORD_EVERY) {
+        this.start(keys);
+        keys = [];
+      }
+    }
     this.start(keys);
   }
 
@@ -97,8 +103,9 @@ export class AfterLoader {
 
   private async run(keys: readonly string[]): Promise<void> {
     const changes = new Map<string, RegistryEntry>();
+    const entries = await this.ctx.registry.lookup(keys);
     await Promise.all(keys.map((key) => this.limit(async () => {
-      const entry = this.ctx.registry.get(key);
+      const entry = entries.get(key);
       if (entry === undefined || entry.status !== 'done' || entry.afterLoad?.state !== 'pending' || this.signal.aborted) return;
       const next = await this.act(key, entry);
       if (next !== null) changes.set(key, next);

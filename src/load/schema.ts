@@ -342,6 +342,25 @@ const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Kne
       });
     },
   },
+  /**
+   * What every cycle asks of the whole registry table besides its listed keys: the claims held (to free those of dead
+   * workers) and the AFTER_LOAD actions pending. Indexed, each is a short range of the index instead of a scan of
+   * every row: at 1,000,000 done keys the two scans took ~0.4 s of each ordered cycle's 0.5 s.
+   */
+  '009_registry_claims_index': {
+    async up(knex) {
+      await knex.schema.alterTable(FILES_TABLE, (table) => {
+        table.index(['bucket', 'claimed_by'], `${FILES_TABLE}_bucket_claimed_by`);
+        table.index(['bucket', 'after_load_state'], `${FILES_TABLE}_bucket_after_load`);
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable(FILES_TABLE, (table) => {
+        table.dropIndex(['bucket', 'claimed_by'], `${FILES_TABLE}_bucket_claimed_by`);
+        table.dropIndex(['bucket', 'after_load_state'], `${FILES_TABLE}_bucket_after_load`);
+      });
+    },
+  },
 };
 
 /** The migrations in order, for knex's migrator (exported for the schema tests). */

@@ -7,7 +7,7 @@ import type { Dialect } from '../load/database.js';
 import type { PlanItem } from '../plan.js';
 import type { Source } from '../sources/types.js';
 import type { RegistryEntry } from './entry.js';
-import { LeaseLostError, type Registry, type Untrusted } from './types.js';
+import { LeaseLostError, type EntryFilter, type Registry, type RegistryTotals, type Untrusted } from './types.js';
 import { isAlive } from './pid.js';
 import { bucketId } from './binding.js';
 
@@ -101,11 +101,18 @@ function returnedKeys(result: RawKeys): string[] {
   return (Array.isArray(result) ? result : result.rows ?? []).map((r) => r.key);
 }
 
-/** Rows per query when the whole registry table is read (see `refresh`). */
-const REFRESH_ROWS = 10_000;
+/** Rows per query when entries are read in key order (see `entries`). */
+const PAGE_ROWS = 10_000;
 
-/** A worker reads the whole registry table at least this often, changed or not (see `summary`). */
-const FULL_REFRESH_MS = 5 * 60_000;
+/** The columns an entry is made of (toEntry), and no others: a full listing looks up every key of the bucket. */
+const ENTRY_COLUMNS: ReadonlyArray<keyof FileRow> = [
+  'key', 'status', 'etag', 'size', 'attempts', 'failures', 'loaded', 'rejected', 'skipped', 'error', 'first_seen_at', 'updated_at', 'done_at',
+  'checked_at', 'next_attempt_at', 'reprocess', 'after_load_action', 'after_load_state', 'after_load_attempts', 'after_load_error',
+  'after_load_next_at', 'after_load_done_at',
+];
+
+/** Keys per query of `lookup` (one binding each). */
+const LOOKUP_KEYS = 500;
 
 export interface DbRegistryOptions {
   dialect: Dialect;
@@ -138,9 +145,6 @@ export class DbRegistry implements Registry {
   readonly description: string;
   readonly workerId: string;
   private readonly host: string;
-  private entries = new Map<string, RegistryEntry>();
-  /** The summary of the table at the last full read, and when that was. */
-  private loaded: { summary: string; at: number } | undefined;
   private readonly held = new Set<string>();
   private heartbeat: NodeJS.Timeout | undefined;
   /** The bucket's rows (`bucket` column), and its shared listing row. */
@@ -177,22 +181,97 @@ export class DbRegistry implements Registry {
     };
   }
 
-  get size(): number {
-    return this.entries.size;
-  }
-
-  get(key: string): RegistryEntry | undefined {
-    return this.entries.get(key);
-  }
-
-  all(): IterableIterator<[string, RegistryEntry]> {
-    return this.entries.entries();
+  async lookup(keys: readonly string[]): Promise<Map<string, RegistryEntry>> {
+    const found = new Map<string, RegistryEntry>();
+    for (let i = 0; i < keys.length; i += LOOKUP_KEYS) {
+      const rows = await this.lookupRows(keys.slice(i, i + LOOKUP_KEYS));
+      for (const row of rows) {
+        const entry = toEntry(row);
+        if (entry) found.set(row.key, entry);
+      }
+    }
+    return found;
   }
 
   /**
-   * Takes in what other workers wrote. The whole table is read only when a one-row summary of it changed (or the
-   * last full read is older than FULL_REFRESH_MS): a cycle that finds nothing new over 100,000 done keys then costs
-   * two small queries instead of reading 100,000 rows, in every worker.
+   * The rows of `keys`, by the primary key alone. A condition on `status` too lets SQLite pick the (bucket, status)
+   * index and read every row of the bucket for each query; a row only claimed (pending) gives no entry (toEntry).
+   * PostgreSQL planned `key IN (…)` as a scan of the bucket's rows through another index whenever its statistics
+   * did not show the bucket holding most of the table (never analyzed: autovacuum off; or a new bucket): 25 ms a
+   * query over 100,000 rows, and growing with the table. A LIMIT 1 lateral lookup per key cannot be planned as
+   * anything but one probe of the primary key each: 5 ms, with or without statistics.
+   */
+  private async lookupRows(keys: readonly string[]): Promise<FileRow[]> {
+    if (this.opts.dialect !== 'postgres') return (await this.rows().whereIn('key', keys).select(ENTRY_COLUMNS)) as FileRow[];
+    const result = (await this.db.raw(
+      `SELECT f.* FROM json_array_elements_text(?::json) AS k("key") CROSS JOIN LATERAL (SELECT ${ENTRY_COLUMNS.map((c) => `"${c}"`).join(', ')} FROM ?? ` +
+        'WHERE "bucket" = ? AND "key" = k."key" LIMIT 1) AS f',
+      [JSON.stringify(keys), FILES_TABLE, this.bucket], // one text binding: knex spreads an array into a list
+    )) as { rows: FileRow[] };
+    return result.rows;
+  }
+
+  /**
+   * PAGE_ROWS rows a query, in the primary key's order (the column's collation: byte order on SQLite and MySQL), each
+   * page after the last key of the one before: a million rows read as one array of row objects, beside the entries
+   * they become, took 1.85 GB at the peak.
+   */
+  async *entries(filter: EntryFilter = {}): AsyncIterableIterator<[string, RegistryEntry]> {
+    // Without a condition on the entry, by the primary key alone (see `lookup`); pending rows are left out below.
+    const any = filter.status === undefined && !filter.afterLoadPending && !filter.reprocess;
+    for (let after = filter.after ?? null; ;) {
+      const page = (any ? this.rows() : this.filtered(filter)).orderBy('key').limit(PAGE_ROWS);
+      const rows = (await (after === null ? page : page.andWhere('key', '>', after)).select()) as FileRow[];
+      for (const row of rows) {
+        const entry = toEntry(row);
+        if (entry) yield [row.key, entry];
+      }
+      if (rows.length < PAGE_ROWS) return;
+      after = (rows[rows.length - 1] as FileRow).key;
+    }
+  }
+
+  async count(filter: EntryFilter = {}): Promise<number> {
+    let query = this.filtered(filter);
+    if (filter.after !== undefined) query = query.andWhere('key', '>', filter.after);
+    const row = (await query.count({ n: '*' }).first()) as { n: number | string } | undefined;
+    return Number(row?.n ?? 0);
+  }
+
+  /** One aggregate query: the table is summed where it is, never read into memory. */
+  async totals(): Promise<RegistryTotals> {
+    const done = (expr: string): Knex.Raw => this.db.raw(`sum(case when status = 'done' then ${expr} else 0 end)`);
+    const row = (await this.filtered({}).first({
+      total: this.db.raw('count(*)'), done: done('1'), failed: this.db.raw("sum(case when status = 'failed' then 1 else 0 end)"),
+      loaded: done('loaded'), rejected: done('rejected'), skipped: done('skipped'),
+      lastDoneAt: this.db.raw("max(case when status = 'done' then done_at end)"),
+      afterLoadDone: done("case when after_load_state = 'done' then 1 else 0 end"),
+      afterLoadPending: done("case when after_load_state = 'pending' then 1 else 0 end"),
+    })) as Record<string, number | string | null> | undefined;
+    const n = (name: string): number => Number(row?.[name] ?? 0);
+    return {
+      files: { total: n('total'), done: n('done'), failed: n('failed') },
+      records: { loaded: n('loaded'), rejected: n('rejected'), skipped: n('skipped') },
+      lastDoneAt: (row?.lastDoneAt as string | null | undefined) ?? null,
+      afterLoad: { done: n('afterLoadDone'), pending: n('afterLoadPending') },
+    };
+  }
+
+  /** This bucket's finished rows (not those only claimed) that `filter` takes, `after` aside. */
+  private filtered(filter: EntryFilter): Knex.QueryBuilder {
+    let query = this.rows();
+    // Pending actions through their index (migration 009): few rows, however large the table.
+    if (filter.afterLoadPending) query = query.andWhere({ status: 'done', after_load_state: 'pending' });
+    else if (filter.status !== undefined) query = query.andWhere('status', filter.status);
+    else query = query.whereIn('status', ['done', 'failed']);
+    if (filter.afterLoadPending && filter.status === 'failed') query = query.andWhereRaw('1 = 0');
+    if (filter.reprocess) query = query.andWhere('reprocess', true);
+    return query;
+  }
+
+  /**
+   * Frees the claims of dead workers of this host. Nothing else is read ahead: `lookup` asks the table for each page
+   * of the listing, so what other workers wrote is always seen as it is now.
    */
   async refresh(): Promise<void> {
     const claimers = (await this.rows().distinct('claimed_by').whereNotNull('claimed_by')) as Array<{ claimed_by: string }>;
@@ -202,38 +281,6 @@ export class DbRegistry implements Registry {
       // to wait out their lease.
       await this.rows().whereIn('claimed_by', dead).update({ claimed_by: null, lease_expires_at: null });
     }
-    const summary = await this.summary();
-    if (summary === this.loaded?.summary && Date.now() - this.loaded.at < FULL_REFRESH_MS) return;
-    const at = Date.now();
-    const entries = new Map<string, RegistryEntry>();
-    // Read REFRESH_ROWS rows at a time, in key order (the primary key's): a million rows read as one array of row
-    // objects, beside the map they become, took 1.85 GB at the peak (README, S3 buckets at scale).
-    for (let after: string | null = null; ;) {
-      const page = this.rows().orderBy('key').limit(REFRESH_ROWS);
-      const rows = (await (after === null ? page : page.andWhere('key', '>', after)).select()) as FileRow[];
-      for (const row of rows) {
-        const entry = toEntry(row);
-        if (entry) entries.set(row.key, entry);
-      }
-      if (rows.length < REFRESH_ROWS) break;
-      after = (rows[rows.length - 1] as FileRow).key;
-    }
-    this.entries = entries;
-    this.loaded = { summary, at };
-  }
-
-  /**
-   * What changes whenever an entry does: every outcome counts an attempt or moves `updated_at`/`checked_at`,
-   * reprocessing flips a flag. Read before the rows, so a change made meanwhile shows at the next refresh.
-   * Clocks of other hosts running behind could hide a recheck's new `checked_at` from `max`; the periodic full
-   * read bounds that (and a stale entry only costs a claim that fails, never a wrong load).
-   */
-  private async summary(): Promise<string> {
-    const row = await this.rows().first(
-      this.db.raw('count(*) as n'), this.db.raw('max(updated_at) as u'), this.db.raw('max(checked_at) as c'), this.db.raw('sum(attempts) as a'),
-      this.db.raw('sum(failures) as f'), this.db.raw('sum(case when reprocess then 1 else 0 end) as r'),
-    );
-    return JSON.stringify(row);
   }
 
   async listKeys(source: Source, signal: AbortSignal): Promise<string[]> {
@@ -277,7 +324,7 @@ export class DbRegistry implements Registry {
   async claim(items: readonly PlanItem[]): Promise<Set<string>> {
     const now = Date.now();
     const byKey = new Map(items.map((item) => [item.key, item]));
-    const fresh = [...byKey.values()].filter((item) => !this.entries.has(item.key));
+    const fresh = [...byKey.values()].filter((item) => item.entry === undefined);
     const claimed = new Set<string>();
     // Held (heartbeated, and given back by `release`) as soon as taken: if a later statement fails, the caller
     // releases the batch, and a claim already taken must not sit out its lease.
@@ -294,8 +341,7 @@ export class DbRegistry implements Registry {
     // Keys done or failed before (retries, rechecks, reprocess requests): few, and each must still be the version
     // it was planned from, so one conditional UPDATE each.
     for (const item of byKey.values()) {
-      const planned = this.entries.get(item.key);
-      if (planned && (await this.claimPlanned(item, planned, now))) took(item.key);
+      if (item.entry && (await this.claimPlanned(item, item.entry, now))) took(item.key);
     }
     return claimed;
   }
@@ -432,10 +478,7 @@ export class DbRegistry implements Registry {
   }
 
   async committed(changes: ReadonlyMap<string, RegistryEntry>): Promise<void> {
-    for (const [key, entry] of changes) {
-      this.entries.set(key, entry);
-      this.held.delete(key);
-    }
+    for (const key of changes.keys()) this.held.delete(key);
     if (this.held.size === 0) this.stopHeartbeat();
   }
 
@@ -446,10 +489,9 @@ export class DbRegistry implements Registry {
    */
   async recordAfterLoad(changes: ReadonlyMap<string, RegistryEntry>): Promise<void> {
     for (const [key, entry] of changes) {
-      const updated = await this.rows()
+      await this.rows()
         .where({ key, status: 'done', done_at: entry.doneAt, after_load_state: 'pending' })
         .update({ ...afterLoadColumns(entry), updated_at: entry.updatedAt, reprocess: Boolean(entry.reprocess) });
-      if (Number(updated) === 1) this.entries.set(key, entry);
     }
   }
 

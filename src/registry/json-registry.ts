@@ -6,7 +6,7 @@ import type { Knex } from 'knex';
 import type { Source } from '../sources/types.js';
 import type { PlanItem } from '../plan.js';
 import { snapshotCodec, registryEntryCodec, type RegistryEntry } from './entry.js';
-import type { Registry, Untrusted } from './types.js';
+import { entryMatches, sumEntries, type EntryFilter, type Registry, type RegistryTotals, type Untrusted } from './types.js';
 import { readIfExists, writeFileAtomic } from './files.js';
 import { applyReprocessRequests } from './requests.js';
 import { isAlive } from './pid.js';
@@ -34,7 +34,7 @@ export class JsonRegistry implements Registry {
   private lockHeld = false;
   /** The last `commit` under way: the next one starts after it. */
   private writing: Promise<void> = Promise.resolve();
-  private entries: Map<string, RegistryEntry>;
+  private byKey: Map<string, RegistryEntry>;
   /** What the snapshot says it is bound to; after `bind`, what this run is bound to. */
   private binding: Binding | undefined;
   /** Set by `bind` when the entries read were not for this database and bucket: why, and how many there were. */
@@ -47,7 +47,7 @@ export class JsonRegistry implements Registry {
     journalLines: number,
     private readonly compactEvery: number,
   ) {
-    this.entries = entries;
+    this.byKey = entries;
     this.binding = binding;
     this.journalLines = journalLines;
   }
@@ -125,7 +125,7 @@ export class JsonRegistry implements Registry {
    * without the snapshot that says what it is bound to.
    */
   async bind(actual: Binding): Promise<void> {
-    const known = this.entries.size > 0 || this.binding !== undefined;
+    const known = this.byKey.size > 0 || this.binding !== undefined;
     const reason = known ? bindingMismatch(this.binding, actual) : null;
     if (reason !== null) {
       let movedTo: string | null = null;
@@ -141,8 +141,8 @@ export class JsonRegistry implements Registry {
         }
         this.journal = await open(`${this.path}.journal`, 'a');
       }
-      this.untrusted = { reason, entries: this.entries.size, movedTo };
-      this.entries = new Map();
+      this.untrusted = { reason, entries: this.byKey.size, movedTo };
+      this.byKey = new Map();
       this.journalLines = 0;
     }
     const changed = this.binding?.database !== actual.database || this.binding?.bucket !== actual.bucket;
@@ -169,7 +169,7 @@ export class JsonRegistry implements Registry {
   async release(): Promise<void> {}
 
   async lockEntries(_trx: Knex.Transaction, keys: readonly string[]): Promise<Map<string, RegistryEntry | undefined>> {
-    return new Map(keys.map((key) => [key, this.entries.get(key)]));
+    return new Map(keys.map((key) => [key, this.byKey.get(key)]));
   }
 
   // Written after the commit instead (`committed`): a file outside the database cannot join its transaction.
@@ -182,7 +182,7 @@ export class JsonRegistry implements Registry {
   async recordAfterLoad(changes: ReadonlyMap<string, RegistryEntry>): Promise<void> {
     const still = new Map<string, RegistryEntry>();
     for (const [key, entry] of changes) {
-      const now = this.entries.get(key);
+      const now = this.byKey.get(key);
       if (now?.status === 'done' && now.doneAt === entry.doneAt && now.afterLoad?.state === 'pending') still.set(key, entry);
     }
     await this.commit(still);
@@ -191,23 +191,56 @@ export class JsonRegistry implements Registry {
   async markReprocess(keys: readonly string[]): Promise<number> {
     const changes = new Map<string, RegistryEntry>();
     for (const key of keys) {
-      const entry = this.entries.get(key);
+      const entry = this.byKey.get(key);
       if (entry && !entry.reprocess) changes.set(key, { ...entry, reprocess: true });
     }
     await this.commit(changes);
     return changes.size;
   }
 
+  /** Entries held (this registry holds them all in memory: README, S3 buckets at scale, says what that costs). */
   get size(): number {
-    return this.entries.size;
+    return this.byKey.size;
   }
 
   get(key: string): RegistryEntry | undefined {
-    return this.entries.get(key);
+    return this.byKey.get(key);
   }
 
-  all(): IterableIterator<[string, RegistryEntry]> {
-    return this.entries.entries();
+  async lookup(keys: readonly string[]): Promise<Map<string, RegistryEntry>> {
+    const found = new Map<string, RegistryEntry>();
+    for (const key of keys) {
+      const entry = this.byKey.get(key);
+      if (entry !== undefined) found.set(key, entry);
+    }
+    return found;
+  }
+
+  async *entries(filter: EntryFilter = {}): AsyncIterableIterator<[string, RegistryEntry]> {
+    const { after } = filter;
+    if (!filter.ordered && after === undefined) {
+      // A Map's iterator is well defined while the map changes between the caller's awaits (a key set again keeps its place).
+      for (const pair of this.byKey) if (entryMatches(pair[1], filter)) yield pair;
+      return;
+    }
+    const keys: string[] = [];
+    for (const [key, entry] of this.byKey) if ((after === undefined || key > after) && entryMatches(entry, filter)) keys.push(key);
+    keys.sort();
+    for (const key of keys) {
+      const entry = this.byKey.get(key);
+      if (entry !== undefined && entryMatches(entry, filter)) yield [key, entry];
+    }
+  }
+
+  async totals(): Promise<RegistryTotals> {
+    return sumEntries(this.byKey.values());
+  }
+
+  async count(filter: EntryFilter = {}): Promise<number> {
+    if (filter.status === undefined && !filter.afterLoadPending && !filter.reprocess && filter.after === undefined) return this.byKey.size;
+    let n = 0;
+    for (const [key, entry] of this.byKey) if ((filter.after === undefined || key > filter.after) && entryMatches(entry, filter)) n++;
+    return n;
   }
 
   /**
@@ -231,16 +264,16 @@ export class JsonRegistry implements Registry {
     } catch (err) {
       throw new IngestError('BI_REGISTRY_IO', `cannot write registry journal ${this.path}.journal: ${(err as Error).message}`);
     }
-    for (const [k, e] of changes) this.entries.set(k, e);
+    for (const [k, e] of changes) this.byKey.set(k, e);
     this.journalLines += changes.size;
-    if (this.journalLines >= Math.max(this.compactEvery, this.entries.size)) await this.compact();
+    if (this.journalLines >= Math.max(this.compactEvery, this.byKey.size)) await this.compact();
   }
 
   /** Writes the whole registry as a new snapshot and empties the journal. */
   async compact(): Promise<void> {
     // A copy of the pairs (entries are replaced, never changed in place), so the snapshot is one moment's even
     // though it is written across awaits.
-    await writeFileAtomic(this.path, snapshotText(this.binding, Array.from(this.entries)));
+    await writeFileAtomic(this.path, snapshotText(this.binding, Array.from(this.byKey)));
     try {
       // Only now may the journal go: the snapshot holds everything it said.
       await writeFile(`${this.path}.journal`, '');

@@ -175,16 +175,18 @@ describe('operator commands (in-process)', function () {
       ['2024/a.data', entry()], ['2024/b.data', entry({ status: 'failed' })], ['2025/c.data', entry()], ['.hidden.data', entry()],
       ['x[1].data', entry()], ['top.data', entry({ status: 'failed' })],
     ];
+    const select = (patterns: string[], failed: boolean) =>
+      selectKeys((async function* () { yield* entries; })(), new Set(entries.map(([k]) => k)), patterns, failed);
 
-    it('selects exact keys, globs (dot files included, * stops at /) and failed entries, in registry order', () => {
-      expect(selectKeys(entries, ['top.data'], false)).to.deep.equal({ keys: ['top.data'], unmatched: [] });
-      expect(selectKeys(entries, ['2024/*'], false).keys).to.deep.equal(['2024/a.data', '2024/b.data']);
-      expect(selectKeys(entries, ['*.data'], false).keys).to.deep.equal(['.hidden.data', 'x[1].data', 'top.data']);
-      expect(selectKeys(entries, ['**/*.data'], false).keys).to.have.length(6);
-      expect(selectKeys(entries, ['x[1].data'], false).keys).to.deep.equal(['x[1].data']); // a known key is taken literally
-      expect(selectKeys(entries, [], true).keys).to.deep.equal(['2024/b.data', 'top.data']);
-      expect(selectKeys(entries, ['2025/*'], true).keys).to.deep.equal(['2024/b.data', '2025/c.data', 'top.data']);
-      expect(selectKeys(entries, ['2024/*', 'nope*', '2026/x.data'], false).unmatched).to.deep.equal(['nope*', '2026/x.data']);
+    it('selects exact keys, globs (dot files included, * stops at /) and failed entries, in registry order', async () => {
+      expect(await select(['top.data'], false)).to.deep.equal({ keys: ['top.data'], unmatched: [] });
+      expect((await select(['2024/*'], false)).keys).to.deep.equal(['2024/a.data', '2024/b.data']);
+      expect((await select(['*.data'], false)).keys).to.deep.equal(['.hidden.data', 'x[1].data', 'top.data']);
+      expect((await select(['**/*.data'], false)).keys).to.have.length(6);
+      expect((await select(['x[1].data'], false)).keys).to.deep.equal(['x[1].data']); // a known key is taken literally
+      expect((await select([], true)).keys).to.deep.equal(['2024/b.data', 'top.data']);
+      expect((await select(['2025/*'], true)).keys).to.deep.equal(['2024/b.data', '2025/c.data', 'top.data']);
+      expect((await select(['2024/*', 'nope*', '2026/x.data'], false)).unmatched).to.deep.equal(['nope*', '2026/x.data']);
     });
 
     it('appends requests for the matches and reports how many; a pattern that matches nothing marks nothing', async () => {

@@ -56,7 +56,9 @@ describe('operator commands (integration)', function () {
   const registryPath = () => join(dir, 'registry', 't.json');
   const entries = async (): Promise<Record<string, RegistryEntry>> => {
     const reg = await JsonRegistry.open(registryPath(), { writable: false });
-    return Object.fromEntries(reg.all());
+    const all: Record<string, RegistryEntry> = {};
+    for await (const [k, e] of reg.entries()) all[k] = e;
+    return all;
   };
   const attempts = async (): Promise<Record<string, number>> =>
     Object.fromEntries(Object.entries(await entries()).map(([k, e]) => [k, e.attempts]));
