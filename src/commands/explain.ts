@@ -1,4 +1,5 @@
 import { suggest, type LoadedConfig } from '../config/load.js';
+import { listsVersions } from '../sources/index.js';
 import type { Binding } from '../registry/binding.js';
 import type { Registry } from '../registry/types.js';
 import { planKey, type PlanReason } from '../plan.js';
@@ -53,10 +54,13 @@ export async function explainWith(config: LoadedConfig, registry: Registry, path
   // A pending request is applied at the start of the next cycle, before planning: plan as if it were.
   const effective = entry && pendingRequests.length > 0 ? { ...entry, reprocess: true } : entry;
   const recheckMs = config.settings.RECHECK_DONE_SECONDS * 1000;
-  const reason = planKey(effective ?? undefined, { force: false, now, recheckDoneMs: recheckMs });
+  // A bucket listed with versions (S3): planned as the cycle plans it when the listing shows the version loaded, the
+  // one thing explain can say without asking the bucket.
+  const listed = listsVersions(config.settings) && entry !== null && entry.etag !== null && entry.size !== null ? { etag: entry.etag, size: entry.size } : undefined;
+  const reason = planKey(effective ?? undefined, { force: false, now, recheckDoneMs: recheckMs }, listed);
   let until: string | null = null;
   if (reason === 'backoff' && entry?.nextAttemptAt) until = entry.nextAttemptAt;
-  if (reason === 'up-to-date' && entry) {
+  if (reason === 'up-to-date' && entry && listed === undefined) {
     const checked = entry.checkedAt ?? entry.doneAt;
     if (checked !== null) until = new Date(Date.parse(checked) + recheckMs).toISOString();
   }
@@ -70,7 +74,7 @@ export async function explainWith(config: LoadedConfig, registry: Registry, path
     summary = `unknown to the registry: the next cycle processes it if the index lists it${suggest(key, known)}`;
     if (pendingRequests.length > 0) summary += ' (a reprocess request for it is pending; it changes nothing, the key is new anyway)';
   } else {
-    summary = `${stateOf(entry)}; next cycle: ${nextAction(reason, entry, pendingRequests, until, config.settings.RECHECK_DONE_SECONDS)}`;
+    summary = `${stateOf(entry)}; next cycle: ${nextAction(reason, entry, pendingRequests, until, config.settings.RECHECK_DONE_SECONDS, listed !== undefined)}`;
   }
   return { key, profile: config.profile, registry: registry.description, entry, pendingRequests, next: { reason, processes, until }, summary };
 }
@@ -82,7 +86,7 @@ function stateOf(e: RegistryEntry): string {
   return `failed ${times(e.failures)} since its last success, last error ${e.error ?? 'unknown'}`;
 }
 
-function nextAction(reason: PlanReason, e: RegistryEntry, pending: readonly ReprocessRequest[], until: string | null, recheckSeconds: number): string {
+function nextAction(reason: PlanReason, e: RegistryEntry, pending: readonly ReprocessRequest[], until: string | null, recheckSeconds: number, listed: boolean): string {
   switch (reason) {
     case 'reprocess':
       if (e.reprocess) return `processes it again whatever its status, if the index still lists it (reprocess requested; marked in the registry at ${e.updatedAt})`;
@@ -98,6 +102,10 @@ function nextAction(reason: PlanReason, e: RegistryEntry, pending: readonly Repr
     case 'changed':
       return 'loads it again: the bucket lists another ETag or size than the one loaded';
     case 'up-to-date':
+      if (listed) {
+        return `up to date while the bucket's listing shows ETag ${e.etag ?? '?'} and ${e.size ?? '?'} bytes, the version loaded; ` +
+          'another ETag or size loads it again (the listing gives versions: no recheck timer, no request)';
+      }
       return `up to date — will ask the bucket again after ${until ?? '?'} (RECHECK_DONE_SECONDS=${recheckSeconds})`;
     case 'new':
     case 'forced':

@@ -30,11 +30,19 @@ export function createSource(
   });
 }
 
+/**
+ * Whether the bucket is listed with each object's version (S3 without FILES_LIST_KEY): a done file is then up to date
+ * or changed by what the listing says, never rechecked on a timer (src/plan.ts).
+ */
+export function listsVersions(settings: Pick<Settings, 'BUCKET_URL' | 'FILES_LIST_KEY'>): boolean {
+  return /^s3:\/\//i.test(settings.BUCKET_URL) && settings.FILES_LIST_KEY === '';
+}
+
 function bucketSource(settings: Settings, hooks: { onRetry?: RetryListener; onResponse?: (status: number) => void }, env: NodeJS.ProcessEnv): Source {
   const url = settings.BUCKET_URL;
   const maxBytes = settings.MAX_FILE_MB * 1024 * 1024;
   const streamAboveBytes = settings.STREAM_ABOVE_MB * 1024 * 1024;
-  if (settings.LISTING === 'ordered' && !(/^s3:\/\//i.test(url) && settings.FILES_LIST_KEY === '')) {
+  if (settings.LISTING === 'ordered' && !listsVersions(settings)) {
     throw new ConfigError(`LISTING=ordered lists after the last key seen, which needs a bucket listed page by page (s3:// without FILES_LIST_KEY); ${redactUrl(url)} is read from its index`);
   }
   if (/^s3:\/\//i.test(url)) {

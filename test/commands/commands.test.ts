@@ -142,6 +142,17 @@ describe('operator commands (in-process)', function () {
       expect((await explainKey({ ...args(), key: 'stale.data' }, T0)).next.reason).to.equal('recheck');
     });
 
+    it('a done key of a bucket listed with versions (S3): up to date by its ETag and size, no recheck timer, as the cycle plans it', async () => {
+      profile({ BUCKET_URL: 's3://bkt/in' });
+      const s3 = await bindingOf(dbFile, { BUCKET_URL: 's3://bkt/in', FILES_LIST_KEY: '' });
+      await seedRegistry(registryPath, s3, { 'stale.data': entry({ etag: '"e1"', size: 10, checkedAt: iso(T0 - 7_200_000) }), 'bare.data': entry({ etag: null, checkedAt: iso(T0 - 7_200_000) }) });
+      const x = await explainKey({ ...args(), key: 'stale.data' }, T0);
+      expect(x.next).to.deep.equal({ reason: 'up-to-date', processes: false, until: null });
+      expect(x.summary).to.contain('up to date while the bucket\'s listing shows ETag "e1" and 10 bytes, the version loaded');
+      // With no ETag recorded the listing cannot tell: the timer decides, as in the cycle.
+      expect((await explainKey({ ...args(), key: 'bare.data' }, T0)).next.reason).to.equal('recheck');
+    });
+
     it('a failed key in backoff, and one whose backoff is over', async () => {
       const x = await explainKey({ ...args(), key: 'failed.data' }, T0);
       expect(x.next).to.deep.equal({ reason: 'backoff', processes: false, until: iso(T0 + 240_000) });
