@@ -13,6 +13,7 @@ import { afterLoadText } from './config/schema.js';
 import { withRetries } from './sources/retry.js';
 import type { UpsertCompiler } from './load/upsert.js';
 import { planInto, type Plan, type PlanItem } from './plan.js';
+import { PlanFeed } from './plan-feed.js';
 import { listingFilter, listingPages, PLAN_SLICE, withEntries, type ListingCursor, type TimeWindow } from './listing.js';
 import { bucketId, type Binding } from './registry/binding.js';
 import type { Registry } from './registry/types.js';
@@ -89,55 +90,98 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
   const now = Date.now();
   // Notified keys are each a new version (duplicates were left out before): processed whatever the registry says.
   const planOpts = { force: opts.force || via === 'notification', now, recheckDoneMs: ctx.settings.RECHECK_DONE_SECONDS * 1000 };
-  const plan: Plan = { todo: [], upToDate: 0, backoff: 0 };
-  const behind = new Map<string, number>();
   // Keys that may be recorded failed once the cycle is over: those planned or waiting (a key up to date stays done).
-  const watched: string[] = [];
+  // Those whose outcome settles it (done, unchanged, failed) are counted and dropped as their group commits, so the
+  // set holds the files in the window and those waiting, not every key of a first load.
+  const watched = new Set<string>();
+  const resolved = (key: string, failed: boolean): void => {
+    if (watched.delete(key) && failed) summary.failedListed++;
+  };
   const considered = listingFilter(ctx.settings, opts.window);
   // AFTER_LOAD=move:PREFIX: the moved copies are never files to load.
   const moved = ctx.settings.AFTER_LOAD;
   const movedCopy = (key: string): boolean => moved.kind === 'move' && key.startsWith(moved.prefix);
-  let listed = 0;
-  // Planned page by page as the listing arrives: only the keys to process are kept, never the whole listing.
-  try {
-    const readIndex = (): Promise<string[]> => retryDb(ctx, 'reading the shared listing', () => ctx.registry.listKeys(ctx.source, opts.abort), opts.abort);
-    const notified = (ctx.notifiedPosition ??= { next: 0 });
-    const listing = opts.keys !== undefined ? { first: notified.next, pages: givenKeys(opts.keys) } : listingPages(ctx.source, readIndex, opts.abort, ctx.cursor ?? null);
-    let position = listing.first;
-    const lookup = (keys: readonly string[]) => retryDb(ctx, 'reading the registry', () => ctx.registry.lookup(keys), opts.abort);
-    const counted = (async function* () { // every listed key moves the position, considered or not
-      for await (const page of listing.pages) {
-        position += page.length;
-        yield page;
-      }
-    })();
-    for await (const slice of withEntries(counted, listing.first, (o) => considered(o, now) && !movedCopy(o.key), lookup)) {
-      for (const { o, index, entry } of slice) {
-        listed++;
-        const reason = planInto(plan, o.key, index, () => entry, planOpts, o);
-        if (reason !== 'up-to-date') watched.push(o.key);
-        notePending(ctx, behind, o.key, entry, now);
-      }
-    }
-    notified.next = Math.max(notified.next, position);
-  } catch (err) {
-    ctx.telemetry.listingFailed(describeError(err));
-    throw err;
-  }
-  const discovered = via === 'notification' ? plan.todo.length : plan.todo.filter((p) => p.reason === 'new').length;
+  const totals = { listed: 0, planned: 0, upToDate: 0, backoff: 0, discovered: 0 };
   const summary: CycleSummary = {
-    listed, planned: plan.todo.length, filesDone: 0, filesFailed: 0, filesUnchanged: 0,
-    filesUpToDate: plan.upToDate, filesBackoff: plan.backoff, filesCancelled: 0, filesElsewhere: 0, failedListed: 0,
-    recordsLoaded: 0, recordsRejected: 0, recordsSkipped: 0, bytes: 0, seconds: 0,
+    listed: 0, planned: 0, filesDone: 0, filesFailed: 0, filesUnchanged: 0, filesUpToDate: 0, filesBackoff: 0, filesCancelled: 0,
+    filesElsewhere: 0, failedListed: 0, recordsLoaded: 0, recordsRejected: 0, recordsSkipped: 0, bytes: 0, seconds: 0,
   };
-  ctx.telemetry.cycleStarted({ cycle: opts.cycle, listed, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff, pending: behind, via, discovered });
+  // Planned slice by slice as the listing arrives, into the feed the loader takes from. Loading starts once the
+  // listing is read, or as soon as PLAN_AHEAD_FILES files wait: the listing then goes on beside the loading, and waits
+  // whenever that many are planned ahead. Only the keys to process are kept, never the whole listing.
+  const feed = new PlanFeed(ctx.settings.PLAN_AHEAD_FILES);
+  let begun = false;
+  let begin: () => void = () => undefined;
+  const begins = new Promise<void>((resolve) => (begin = resolve));
+  const start = (pending: ReadonlyMap<string, number>, listing: 'done' | 'continuing'): void => {
+    begun = true;
+    ctx.telemetry.cycleStarted({ cycle: opts.cycle, ...totals, pending, via, listing });
+    begin();
+  };
+  const planning = (async (): Promise<void> => {
+    let behind = new Map<string, number>();
+    try {
+      const readIndex = (): Promise<string[]> => retryDb(ctx, 'reading the shared listing', () => ctx.registry.listKeys(ctx.source, opts.abort), opts.abort);
+      const notified = (ctx.notifiedPosition ??= { next: 0 });
+      const listing = opts.keys !== undefined ? { first: notified.next, pages: givenKeys(opts.keys) } : listingPages(ctx.source, readIndex, opts.abort, ctx.cursor ?? null);
+      let position = listing.first;
+      const lookup = (keys: readonly string[]) => retryDb(ctx, 'reading the registry', () => ctx.registry.lookup(keys), opts.abort);
+      const counted = (async function* () { // every listed key moves the position, considered or not
+        for await (const page of listing.pages) {
+          position += page.length;
+          yield page;
+        }
+      })();
+      let stopped = false;
+      for await (const slice of withEntries(counted, listing.first, (o) => considered(o, now) && !movedCopy(o.key), lookup)) {
+        // A soft stop plans nothing more: what is planned is cancelled, what is not is left to the next start.
+        if (opts.stop.aborted) {
+          stopped = true;
+          break;
+        }
+        const plan: Plan = { todo: [], upToDate: 0, backoff: 0 };
+        for (const { o, index, entry } of slice) {
+          const reason = planInto(plan, o.key, index, () => entry, planOpts, o);
+          if (reason !== 'up-to-date') watched.add(o.key);
+          notePending(ctx, behind, o.key, entry, now);
+        }
+        const grown = {
+          listed: slice.length, planned: plan.todo.length, upToDate: plan.upToDate, backoff: plan.backoff,
+          discovered: via === 'notification' ? plan.todo.length : plan.todo.filter((p) => p.reason === 'new').length,
+        };
+        for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += grown[k];
+        feed.push(plan.todo);
+        if (begun) {
+          ctx.telemetry.cycleGrew({ ...grown, pending: behind });
+          behind = new Map();
+        } else if (feed.waiting >= ctx.settings.PLAN_AHEAD_FILES) {
+          start(behind, 'continuing');
+          behind = new Map();
+        }
+        if (begun) await feed.room();
+      }
+      notified.next = Math.max(notified.next, position);
+      if (!begun) start(behind, 'done');
+      else if (!stopped) ctx.telemetry.listingFinished({ cycle: opts.cycle, ...totals });
+    } catch (err) {
+      ctx.telemetry.listingFailed(describeError(err));
+      throw err;
+    } finally {
+      Object.assign(summary, { listed: totals.listed, planned: totals.planned, filesUpToDate: totals.upToDate, filesBackoff: totals.backoff });
+      feed.close();
+    }
+  })();
+  // A listing that fails before loading begins fails the cycle at once, as it always did.
+  await Promise.race([begins, planning]);
 
   const after = new AfterLoader({
     setting: ctx.settings.AFTER_LOAD, source: ctx.source, registry: ctx.registry, telemetry: ctx.telemetry,
     concurrency: ctx.settings.CONCURRENCY, retryFailedMs: ctx.settings.RETRY_FAILED_SECONDS * 1000,
   }, opts.abort);
   try {
-    await loadAsReady(ctx, opts, plan.todo, summary, after);
+    await loadAsReady(ctx, opts, feed, summary, after, resolved);
+    // A listing that failed once loading had begun: what it planned is loaded, and the cycle fails with its error.
+    await planning;
     // Then the actions earlier cycles left pending (failed, or cut short by a crash), unless we are stopping.
     if (!opts.stop.aborted) await after.retryDue();
   } catch (err) {
@@ -151,8 +195,9 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
     summary.afterLoadFailed = after.failed;
   }
   ctx.telemetry.afterLoadPending(await retryDb(ctx, 'counting pending actions', () => pendingAfterLoad(ctx.registry), opts.abort));
-  for (let i = 0; i < watched.length; i += PLAN_SLICE) {
-    const stored = await retryDb(ctx, 'reading the registry', () => ctx.registry.lookup(watched.slice(i, i + PLAN_SLICE)), opts.abort);
+  const unsettled = [...watched];
+  for (let i = 0; i < unsettled.length; i += PLAN_SLICE) {
+    const stored = await retryDb(ctx, 'reading the registry', () => ctx.registry.lookup(unsettled.slice(i, i + PLAN_SLICE)), opts.abort);
     for (const entry of stored.values()) if (entry.status === 'failed') summary.failedListed++;
   }
   summary.seconds = (performance.now() - started) / 1000;
@@ -234,7 +279,9 @@ export const windowRowsOf = (p: Prepared): number => (p.kind === 'stream' ? WIND
  * most COMMIT_MAX_FILES files and about GROUP_MAX_ROWS rows. So a bucket of small files commits hundreds of files
  * at a time (one fsync each group), and a bucket of large files keeps the window it would have had.
  */
-async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: readonly PlanItem[], summary: CycleSummary, after: AfterLoader): Promise<void> {
+async function loadAsReady(
+  ctx: PipelineContext, opts: CycleOptions, feed: PlanFeed, summary: CycleSummary, after: AfterLoader, resolved: (key: string, failed: boolean) => void,
+): Promise<void> {
   const limit = pLimit(ctx.settings.CONCURRENCY);
   const maxFiles = ctx.settings.COMMIT_MAX_FILES;
   const maxInFlight = ctx.settings.CONCURRENCY * 2;
@@ -253,8 +300,6 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
   let decodedFiles = 0; // files of this cycle that have arrived, and their window rows: the mean sizes the window
   let decodedRows = 0;
   let inFlight = 0;
-  let started = 0;
-  let committed = 0;
   let wake: (() => void) | null = null;
   const arrived = (p: Prepared): void => {
     inFlight--;
@@ -273,8 +318,8 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
   const startMore = (): void => {
     const batch: PlanItem[] = [];
     const limits = { maxInFlight, maxFiles };
-    while (started < todo.length && windowHasRoom({ inFlight, waiting: ready.length, waitingRows: readyWindowRows, decodedFiles, decodedRows }, limits)) {
-      batch.push(todo[started++] as PlanItem);
+    while (feed.waiting > 0 && windowHasRoom({ inFlight, waiting: ready.length, waitingRows: readyWindowRows, decodedFiles, decodedRows }, limits)) {
+      batch.push(feed.take() as PlanItem);
       inFlight++;
     }
     if (batch.length === 0) return;
@@ -303,9 +348,20 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
     };
   });
 
+  // Files the planner adds while the listing goes on enter the window as it has room.
+  feed.listen(() => {
+    startMore();
+    const w = wake;
+    wake = null;
+    w?.();
+  });
   startMore();
-  while (committed < todo.length) {
-    if (ready.length === 0) await waitForArrival(Infinity);
+  for (;;) {
+    if (ready.length === 0) {
+      if (inFlight === 0 && feed.closed && feed.waiting === 0) break; // everything planned is committed
+      await waitForArrival(Infinity);
+      continue;
+    }
     const deadline = performance.now() + GROUP_FILL_MS;
     const full = (files: number, rows: number): boolean =>
       files >= maxFiles || rows >= GROUP_MAX_ROWS || opts.stop.aborted || performance.now() >= deadline;
@@ -319,7 +375,6 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
     let n = 0;
     for (rows = 0; n < ready.length && n < maxFiles && rows < GROUP_MAX_ROWS; n++) rows += rowsOf(ready[n] as Prepared);
     const group = take(0, n);
-    committed += group.length;
     startMore();
     const more = async (): Promise<Prepared | null> => {
       for (;;) {
@@ -332,7 +387,6 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
         }
         const p = take(i, 1)[0] as Prepared;
         group.push(p);
-        committed++;
         rows += rowsOf(p);
         startMore();
         if (p.kind !== 'cancelled' && p.kind !== 'elsewhere') return p; // those only need reporting
@@ -341,7 +395,7 @@ async function loadAsReady(ctx: PipelineContext, opts: CycleOptions, todo: reado
     const outcomes = await commitGroup(commitContext, group.filter((p) => p.kind !== 'stream'), commitContext.batchGroups ? undefined : more);
     for (const p of group) if (p.kind === 'stream') outcomes.push(...(await commitStream(commitContext, p)));
     await ctx.registry.release(group.filter((p) => p.kind === 'cancelled').map((p) => p.item.key));
-    report(ctx, group, outcomes, summary, opts.settled);
+    report(ctx, group, outcomes, summary, opts.settled, resolved);
     // AFTER_LOAD, once the group's entries are recorded: the loader goes on with the next group meanwhile.
     after.start(outcomes.filter((o) => o.kind === 'done').map((o) => o.p.item.key));
   }
@@ -398,7 +452,10 @@ export async function prepare(ctx: Pick<PipelineContext, 'source' | 'decoder' | 
 }
 
 /** Counts and reports what became of a committed group. */
-function report(ctx: PipelineContext, group: readonly Prepared[], outcomes: readonly Outcome[], summary: CycleSummary, settled?: CycleOptions['settled']): void {
+function report(
+  ctx: PipelineContext, group: readonly Prepared[], outcomes: readonly Outcome[], summary: CycleSummary, settled: CycleOptions['settled'],
+  resolved: (key: string, failed: boolean) => void,
+): void {
   for (const p of group) {
     if (p.kind === 'cancelled') {
       summary.filesCancelled++;
@@ -415,6 +472,7 @@ function report(ctx: PipelineContext, group: readonly Prepared[], outcomes: read
     settled?.(key, o.kind === 'recheck-failed' ? 'failed' : o.kind === 'lost' ? 'elsewhere' : o.kind);
     switch (o.kind) {
       case 'done': {
+        resolved(key, o.entry.status === 'failed');
         const e = o.entry;
         summary.filesDone++;
         summary.recordsLoaded += e.loaded;
@@ -426,12 +484,14 @@ function report(ctx: PipelineContext, group: readonly Prepared[], outcomes: read
         break;
       }
       case 'unchanged':
+        resolved(key, o.entry.status === 'failed');
         summary.filesUnchanged++;
         ctx.telemetry.fileUnchanged(key);
         // Asked for by name (`reprocess`, `--force`): say why nothing was loaded. A recheck finding it so is routine.
         if (o.p.kind === 'unchanged' && o.p.emptied !== undefined && o.p.item.reason !== 'recheck') ctx.telemetry.fileEmptied(key, o.p.emptied);
         break;
       case 'failed':
+        resolved(key, o.entry.status === 'failed');
         summary.filesFailed++;
         ctx.telemetry.fileFailed({ key, error: o.error, attempts: o.entry.attempts, nextAttemptAt: o.entry.nextAttemptAt });
         break;

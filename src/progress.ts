@@ -51,6 +51,11 @@ export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): T
       bar.start(total, 0, payload());
       drawn = true;
     },
+    cycleGrew(planned) {
+      if (!inCycle) return;
+      total += planned;
+      if (drawn) bar.setTotal(total);
+    },
     fileSettled(_outcome, n) {
       if (!inCycle) return;
       settled++;

@@ -31,6 +31,8 @@ export interface FileFailedEvent { key: string; error: string; attempts: number;
 /** Who else wants to hear about a cycle as it goes (the progress bar). */
 export interface ProgressListener {
   cycleStarted?(planned: number): void;
+  /** More files planned while the cycle loads (a listing longer than PLAN_AHEAD_FILES goes on beside the loading). */
+  cycleGrew?(planned: number): void;
   fileSettled?(outcome: 'done' | 'failed' | 'unchanged' | 'cancelled', records: number): void;
   cycleEnded?(): void;
 }
@@ -108,23 +110,49 @@ export class Telemetry {
     this.state.lastListingError = redactText(error);
   }
 
-  /** `via`: a cycle over the listing (the default), or over the keys of notifications, which leaves what the listing found as it was. */
-  cycleStarted(fields: { cycle: number; listed: number; planned: number; upToDate: number; backoff: number; pending: ReadonlyMap<string, number>; via?: 'listing' | 'notification'; discovered?: number }): void {
-    const { pending, via = 'listing', discovered = 0, ...logged } = fields;
+  /**
+   * `via`: a cycle over the listing (the default), or over the keys of notifications, which leaves what the listing found
+   * as it was. `listing: 'continuing'`: loading begins before the listing is read (PLAN_AHEAD_FILES files planned); the
+   * counts are those so far, `cycleGrew` adds the rest and `listingFinished` says the totals.
+   */
+  cycleStarted(fields: {
+    cycle: number; listed: number; planned: number; upToDate: number; backoff: number; pending: ReadonlyMap<string, number>;
+    via?: 'listing' | 'notification'; discovered?: number; listing?: 'done' | 'continuing';
+  }): void {
+    const { pending, via = 'listing', discovered = 0, listing = 'done', ...logged } = fields;
     this.state.cycle = fields.cycle;
     if (via === 'listing') {
       this.state.lastListingOk = true;
       this.state.lastListingError = null;
       this.pending.clear();
     }
-    for (const [k, t] of pending) this.pending.set(k, t);
+    this.grew({ upToDate: fields.upToDate, discovered, pending, via });
+    const continuing = listing === 'continuing';
+    this.log.info({ event: 'CycleStarted', ...logged, via, ...(continuing ? { listing } : {}) }, via === 'notification'
+      ? `cycle ${fields.cycle}: ${fields.planned} file(s) to process from notifications`
+      : continuing
+        ? `cycle ${fields.cycle}: ${fields.planned} to process in the first ${fields.listed} keys listed; loading them while the listing goes on`
+        : `cycle ${fields.cycle}: ${fields.listed} keys listed, ${fields.planned} to process, ${fields.upToDate} up to date, ${fields.backoff} waiting to retry`);
+    for (const l of this.listeners) l.cycleStarted?.(fields.planned);
+  }
+
+  /** More of a continuing listing planned (see cycleStarted): counted, not logged. */
+  cycleGrew(fields: { listed: number; planned: number; upToDate: number; backoff: number; discovered: number; pending: ReadonlyMap<string, number> }): void {
+    this.grew({ upToDate: fields.upToDate, discovered: fields.discovered, pending: fields.pending, via: 'listing' });
+    if (fields.planned > 0) for (const l of this.listeners) l.cycleGrew?.(fields.planned);
+  }
+
+  /** The end of a listing that went on beside the loading: its totals. */
+  listingFinished(fields: { cycle: number; listed: number; planned: number; upToDate: number; backoff: number }): void {
+    this.log.info({ event: 'ListingFinished', ...fields },
+      `cycle ${fields.cycle}: listing finished: ${fields.listed} keys listed, ${fields.planned} to process, ${fields.upToDate} up to date, ${fields.backoff} waiting to retry`);
+  }
+
+  private grew(fields: { upToDate: number; discovered: number; pending: ReadonlyMap<string, number>; via: 'listing' | 'notification' }): void {
+    for (const [k, t] of fields.pending) this.pending.set(k, t);
     this.m.pending.set(this.pending.size);
     this.m.files.inc({ outcome: 'skipped_unchanged' }, fields.upToDate);
-    this.m.discovered.inc({ via }, discovered);
-    this.log.info({ event: 'CycleStarted', ...logged, via }, via === 'listing'
-      ? `cycle ${fields.cycle}: ${fields.listed} keys listed, ${fields.planned} to process, ${fields.upToDate} up to date, ${fields.backoff} waiting to retry`
-      : `cycle ${fields.cycle}: ${fields.planned} file(s) to process from notifications`);
-    for (const l of this.listeners) l.cycleStarted?.(fields.planned);
+    this.m.discovered.inc({ via: fields.via }, fields.discovered);
   }
 
   cycleFinished(cycle: number, s: CycleSummary): void {

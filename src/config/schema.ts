@@ -246,6 +246,11 @@ export const settingsCodec = t.type({
   MIN_AGE_SECONDS: secondsAtLeast('MIN_AGE_SECONDS', 0),
   /** S3: `full` lists every key every cycle; `ordered` lists after the last key seen (keys written in lexical order). */
   LISTING: oneOf('LISTING', ['full', 'ordered']),
+  /**
+   * Files planned ahead of the loader: a cycle whose listing finds more to do starts loading while it goes on listing,
+   * and lists no further while this many wait (a huge bucket's first load starts at once, in bounded memory).
+   */
+  PLAN_AHEAD_FILES: intIn('PLAN_AHEAD_FILES', 1, 10_000_000),
   /** LISTING=ordered: how many keys before the last one seen are listed again each cycle. */
   LOOKBACK_KEYS: intIn('LOOKBACK_KEYS', 0, 1_000_000),
   /** LISTING=ordered: every this many seconds a cycle lists the whole bucket, catching keys that came below the cursor; with NOTIFY_URL: how often the bucket is listed at all (at least every second), to find what notifications missed. */
@@ -339,6 +344,7 @@ export function defaultSettings(profile: string): Record<SettingKey, string> {
     MIN_AGE_SECONDS: '0',
     LISTING: 'full',
     LOOKBACK_KEYS: '1000',
+    PLAN_AHEAD_FILES: '10000',
     RECONCILE_SECONDS: '3600',
     SCHEMAS: BUNDLED_SCHEMAS,
     PII_HASH_KEY: '',

@@ -101,6 +101,11 @@ export class LiveCycle implements ProgressListener {
     this.onChange();
   }
 
+  cycleGrew(planned: number): void {
+    if (this.current) this.current.planned += planned;
+    this.onChange();
+  }
+
   fileSettled(outcome: 'done' | 'failed' | 'unchanged' | 'cancelled', records: number): void {
     if (this.current) {
       this.current[outcome]++;

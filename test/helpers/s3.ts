@@ -76,13 +76,22 @@ export interface SeenRequest {
  * daemon asked for) and can hold each response back `delayMs` (to catch a run mid-cycle). Nothing is answered by it:
  * every request goes to the real server as it came, Host header (and so the signature) included.
  */
-export async function countingProxy(server: S3Server): Promise<{ endpoint: string; seen: SeenRequest[]; delayMs: number; close: () => Promise<void> }> {
+export async function countingProxy(server: S3Server): Promise<{
+  endpoint: string; seen: SeenRequest[]; delayMs: number; failListingsAfter: number | null; close: () => Promise<void>;
+}> {
   const target = new URL(server.endpoint);
-  const state = { endpoint: '', seen: [] as SeenRequest[], delayMs: 0, close: async () => undefined as void };
+  // failListingsAfter: ListObjectsV2 requests after this many are answered 500 (the server failing mid-listing).
+  const state = { endpoint: '', seen: [] as SeenRequest[], delayMs: 0, failListingsAfter: null as number | null, close: async () => undefined as void };
+  let listings = 0;
   const proxy = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://proxy');
     const [, , ...rest] = url.pathname.split('/');
     state.seen.push({ method: req.method ?? 'GET', key: decodeURIComponent(rest.join('/')), query: url.searchParams });
+    if (url.searchParams.get('list-type') === '2' && state.failListingsAfter !== null && ++listings > state.failListingsAfter) {
+      req.resume();
+      res.writeHead(500, { 'content-type': 'application/xml' }).end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>');
+      return;
+    }
     const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
       const send = (): void => {
         res.writeHead(up.statusCode ?? 502, up.headers);

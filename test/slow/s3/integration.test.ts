@@ -88,6 +88,48 @@ describe('S3 buckets on a real server, Ceph RADOS Gateway (integration)', functi
     expect(objectGets(proxy.seen)).to.deep.equal([]);
   });
 
+  it('PLAN_AHEAD_FILES: loads while the listing goes on, lists no further than the loader takes, and ends with the same tables', async () => {
+    const fx = fixture({ files: 2500, recordsPerFile: 2, seed: 31 });
+    const bucket = await newBucket(fx.files);
+    const proxy = await countingProxy(server);
+    cleanups.push(proxy.close);
+    const dir = await newDir();
+    const env = { ...ENV, ...s3Env(server, bucket), S3_ENDPOINT: proxy.endpoint, PLAN_AHEAD_FILES: '10', LOG_LEVEL: 'debug' };
+    const r = await runCli(['run', '--once'], { cwd: dir, env });
+    expect(r.code, r.stderr).to.equal(0);
+    const log = events(r.stdout);
+    const at = (name: string): number => log.findIndex((e) => e.event === name);
+    // Loading began with the first page planned, and files were committed before the last page was listed.
+    expect(log[at('CycleStarted')]).to.include({ listing: 'continuing', listed: 1000, planned: 1000 });
+    expect(at('FileDone')).to.be.within(0, at('ListingFinished'));
+    expect(log[at('ListingFinished')]).to.include({ listed: 2500, planned: 2500 });
+    expect(finished(r.stdout)).to.include({ listed: 2500, planned: 2500, filesDone: 2500 });
+    // The second page was asked for only once the loader had taken in nearly all of the first.
+    const secondListing = proxy.seen.indexOf(listings(proxy.seen)[1] as SeenRequest);
+    expect(proxy.seen.slice(0, secondListing).filter((q) => q.method === 'GET' && q.key !== '').length).to.be.above(900);
+    expect(await dumpSqlite(join(dir, 'data', 't.sqlite3'))).to.deep.equal(await reference(fx.files));
+  });
+
+  it('a listing that fails once loading has begun: what was planned is loaded, the cycle fails, and the next one loads the rest', async () => {
+    const fx = fixture({ files: 2500, recordsPerFile: 2, seed: 31 });
+    const bucket = await newBucket(fx.files);
+    const proxy = await countingProxy(server);
+    cleanups.push(proxy.close);
+    const dir = await newDir();
+    const env = { ...ENV, ...s3Env(server, bucket), S3_ENDPOINT: proxy.endpoint, PLAN_AHEAD_FILES: '10', MAX_ATTEMPTS: '1' };
+    proxy.failListingsAfter = 2;
+    const r = await runCli(['run', '--once'], { cwd: dir, env });
+    expect(r.code, r.stdout).to.not.equal(0);
+    expect(events(r.stdout).some((e) => e.event === 'CycleError')).to.equal(true);
+    // The two pages listed were planned, loaded and recorded done; nothing was recorded failed.
+    expect(doneKeys(dir)).to.deep.equal([...fx.keys].sort().slice(0, 2000));
+    proxy.failListingsAfter = null;
+    const again = await runCli(['run', '--once'], { cwd: dir, env });
+    expect(again.code, again.stderr).to.equal(0);
+    expect(finished(again.stdout)).to.include({ listed: 2500, filesDone: 500, filesUpToDate: 2000 });
+    expect(await dumpSqlite(join(dir, 'data', 't.sqlite3'))).to.deep.equal(await reference(fx.files));
+  });
+
   it('loads again only the object whose content changed, fetching nothing else', async () => {
     const fx = fixture({ files: 6, recordsPerFile: 30, seed: 32 });
     const bucket = await newBucket(fx.files);
