@@ -135,7 +135,7 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
       let stopped = false;
       for await (const slice of withEntries(counted, listing.first, (o) => considered(o, now) && !movedCopy(o.key), lookup)) {
         // A soft stop plans nothing more: what is planned is cancelled, what is not is left to the next start.
-        if (opts.stop.aborted) {
+        if (opts.stop.aborted || feed.abandoned) {
           stopped = true;
           break;
         }
@@ -185,7 +185,10 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
     // Then the actions earlier cycles left pending (failed, or cut short by a crash), unless we are stopping.
     if (!opts.stop.aborted) await after.retryDue();
   } catch (err) {
-    await after.drain(); // nothing left running behind the cycle's own error
+    // Nothing left running behind the cycle's own error: neither the listing nor an action.
+    feed.abandon();
+    await planning.catch(() => undefined);
+    await after.drain();
     throw err;
   }
   const recordError = await after.drain();

@@ -19,6 +19,9 @@ export class PlanFeed {
     return this.items.length - this.head;
   }
 
+  /** Whether the loader gave up (its cycle failed): the planner stops planning. */
+  abandoned = false;
+
   /** Whether the planner has planned its last file. */
   get closed(): boolean {
     return this.ended;
@@ -30,7 +33,7 @@ export class PlanFeed {
   }
 
   push(items: readonly PlanItem[]): void {
-    if (items.length === 0) return;
+    if (items.length === 0 || this.abandoned) return;
     for (const item of items) this.items.push(item);
     this.listener();
   }
@@ -51,10 +54,17 @@ export class PlanFeed {
 
   /** Resolves once fewer than `ahead` files wait (at once if so already). */
   room(): Promise<void> {
-    if (this.waiting < this.ahead || this.ended) return Promise.resolve();
+    if (this.waiting < this.ahead || this.ended || this.abandoned) return Promise.resolve();
     return new Promise((resolve) => {
       this.wakePlanner = resolve;
     });
+  }
+
+  /** The loader will take no more: the planner, waiting for room or not, stops at its next slice. */
+  abandon(): void {
+    this.abandoned = true;
+    this.listener = () => undefined;
+    this.wakeUp();
   }
 
   close(): void {

@@ -42,4 +42,17 @@ describe('plan feed', () => {
     expect(feed.waiting).to.equal(0);
     await feed.room(); // a closed feed never keeps anyone waiting
   });
+
+  it('abandoned by its loader: the waiting planner is let go, and what it plans after is not taken in', async () => {
+    const feed = new PlanFeed(1);
+    let told = 0;
+    feed.listen(() => told++);
+    feed.push(items(0, 3));
+    const waiting = feed.room();
+    feed.abandon();
+    await waiting;
+    feed.push(items(3, 3));
+    expect(told, 'the loader is not woken for files it will never take').to.equal(1);
+    expect(feed.waiting).to.equal(3);
+  });
 });
