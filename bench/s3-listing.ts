@@ -6,6 +6,10 @@
  *
  *   npm run build && node --import tsx bench/s3-listing.ts [--keys 1000000] [--listing ordered|full] [--registry database|json]
  *
+ * With `--new [--plan-ahead N]`: no registry filled, so the first cycle loads every key; reports when the first file
+ * was committed and when the listing was read (PLAN_AHEAD_FILES, default 10,000, starts loading before that);
+ * `--until-first` stops the daemon at its first committed file, and reports the peak RSS until then.
+ *
  * The endpoint is a `node:http` server in this process answering ListObjectsV2 (pages of 1,000, continuation tokens,
  * start-after) and GetObject (`[]`, an empty JSON array) for keys `k/0000000.data`…; it checks no signature. The
  * registry is filled by a first run on one key, then by SQL: loading a million files is not what is measured here.
@@ -29,6 +33,13 @@ const LISTING = opt('listing', 'ordered');
 const REGISTRY = opt('registry', 'database');
 const CYCLES = Number(opt('cycles', '4'));
 const CLI = resolve('dist/bundle/cli.js');
+/** --new: no registry filled; the first cycle loads every key (what PLAN_AHEAD_FILES is for). */
+const NEW = args.includes('--new');
+const PLAN_AHEAD = opt('plan-ahead', '10000');
+/** --until-first (with --new): stop the daemon once its first file is committed (a first load of a million keys). */
+const UNTIL_FIRST = args.includes('--until-first');
+let firstDoneAt: number | null = null;
+let listingReadAt: number | null = null;
 
 const keyOf = (i: number): string => `k/${String(i).padStart(7, '0')}.data`;
 const indexOf = (key: string): number => Number(/^k\/(\d{7})\.data$/.exec(key)?.[1] ?? NaN);
@@ -76,7 +87,8 @@ const dir = mkdtempSync(join(tmpdir(), 'bucket-ingest-s3-bench-'));
 const env = {
   ...process.env, BUCKET_URL: 's3://bench', S3_ENDPOINT: endpoint, AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench',
   DATABASE_URL: 'sqlite://data/b.sqlite3', REGISTRY, REGISTRY_PATH: 'registry/b.json', LOG_FORMAT: 'json', LISTING,
-  POLL_INTERVAL_SECONDS: '0.5', RECONCILE_SECONDS: '3600', LOOKBACK_KEYS: '1000',
+  POLL_INTERVAL_SECONDS: '0.5', RECONCILE_SECONDS: '3600', LOOKBACK_KEYS: '1000', PLAN_AHEAD_FILES: PLAN_AHEAD,
+  ...(NEW ? { LOG_LEVEL: 'debug' } : {}),
 };
 
 try {
@@ -86,8 +98,12 @@ try {
   await promisify(execFile)(process.execPath, [CLI, 'run', '--once'], { cwd: dir, env });
   served = KEYS;
   const t0 = performance.now();
-  fill(dir);
-  process.stdout.write(`registry filled with ${KEYS.toLocaleString('en')} done keys (${REGISTRY}) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  if (NEW) {
+    process.stdout.write(`${KEYS.toLocaleString('en')} new keys: the first cycle loads them all (each GET answers an empty JSON array)\n`);
+  } else {
+    fill(dir);
+    process.stdout.write(`registry filled with ${KEYS.toLocaleString('en')} done keys (${REGISTRY}) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  }
 
   // 2. A daemon: the first cycle lists everything, the next ones (ordered) only after the cursor.
   const cycles: Array<{ seconds: number; listed: number; planned: number; list: number; get: number }> = [];
@@ -110,6 +126,17 @@ try {
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 1);
       if (process.env.BENCH_DEBUG) process.stderr.write(`${line.slice(0, 300)}\n`);
+      // --new: when the first file was committed, and when the listing was read, from the daemon's start.
+      if (firstDoneAt === null && line.includes('"FileDone"')) {
+        firstDoneAt = (performance.now() - started) / 1000;
+        if (UNTIL_FIRST) {
+          readPeak();
+          child.kill('SIGTERM');
+        }
+      }
+      if (listingReadAt === null && (line.includes('"ListingFinished"') || (line.includes('"CycleStarted"') && !line.includes('"continuing"')))) {
+        listingReadAt = (performance.now() - started) / 1000;
+      }
       if (!line.includes('"CycleFinished"')) continue;
       const e = JSON.parse(line) as { seconds: number; listed: number; planned: number };
       cycles.push({ seconds: e.seconds, listed: e.listed, planned: e.planned, list: requests.list - seen.list, get: requests.get - seen.get });
@@ -123,12 +150,13 @@ try {
   const code = await new Promise<number | null>((ok) => child.on('close', ok));
   const rss = peakKb / 1024;
   const report = {
+    ...(NEW ? { firstFileDoneSeconds: firstDoneAt, listingReadSeconds: listingReadAt, planAheadFiles: PLAN_AHEAD } : {}),
     keys: KEYS, listing: LISTING, registry: REGISTRY, exit: code, wallSeconds: (performance.now() - started) / 1000, peakRssMb: Math.round(rss), cycles,
     node: process.version,
   };
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   if (code !== 0) process.stdout.write(stderr.slice(-2000));
-  writeFileSync(join('bench', 'results', `s3-listing-${LISTING}-${REGISTRY}-${KEYS}.json`), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join('bench', 'results', `s3-listing-${LISTING}-${REGISTRY}-${KEYS}${NEW ? `-new-ahead${PLAN_AHEAD}` : ''}.json`), `${JSON.stringify(report, null, 2)}\n`);
 } finally {
   server.close();
   rmSync(dir, { recursive: true, force: true });
