@@ -28,15 +28,20 @@ export function timeWindow(args: { since?: string | undefined; until?: string | 
 
 /**
  * Which listed objects a cycle considers: INCLUDE / EXCLUDE globs on the key, MIN_AGE_SECONDS and the run's time
- * window on LastModified. An object left out is not listed for this cycle: not planned, not counted, not touched. An
+ * window on LastModified, and never the copies AFTER_LOAD=move:PREFIX made (keys under PREFIX: loading them would load
+ * every moved file twice). An object left out is not listed for this cycle: not planned, not counted, not touched. An
  * object whose listing gives no LastModified passes MIN_AGE_SECONDS (there is nothing to wait for) but no time window.
  */
-export function listingFilter(settings: Pick<Settings, 'INCLUDE' | 'EXCLUDE' | 'MIN_AGE_SECONDS'>, window: TimeWindow = {}): (o: ListedObject, now: number) => boolean {
+export function listingFilter(
+  settings: Pick<Settings, 'INCLUDE' | 'EXCLUDE' | 'MIN_AGE_SECONDS' | 'AFTER_LOAD'>, window: TimeWindow = {},
+): (o: ListedObject, now: number) => boolean {
+  const moved = settings.AFTER_LOAD.kind === 'move' ? settings.AFTER_LOAD.prefix : null;
   const include = settings.INCLUDE.length > 0 ? picomatch(settings.INCLUDE, { dot: true }) : null;
   const exclude = settings.EXCLUDE.length > 0 ? picomatch(settings.EXCLUDE, { dot: true }) : null;
   const minAgeMs = settings.MIN_AGE_SECONDS * 1000;
   const windowed = window.since !== undefined || window.until !== undefined;
   return (o, now) => {
+    if (moved !== null && o.key.startsWith(moved)) return false;
     if (include && !include(o.key)) return false;
     if (exclude?.(o.key)) return false;
     if (o.lastModified === null) return !windowed;

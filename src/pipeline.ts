@@ -98,9 +98,6 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
     if (watched.delete(key) && failed) summary.failedListed++;
   };
   const considered = listingFilter(ctx.settings, opts.window);
-  // AFTER_LOAD=move:PREFIX: the moved copies are never files to load.
-  const moved = ctx.settings.AFTER_LOAD;
-  const movedCopy = (key: string): boolean => moved.kind === 'move' && key.startsWith(moved.prefix);
   const totals = { listed: 0, planned: 0, upToDate: 0, backoff: 0, discovered: 0 };
   const summary: CycleSummary = {
     listed: 0, planned: 0, filesDone: 0, filesFailed: 0, filesUnchanged: 0, filesUpToDate: 0, filesBackoff: 0, filesCancelled: 0,
@@ -133,7 +130,7 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
         }
       })();
       let stopped = false;
-      for await (const slice of withEntries(counted, listing.first, (o) => considered(o, now) && !movedCopy(o.key), lookup)) {
+      for await (const slice of withEntries(counted, listing.first, (o) => considered(o, now), lookup)) {
         // A soft stop plans nothing more: what is planned is cancelled, what is not is left to the next start.
         if (opts.stop.aborted || feed.abandoned) {
           stopped = true;

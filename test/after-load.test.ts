@@ -1,7 +1,9 @@
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { AfterLoader, afterLoadDue, withoutMoved } from '../src/load/after-load.js';
+import { AfterLoader, afterLoadDue } from '../src/load/after-load.js';
+import { listingFilter } from '../src/listing.js';
+import type { AfterLoadSetting } from '../src/config/schema.js';
 import { createLogger } from '../src/log.js';
 import type { RegistryEntry } from '../src/registry/entry.js';
 import { JsonRegistry } from '../src/registry/json-registry.js';
@@ -16,6 +18,10 @@ const pending = (over: Partial<NonNullable<RegistryEntry['afterLoad']>> = {}): R
 describe('AFTER_LOAD step', () => {
   it('leaves the moved copies (keys under the prefix) out of the listing, and only those', () => {
     const keys = ['a.json', 'archive/a.json', 'archived.json', 'x/archive/b.json'];
+    const withoutMoved = (ks: string[], AFTER_LOAD: AfterLoadSetting): string[] => {
+      const considered = listingFilter({ INCLUDE: [], EXCLUDE: [], MIN_AGE_SECONDS: 0, AFTER_LOAD });
+      return ks.filter((key) => considered({ key, etag: null, size: null, lastModified: null }, 0));
+    };
     expect(withoutMoved(keys, { kind: 'move', prefix: 'archive/' })).to.deep.equal(['a.json', 'archived.json', 'x/archive/b.json']);
     expect(withoutMoved(keys, { kind: 'delete' })).to.deep.equal(keys);
     expect(withoutMoved(keys, { kind: 'keep' })).to.deep.equal(keys);

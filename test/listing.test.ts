@@ -6,7 +6,7 @@ import type { ListedObject } from '../src/sources/types.js';
 
 const obj = (key: string, lastModified: number | null = 0): ListedObject => ({ key, etag: '"e"', size: 1, lastModified });
 const filterOf = (s: { INCLUDE?: string[]; EXCLUDE?: string[]; MIN_AGE_SECONDS?: number }, window = {}) =>
-  listingFilter({ INCLUDE: s.INCLUDE ?? [], EXCLUDE: s.EXCLUDE ?? [], MIN_AGE_SECONDS: s.MIN_AGE_SECONDS ?? 0 }, window);
+  listingFilter({ INCLUDE: s.INCLUDE ?? [], EXCLUDE: s.EXCLUDE ?? [], MIN_AGE_SECONDS: s.MIN_AGE_SECONDS ?? 0, AFTER_LOAD: { kind: 'keep' } }, window);
 
 describe('listing: filters', () => {
   it('INCLUDE and EXCLUDE globs match the whole key', () => {

@@ -13,7 +13,6 @@ import { createSource } from '../sources/index.js';
 import type { Binding } from '../registry/binding.js';
 import type { RegistryEntry } from '../registry/entry.js';
 import type { Registry } from '../registry/types.js';
-import type { ListedObject } from '../sources/types.js';
 import type { LoadedConfig } from '../config/load.js';
 import { configFrom, printOut, openRegistryForReading } from './common.js';
 import type { RunArgs } from './run.js';
@@ -88,9 +87,7 @@ async function dryRunWith(
     const considered = listingFilter(settings, timeWindow(args));
     const plan: Plan = { todo: [], upToDate: 0, backoff: 0 };
     let listed = 0;
-    // Moved copies left out, as the cycle leaves them out.
-    const wanted = (o: ListedObject): boolean => considered(o, now) && !(settings.AFTER_LOAD.kind === 'move' && o.key.startsWith(settings.AFTER_LOAD.prefix));
-    for await (const slice of withEntries(listingPages(source, () => source.listKeys(), never, null).pages, 0, wanted, lookup)) {
+    for await (const slice of withEntries(listingPages(source, () => source.listKeys(), never, null).pages, 0, (o) => considered(o, now), lookup)) {
       for (const { o, index, entry } of slice) {
         listed++;
         planInto(plan, o.key, index, () => entry, { force: Boolean(args.force), now, recheckDoneMs: settings.RECHECK_DONE_SECONDS * 1000 }, o);

@@ -21,15 +21,6 @@ export interface AfterLoadContext {
 /** Keys of one registry write: a crash loses at most this many records of actions done (they are done again, idempotently). */
 const RECORD_EVERY = 500;
 
-/**
- * The listing without the copies a `move:PREFIX` made: a key under PREFIX is never a file to load, or every moved
- * file would be loaded a second time from its copy.
- */
-export function withoutMoved(keys: string[], setting: AfterLoadSetting): string[] {
-  if (setting.kind !== 'move') return keys;
-  return keys.filter((key) => !key.startsWith(setting.prefix));
-}
-
 /** Whether a file's AFTER_LOAD action is to be tried now: a done file, its action pending, its backoff over. */
 export function afterLoadDue(entry: RegistryEntry, now: number): boolean {
   const a = entry.afterLoad;
