@@ -138,7 +138,7 @@ export async function runCycle(ctx: PipelineContext, opts: CycleOptions): Promis
         }
         const plan: Plan = { todo: [], upToDate: 0, backoff: 0 };
         for (const { o, index, entry } of slice) {
-          const reason = planInto(plan, o.key, index, () => entry, planOpts, o);
+          const reason = planInto(plan, o.key, index, entry, planOpts, o);
           if (reason !== 'up-to-date') watched.add(o.key);
           notePending(ctx, behind, o.key, entry, now);
         }

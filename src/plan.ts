@@ -54,11 +54,10 @@ export function planKey(entry: RegistryEntry | undefined, opts: PlanOptions, lis
   return checked === null || Date.parse(checked) + opts.recheckDoneMs <= opts.now ? 'recheck' : 'up-to-date';
 }
 
-/** Plans one listed key into `plan` (a listing planned page by page); returns its reason. */
+/** Plans one listed key, with the registry's entry for it (if any), into `plan`; returns its reason. */
 export function planInto(
-  plan: Plan, key: string, index: number, lookup: (key: string) => RegistryEntry | undefined, opts: PlanOptions, listed?: ObjectVersion,
+  plan: Plan, key: string, index: number, entry: RegistryEntry | undefined, opts: PlanOptions, listed?: ObjectVersion,
 ): PlanReason {
-  const entry = lookup(key);
   const reason = planKey(entry, opts, listed);
   if (reason === 'up-to-date') plan.upToDate++;
   else if (reason === 'backoff') plan.backoff++;

@@ -90,7 +90,7 @@ async function dryRunWith(
     for await (const slice of withEntries(listingPages(source, () => source.listKeys(), never, null).pages, 0, (o) => considered(o, now), lookup)) {
       for (const { o, index, entry } of slice) {
         listed++;
-        planInto(plan, o.key, index, () => entry, { force: Boolean(args.force), now, recheckDoneMs: settings.RECHECK_DONE_SECONDS * 1000 }, o);
+        planInto(plan, o.key, index, entry, { force: Boolean(args.force), now, recheckDoneMs: settings.RECHECK_DONE_SECONDS * 1000 }, o);
       }
     }
     const report: DryRunReport = {
